@@ -1,0 +1,41 @@
+# The targets double as documentation: `make run` and `make test` work on a fresh machine.
+VENV    := .venv
+PY      := $(VENV)/bin/python
+PORT    ?= 8000
+WORKERS ?= 4
+
+.PHONY: setup run test check lint format types unit clean
+
+## setup: create .venv and install the pinned requirements (idempotent)
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	test -x $(PY) || python3.11 -m venv $(VENV) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+## run: set up, migrate, seed the users if there are none, start a 4-worker cluster on PORT
+run: setup
+	$(PY) manage.py reset_db --if-empty
+	$(PY) manage.py runcluster --workers $(WORKERS) --port $(PORT)
+
+## test: everything CI runs: lint, types, then every test against real Redis and daphne
+test: setup
+	bash scripts/ensure-redis
+	$(MAKE) check
+	$(PY) -m pytest
+
+## check: the fast loop: lint, format, types, unit tests
+check: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(PY) -m pytest tests/unit -q
+
+format: setup
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) node_modules staticfiles .pytest_cache .mypy_cache .ruff_cache

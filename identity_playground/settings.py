@@ -1,0 +1,172 @@
+"""Settings, all read from the environment in this one place (see .env.example).
+
+Every variable has a working default so that a fresh checkout runs with nothing set;
+only production (DEBUG off) insists on a real SECRET_KEY.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env")
+
+DEBUG = env.bool("DEBUG", default=True)
+
+_DEV_SECRET_KEY = "django-insecure-identity-playground-development-only"
+SECRET_KEY = env.str("SECRET_KEY", default=_DEV_SECRET_KEY if DEBUG else "")
+if not SECRET_KEY:
+    raise ImproperlyConfigured(
+        "SECRET_KEY must be set when DEBUG is off (e.g. SECRET_KEY=$(openssl rand -hex 32))."
+    )
+
+ALLOWED_HOSTS: list[str] = env.list(
+    "ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"] if DEBUG else []
+)
+CSRF_TRUSTED_ORIGINS: list[str] = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "daphne",  # first, so `manage.py runserver` serves ASGI (WebSockets included)
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "channels",
+    "users",
+    "rooms",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "identity_playground.urls"
+ASGI_APPLICATION = "identity_playground.asgi.application"
+APPEND_SLASH = False  # /users and /<room>/users are exact paths, as in the contract
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+
+def sqlite_options_for_many_processes() -> dict[str, Any]:
+    """SQLite tuned for several worker processes writing one file.
+
+    WAL lets readers run beside a writer; IMMEDIATE takes the write lock at BEGIN so two
+    writers queue on the busy timeout instead of failing mid-transaction with
+    "database is locked".
+    """
+    return {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+    }
+
+
+DATABASES = {
+    "default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"].setdefault("OPTIONS", {}).update(sqlite_options_for_many_processes())
+else:
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+
+FIXTURE_DIRS = [BASE_DIR / "fixtures"]
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if not DEBUG
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+
+
+# ---- Redis and the channel layer -------------------------------------------------------
+
+
+def redis_connection_options(url: str) -> dict[str, Any]:
+    """Keyword arguments for redis-py (and channels_redis hosts) for one Redis URL.
+
+    Heroku Redis gives `rediss://` URLs whose certificate is self-signed: verifying it
+    would always fail, so TLS is kept for encryption and the certificate check is off.
+    """
+    options: dict[str, Any] = {"address": url}
+    if urlsplit(url).scheme == "rediss":
+        options["ssl_cert_reqs"] = None
+    return options
+
+
+def channel_layers_for(redis_url: str, prefix: str) -> dict[str, Any]:
+    """The pub/sub layer on Redis when a URL is given, else the single-process layer.
+
+    The pub/sub layer is about 5x faster than the core layer for scatter-gather traffic
+    (shared/docs/measured-floors.md): one PUBLISH per message, no sorted-set polling.
+    """
+    if not redis_url:
+        return {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    return {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [redis_connection_options(redis_url)], "prefix": prefix},
+        }
+    }
+
+
+REDIS_URL: str = env.str("REDIS_URL", default="")
+CHANNEL_PREFIX: str = env.str("CHANNEL_PREFIX", default="ip")
+CHANNEL_LAYERS = channel_layers_for(REDIS_URL, CHANNEL_PREFIX)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {"daphne": {"level": "WARNING"}, "django.channels.server": {"level": "WARNING"}},
+}

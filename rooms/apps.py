@@ -1,0 +1,8 @@
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+
+class RoomsConfig(AppConfig):
+    name = "rooms"
+    verbose_name = "Rooms and realtime"

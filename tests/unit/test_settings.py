@@ -1,0 +1,78 @@
+"""Settings come from the environment with working defaults (checked in a fresh process)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PROBE = (
+    "import json, identity_playground.settings as s;"
+    "print(json.dumps({'debug': s.DEBUG, 'db': s.DATABASES['default'],"
+    " 'layers': s.CHANNEL_LAYERS, 'hosts': s.ALLOWED_HOSTS}, default=str))"
+)
+
+
+def settings_with(**env: str) -> dict:
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"DEBUG", "SECRET_KEY", "DATABASE_URL", "REDIS_URL", "ALLOWED_HOSTS"}
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE],
+        cwd=ROOT,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    if result.returncode:
+        raise RuntimeError(result.stderr)
+    return json.loads(result.stdout)
+
+
+def test_defaults_need_no_environment() -> None:
+    """Nothing set: DEBUG on, SQLite tuned for several processes, in-memory layer."""
+    s = settings_with()
+    assert s["debug"] is True
+    assert s["db"]["ENGINE"] == "django.db.backends.sqlite3"
+    assert s["db"]["OPTIONS"]["transaction_mode"] == "IMMEDIATE"
+    assert "journal_mode=WAL" in s["db"]["OPTIONS"]["init_command"]
+    assert s["layers"]["default"]["BACKEND"] == "channels.layers.InMemoryChannelLayer"
+
+
+def test_postgres_database_url() -> None:
+    """DATABASE_URL selects PostgreSQL with its parts."""
+    db = settings_with(DATABASE_URL="postgres://u:p@db.example:5433/play")["db"]
+    assert db["ENGINE"] == "django.db.backends.postgresql"
+    assert (db["NAME"], db["USER"], db["HOST"], db["PORT"]) == ("play", "u", "db.example", 5433)
+
+
+def test_redis_url_selects_pubsub_layer() -> None:
+    """redis:// gives the channels_redis pub/sub layer on that address."""
+    layer = settings_with(REDIS_URL="redis://127.0.0.1:6379/3")["layers"]["default"]
+    assert layer["BACKEND"] == "channels_redis.pubsub.RedisPubSubChannelLayer"
+    assert layer["CONFIG"]["hosts"] == [{"address": "redis://127.0.0.1:6379/3"}]
+
+
+def test_rediss_url_accepts_self_signed_certificates() -> None:
+    """Heroku's rediss:// keeps TLS but does not verify its self-signed certificate."""
+    layer = settings_with(REDIS_URL="rediss://:pw@redis.example:6380")["layers"]["default"]
+    assert layer["CONFIG"]["hosts"] == [
+        {"address": "rediss://:pw@redis.example:6380", "ssl_cert_reqs": None}
+    ]
+
+
+def test_production_requires_secret_key() -> None:
+    """DEBUG off without SECRET_KEY fails with a message naming the variable."""
+    with pytest.raises(RuntimeError, match="SECRET_KEY must be set"):
+        settings_with(DEBUG="off")
+    assert settings_with(DEBUG="off", SECRET_KEY="x" * 50, ALLOWED_HOSTS="a.example")["hosts"] == [
+        "a.example"
+    ]

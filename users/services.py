@@ -1,0 +1,74 @@
+"""The rules about users, kept out of the views so tests and the admin share them."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from users.models import NAME_MAX_LENGTH, PlaygroundUser
+
+_CANONICAL_ID = re.compile(r"[1-9][0-9]{0,9}")
+
+
+class UserNotFound(LookupError):
+    """No playground user has that id (or the id is not a canonical positive integer)."""
+
+
+class InvalidUserData(ValueError):
+    """A request body that cannot become a user's new name; the message says why."""
+
+
+def parse_id_user(raw: object) -> int | None:
+    """The integer id behind an `id_user` as clients send it ("3" or 3), else None.
+
+    Only the canonical decimal form counts, so "03", "3.0" and "abc" name nobody.
+    """
+    if isinstance(raw, bool):
+        return None
+    if isinstance(raw, int):
+        return raw if raw > 0 else None
+    if isinstance(raw, str) and _CANONICAL_ID.fullmatch(raw):
+        return int(raw)
+    return None
+
+
+def user_get(*, id_user: object) -> PlaygroundUser:
+    pk = parse_id_user(id_user)
+    if pk is None:
+        raise UserNotFound(id_user)
+    try:
+        return PlaygroundUser.objects.get(pk=pk)
+    except PlaygroundUser.DoesNotExist as exc:
+        raise UserNotFound(id_user) from exc
+
+
+def user_list() -> list[PlaygroundUser]:
+    return list(PlaygroundUser.objects.order_by("id"))
+
+
+def validate_rename_body(body: Any) -> str:
+    """The stripped new name from a decoded JSON body, or InvalidUserData saying why."""
+    if not isinstance(body, dict):
+        raise InvalidUserData("Body must be a JSON object")
+    unknown = sorted(set(body) - {"name"})
+    if unknown:
+        raise InvalidUserData(f"Unknown field(s): {', '.join(unknown)}")
+    if "name" not in body:
+        raise InvalidUserData('Field "name" is required')
+    name = body["name"]
+    if not isinstance(name, str):
+        raise InvalidUserData('Field "name" must be a string')
+    name = name.strip()
+    if not name:
+        raise InvalidUserData('Field "name" must not be empty')
+    if len(name) > NAME_MAX_LENGTH:
+        raise InvalidUserData(f'Field "name" must be at most {NAME_MAX_LENGTH} characters')
+    return name
+
+
+def user_rename(*, id_user: object, name: str) -> PlaygroundUser:
+    """Give an existing user a new (already validated) name."""
+    user = user_get(id_user=id_user)
+    user.name = name
+    user.save(update_fields=["name"])
+    return user

@@ -1,0 +1,80 @@
+"""HTTP in, JSON out for /users; the rules live in users.services."""
+
+from __future__ import annotations
+
+import json
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.middleware.csrf import CsrfViewMiddleware
+from django.views.decorators.csrf import csrf_exempt
+
+from users import services
+
+MAX_BODY_BYTES = 64 * 1024
+NOT_FOUND = "Cannot find user with such id"
+
+
+def _error(status: int, message: str) -> JsonResponse:
+    return JsonResponse({"error": message}, status=status)
+
+
+def _method_not_allowed(allowed: list[str]) -> JsonResponse:
+    response = _error(405, "Method not allowed")
+    response["Allow"] = ", ".join(allowed)
+    return response
+
+
+def _csrf_rejection(request: HttpRequest) -> str | None:
+    """Why a browser's write is refused, or None.
+
+    Browsers always send Origin on a PUT/PATCH, so those requests get Django's full CSRF
+    check (token from the page in X-CSRFToken + the csrftoken cookie). A request without
+    Origin comes from a script such as curl, which no other site can make a user's browser
+    send; the documented `curl -X PUT` therefore keeps working.
+    """
+    if "HTTP_ORIGIN" not in request.META:
+        return None
+    check = CsrfViewMiddleware(lambda _request: HttpResponse())
+    check.process_request(request)
+    rejection = check.process_view(request, lambda _request: HttpResponse(), (), {})
+    return None if rejection is None else "CSRF check failed: reload the page and try again"
+
+
+def users_list(request: HttpRequest) -> JsonResponse:
+    if request.method not in ("GET", "HEAD"):
+        return _method_not_allowed(["GET", "HEAD"])
+    return JsonResponse([user.as_json() for user in services.user_list()], safe=False)
+
+
+@csrf_exempt  # replaced by _csrf_rejection, which keeps scripts without Origin working
+def user_detail(request: HttpRequest, id_user: str) -> HttpResponse:
+    if request.method in ("GET", "HEAD"):
+        try:
+            return JsonResponse(services.user_get(id_user=id_user).as_json())
+        except services.UserNotFound:
+            return _error(404, NOT_FOUND)
+    if request.method not in ("PUT", "PATCH"):
+        return _method_not_allowed(["GET", "HEAD", "PUT", "PATCH"])
+    if int(request.META.get("CONTENT_LENGTH") or 0) > MAX_BODY_BYTES:
+        return _error(413, f"Body larger than {MAX_BODY_BYTES} bytes")
+    csrf_problem = _csrf_rejection(request)
+    if csrf_problem:
+        return _error(403, csrf_problem)
+    try:
+        services.user_get(id_user=id_user)
+    except services.UserNotFound:
+        return _error(404, NOT_FOUND)
+    if len(request.body) > MAX_BODY_BYTES:
+        return _error(413, f"Body larger than {MAX_BODY_BYTES} bytes")
+    try:
+        body = json.loads(request.body)
+    except (ValueError, RecursionError):
+        return _error(400, "Invalid JSON body")
+    try:
+        name = services.validate_rename_body(body)
+        services.user_rename(id_user=id_user, name=name)
+    except services.InvalidUserData as exc:
+        return _error(400, str(exc))
+    except services.UserNotFound:
+        return _error(404, NOT_FOUND)
+    return HttpResponse(status=204)
