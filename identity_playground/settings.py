@@ -153,7 +153,10 @@ def channel_layers_for(redis_url: str, prefix: str) -> dict[str, Any]:
     return {
         "default": {
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-            "CONFIG": {"hosts": [redis_connection_options(redis_url)], "prefix": prefix},
+            "CONFIG": {
+                "hosts": [redis_connection_options(redis_url)],
+                "prefix": f"{prefix}:",
+            },
         }
     }
 
@@ -170,3 +173,15 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"daphne": {"level": "WARNING"}, "django.channels.server": {"level": "WARNING"}},
 }
+
+# ---- Socket.IO and the cluster ---------------------------------------------------------
+SOCKETIO_PING_INTERVAL_MS: int = env.int("SOCKETIO_PING_INTERVAL_MS", default=25000)
+SOCKETIO_PING_TIMEOUT_MS: int = env.int("SOCKETIO_PING_TIMEOUT_MS", default=20000)
+SOCKETIO_MAX_PAYLOAD: int = env.int("SOCKETIO_MAX_PAYLOAD", default=1_000_000)
+SOCKETIO_CONNECT_TIMEOUT_S: float = env.float("SOCKETIO_CONNECT_TIMEOUT_S", default=45.0)
+# identity-change events one socket may send per second before they are dropped
+SOCKETIO_IDENTITY_CHANGE_RATE: float = env.float("SOCKETIO_IDENTITY_CHANGE_RATE", default=20.0)
+# how long a roster waits for a live but silent (hung) worker
+CLUSTER_GATHER_DEADLINE: float = env.float("CLUSTER_GATHER_DEADLINE", default=1.0)
+# how often each worker looks for dead peers (worker-down latency)
+CLUSTER_JANITOR_INTERVAL: float = env.float("CLUSTER_JANITOR_INTERVAL", default=1.0)

@@ -1,0 +1,286 @@
+"""The Socket.IO endpoint: WebSocket frames <-> protocol packets <-> the worker node.
+
+Glue only: the wire format is rooms.protocol, the bookkeeping rooms.registry (through
+rooms.node), the rules about users users.services. Errors become replies in one place
+(`receive`). Every task it starts is cancelled in `_forget`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from typing import Any
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+
+from rooms import protocol
+from rooms.lifecycle import current_node
+from rooms.names import InvalidRoom, validate_room
+from rooms.node import WorkerNode
+from rooms.registry import LocalSocket
+from users import services
+
+logger = logging.getLogger(__name__)
+
+
+def new_socket_id() -> str:
+    """20 URL-safe characters, like socket.io's ids."""
+    return secrets.token_urlsafe(15)
+
+
+def handshake_refusal(query: dict[str, list[str]]) -> str | None:
+    """Why a /socket.io/ connection cannot be served, or None: EIO=4 over WebSocket only."""
+    if query.get("transport", [""])[0] != "websocket":
+        return "Transport unknown"
+    if query.get("EIO", [""])[0] != "4":
+        return "Unsupported protocol version"
+    return None
+
+
+@database_sync_to_async
+def user_exists(id_user: object) -> str | None:
+    """The canonical id_user if such a user exists, else None."""
+    try:
+        return services.user_get(id_user=id_user).id_user
+    except services.UserNotFound:
+        return None
+
+
+class TokenBucket:
+    """At most `rate` events per second on average, bursts up to `rate`."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self.tokens = rate
+        self.updated = time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.rate, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
+class SocketIOConsumer(AsyncWebsocketConsumer):
+    # No channel-layer channel per socket: the worker node receives for all its sockets.
+    channel_layer_alias = "no-per-socket-channel"
+
+    node: WorkerNode
+    sid: str | None = None  # the Socket.IO socket id, once CONNECT succeeded
+    id_user: str | None = None
+
+    async def connect(self) -> None:
+        self.query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
+        self._tasks: list[asyncio.Task[None]] = []
+        refusal = handshake_refusal(self.query)
+        if refusal:
+            logger.info("refusing /socket.io/ connection: %s", refusal)
+            await self.close()
+            return
+        self.node = await current_node()
+        self.eio_sid = new_socket_id()
+        self.pong = asyncio.Event()
+        self.identity_budget = TokenBucket(settings.SOCKETIO_IDENTITY_CHANGE_RATE)
+        await self.accept()
+        await self._send_packet(
+            protocol.Open(
+                sid=self.eio_sid,
+                ping_interval=settings.SOCKETIO_PING_INTERVAL_MS,
+                ping_timeout=settings.SOCKETIO_PING_TIMEOUT_MS,
+                max_payload=settings.SOCKETIO_MAX_PAYLOAD,
+            )
+        )
+        self._tasks = [
+            asyncio.create_task(self._heartbeat()),
+            asyncio.create_task(self._expect_connect()),
+        ]
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        try:
+            if text_data is None:
+                raise protocol.ProtocolError("binary frames are not supported")
+            packet = protocol.decode(text_data, max_payload=settings.SOCKETIO_MAX_PAYLOAD)
+            await self.handle(packet)
+        except protocol.ProtocolError as exc:
+            logger.info("closing %s: %s", self.sid or self.eio_sid, exc)
+            await self._close()
+
+    async def disconnect(self, code: int) -> None:
+        await self._forget()
+
+    # ---- packets ------------------------------------------------------------------------
+
+    async def handle(self, packet: protocol.Packet) -> None:
+        match packet:
+            case protocol.Pong():
+                self.pong.set()
+            case protocol.Ping(data=data):
+                await self._send_packet(protocol.Pong(data))
+            case protocol.Close():
+                await self._close()
+            case protocol.Connect():
+                await self.on_connect_packet(packet)
+            case protocol.Event() if self.sid is not None and packet.namespace == "/":
+                await self.on_event(packet)
+            case protocol.Disconnect() if self.sid is not None:
+                await self._close()
+            case protocol.Ack() if self.sid is not None:
+                pass  # this server never asks clients for acks
+            case _:
+                raise protocol.ProtocolError(f"unexpected {type(packet).__name__} packet")
+
+    async def on_connect_packet(self, packet: protocol.Connect) -> None:
+        if packet.namespace != protocol.DEFAULT_NAMESPACE:
+            await self._send_packet(protocol.ConnectError("Invalid namespace", packet.namespace))
+            return
+        if self.sid is not None:
+            raise protocol.ProtocolError("CONNECT on an already connected namespace")
+        auth = packet.auth or {}
+        raw_user = auth.get("id_user", self._query("id_user"))
+        raw_room = auth.get("room", self._query("room"))
+        if raw_user in (None, ""):
+            await self._send_packet(protocol.ConnectError("Missing id_user"))
+            return
+        id_user = await user_exists(raw_user)
+        if id_user is None:
+            await self._send_packet(protocol.ConnectError(f"Unknown id_user: {raw_user}"))
+            return
+        room = None
+        if raw_room not in (None, ""):
+            try:
+                room = validate_room(raw_room)
+            except InvalidRoom as exc:
+                await self._send_packet(protocol.ConnectError(str(exc)))
+                return
+        self.sid, self.id_user = new_socket_id(), id_user
+        self.node.add(LocalSocket(id_socket=self.sid, id_user=id_user, deliver=self._deliver))
+        await self._send_packet(protocol.Connect({"sid": self.sid}))
+        await self._emit("handshake", {"procid": self.node.procid})
+        if room is not None:
+            await self._join(room)
+
+    async def on_event(self, event: protocol.Event) -> None:
+        arg = event.args[0] if event.args else None
+        match event.name:
+            case "join" | "leave":
+                reply = await self._join_or_leave(event.name, arg)
+            case "identity-change":
+                reply = await self._identity_change(arg)
+            case _:
+                reply = {"ok": False, "error": f"unknown event: {event.name}"}
+        if event.ack_id is not None:
+            await self._send_packet(protocol.Ack((reply,), event.ack_id))
+
+    async def _join_or_leave(self, action: str, raw_room: object) -> dict[str, Any]:
+        try:
+            room = validate_room(raw_room)
+        except InvalidRoom as exc:
+            return {"ok": False, "error": str(exc)}
+        if action == "join":
+            await self._join(room)
+        else:
+            await self._leave(room)
+        return {"ok": True}
+
+    async def _identity_change(self, payload: object) -> dict[str, Any]:
+        if not self.identity_budget.take():
+            message = "identity-change rate limit exceeded: event dropped"
+            await self._emit("error", {"message": message})
+            return {"ok": False, "error": message}
+        body = dict(payload) if isinstance(payload, dict) else {}
+        body["id_user"] = self.id_user  # stamped by the server, never trusted from the client
+        sock = self._local_socket()
+        if sock.rooms:
+            frame = protocol.encode_event("identity-change", body)
+            await self.node.emit_to_rooms(sorted(sock.rooms), frame, except_socket=self.sid)
+        return {"ok": True}
+
+    # ---- rooms --------------------------------------------------------------------------
+
+    async def _join(self, room: str) -> None:
+        assert self.sid is not None
+        if room in self._local_socket().rooms:
+            return
+        await self.node.join(self.sid, room)
+        frame = protocol.encode_event("socket-connected", self.sid)
+        await self.node.emit_to_rooms([room], frame, except_socket=self.sid)
+
+    async def _leave(self, room: str) -> None:
+        assert self.sid is not None
+        if room not in self._local_socket().rooms:
+            return
+        await self.node.leave(self.sid, room)
+        frame = protocol.encode_event("socket-disconnected", self.sid)
+        await self.node.emit_to_rooms([room], frame)
+
+    def _local_socket(self) -> LocalSocket:
+        assert self.sid is not None
+        sock = self.node.registry.get(self.sid)
+        assert sock is not None
+        return sock
+
+    # ---- background tasks ---------------------------------------------------------------
+
+    async def _heartbeat(self) -> None:
+        """Engine.IO v4: the server pings; no pong within pingTimeout closes the socket."""
+        interval = settings.SOCKETIO_PING_INTERVAL_MS / 1000
+        timeout = settings.SOCKETIO_PING_TIMEOUT_MS / 1000
+        while True:
+            await asyncio.sleep(interval)
+            self.pong.clear()
+            await self._send_packet(protocol.Ping())
+            try:
+                await asyncio.wait_for(self.pong.wait(), timeout)
+            except TimeoutError:
+                logger.info("closing %s: ping timeout", self.sid or self.eio_sid)
+                await self._close()
+                return
+
+    async def _expect_connect(self) -> None:
+        """A client that never sends CONNECT does not hold a connection forever."""
+        await asyncio.sleep(settings.SOCKETIO_CONNECT_TIMEOUT_S)
+        if self.sid is None:
+            logger.info("closing %s: no CONNECT packet in time", self.eio_sid)
+            await self._close()
+
+    # ---- sending and closing ------------------------------------------------------------
+
+    async def _deliver(self, frame: str) -> None:
+        await self.send(text_data=frame)
+
+    async def _send_packet(self, packet: protocol.Packet) -> None:
+        await self.send(text_data=protocol.encode(packet))
+
+    async def _emit(self, name: str, *args: Any) -> None:
+        await self.send(text_data=protocol.encode_event(name, *args))
+
+    def _query(self, name: str) -> str | None:
+        values = self.query.get(name)
+        return values[0] if values else None
+
+    async def _close(self) -> None:
+        await self._forget()
+        await self.close()
+
+    async def _forget(self) -> None:
+        """Cancel this socket's tasks, unregister it and tell its rooms; safe to repeat."""
+        current = asyncio.current_task()
+        for task in self._tasks:
+            if task is not current:
+                task.cancel()
+        self._tasks = []
+        sid, self.sid = self.sid, None
+        if sid is None:
+            return
+        rooms = await self.node.remove(sid)
+        if rooms:
+            frame = protocol.encode_event("socket-disconnected", sid)
+            await self.node.emit_to_rooms(rooms, frame)

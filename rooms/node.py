@@ -1,0 +1,334 @@
+"""This worker's seat in the cluster: one channel, one receive loop, scatter-gather.
+
+Every worker process owns exactly one channel-layer channel and one long-lived receive
+loop on it (cancelling a pub/sub-layer receive unsubscribes it and loses replies:
+shared/docs/measured-floors.md, pitfall 1). Sockets have no channel of their own: the
+worker joins the group of a room while it holds a socket in it and hands messages to its
+sockets from the registry. So a roster query is one broadcast to the `cluster` group and
+one reply per worker, and an event for a room is one PUBLISH however many sockets listen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from rooms import protocol
+from rooms.directory import ClusterUnavailable, Directory, WorkerInfo
+from rooms.names import group_for_room
+from rooms.registry import LocalSocket, Registry, make_procid
+
+logger = logging.getLogger(__name__)
+
+CLUSTER_GROUP = "cluster"
+
+
+@dataclass
+class Gathered:
+    """Replies to one cluster query, keyed by the procid that sent each."""
+
+    expected: set[str]
+    replies: dict[str, Any] = field(default_factory=dict)
+    complete: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def add(self, procid: str, payload: Any) -> None:
+        if procid in self.expected and procid not in self.replies:  # duplicates, strangers
+            self.replies[procid] = payload
+            if len(self.replies) == len(self.expected):
+                self.complete.set()
+
+
+@dataclass(frozen=True)
+class RosterEntry:
+    id_socket: str
+    id_user: str
+    procid: str
+
+
+@dataclass(frozen=True)
+class Roster:
+    entries: list[RosterEntry]
+    expected: int
+    responded: int
+
+
+class WorkerNode:
+    def __init__(
+        self,
+        *,
+        layer: Any,
+        directory: Directory,
+        registry: Registry | None = None,
+        procid: str | None = None,
+        gather_deadline: float = 1.0,
+        janitor_interval: float = 1.0,
+        send_timeout: float = 1.0,
+    ) -> None:
+        self.layer = layer
+        self.directory = directory
+        self.registry = registry or Registry()
+        self.procid = procid or make_procid()
+        self.gather_deadline = gather_deadline
+        self.janitor_interval = janitor_interval
+        self.send_timeout = send_timeout
+        self.channel = ""
+        self.started = time.time()
+        self._pending: dict[str, Gathered] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._handlers: dict[str, Callable[[dict[str, Any]], Awaitable[None]]] = {
+            "cluster.query": self._answer_query,
+            "cluster.reply": self._take_reply,
+            "room.emit": self._deliver_room_emit,
+            "user.renamed": self._forward_rename,
+            "worker.down": self._announce_worker_down,
+        }
+
+    # ---- lifecycle ----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Subscribe this worker's channel, join the cluster group, register, listen."""
+        self.channel = await self.layer.new_channel("worker.")
+        await self.layer.group_add(CLUSTER_GROUP, self.channel)
+        await self.directory.register(self._info())
+        self._tasks = [
+            asyncio.create_task(self._listen(), name=f"{self.procid} listener"),
+            asyncio.create_task(self._janitor(), name=f"{self.procid} janitor"),
+        ]
+        logger.info("worker %s joined the cluster on %s", self.procid, self.channel)
+
+    async def stop(self) -> None:
+        """Leave at once so rosters stop expecting this worker."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        try:
+            await self.directory.unregister(self.procid)
+            await self.layer.group_discard(CLUSTER_GROUP, self.channel)
+        except (ClusterUnavailable, OSError) as exc:
+            logger.warning("worker %s could not leave the cluster cleanly: %s", self.procid, exc)
+        logger.info("worker %s left the cluster", self.procid)
+
+    def _info(self) -> WorkerInfo:
+        return WorkerInfo(
+            procid=self.procid,
+            channel=self.channel,
+            pid=os.getpid(),
+            host=socket.gethostname(),
+            started=self.started,
+        )
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "procid": self.procid,
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "sockets": len(self.registry),
+            "rooms": self.registry.room_count,
+            "started": self.started,
+        }
+
+    # ---- this worker's sockets ----------------------------------------------------------
+
+    def add(self, sock: LocalSocket) -> None:
+        self.registry.add(sock)
+
+    async def remove(self, id_socket: str) -> list[str]:
+        """Forget a socket; returns the rooms it was in, for announcing its departure."""
+        sock = self.registry.remove(id_socket)
+        if sock is None:
+            return []
+        for room in sock.rooms:
+            if not self.registry.has_room(room):
+                await self._layer_call(self.layer.group_discard(group_for_room(room), self.channel))
+        return sorted(sock.rooms)
+
+    async def join(self, id_socket: str, room: str) -> None:
+        if self.registry.join(id_socket, room):
+            await self._layer_call(self.layer.group_add(group_for_room(room), self.channel))
+
+    async def leave(self, id_socket: str, room: str) -> None:
+        if self.registry.leave(id_socket, room):
+            await self._layer_call(self.layer.group_discard(group_for_room(room), self.channel))
+
+    async def emit_to_rooms(
+        self, rooms: Sequence[str], frame: str, *, except_socket: str | None = None
+    ) -> None:
+        """Send one text frame to every socket in any of the rooms, each socket once.
+
+        One message per room group; the copy for rooms[i] goes only to sockets that are
+        in none of rooms[:i], so a socket in two of the rooms is not served twice.
+        """
+        ordered = list(dict.fromkeys(rooms))
+        for index, room in enumerate(ordered):
+            message = {
+                "type": "room.emit",
+                "rooms": ordered,
+                "index": index,
+                "frame": frame,
+                "except": except_socket,
+            }
+            await self._layer_call(self.layer.group_send(group_for_room(room), message))
+
+    async def _layer_call(self, call: Awaitable[None]) -> None:
+        """A channel-layer write that must never hang or kill a consumer when Redis is away."""
+        try:
+            await asyncio.wait_for(call, self.send_timeout)
+        except (TimeoutError, OSError, ConnectionError) as exc:
+            logger.warning("channel layer write failed (%s); continuing", type(exc).__name__)
+        except Exception as exc:  # redis-py errors are not OSErrors
+            logger.warning("channel layer write failed: %s", exc)
+
+    # ---- cluster queries ----------------------------------------------------------------
+
+    async def gather(self, kind: str, **args: Any) -> tuple[dict[str, Any], int]:
+        """Ask every live worker one question; (replies by procid, workers expected).
+
+        Waits until every expected worker answered or the deadline passed; this worker
+        answers itself without a round trip.
+        """
+        alive, _dead = await self.directory.scan()
+        others = {w.procid for w in alive} - {self.procid}
+        request = uuid.uuid4().hex
+        gathered = Gathered(expected=others)
+        if others:
+            self._pending[request] = gathered
+            try:
+                message = {
+                    "type": "cluster.query",
+                    "kind": kind,
+                    "args": args,
+                    "request": request,
+                    "reply_to": self.channel,
+                    "origin": self.procid,
+                }
+                try:
+                    await asyncio.wait_for(
+                        self.layer.group_send(CLUSTER_GROUP, message), self.send_timeout
+                    )
+                except Exception as exc:
+                    raise ClusterUnavailable(f"channel layer unreachable: {exc}") from exc
+                try:
+                    await asyncio.wait_for(gathered.complete.wait(), self.gather_deadline)
+                except TimeoutError:
+                    missing = sorted(others - set(gathered.replies))
+                    logger.warning("%s query: no answer in time from %s", kind, missing)
+            finally:
+                del self._pending[request]
+        replies = dict(gathered.replies)
+        replies[self.procid] = self._answer(kind, args)
+        return replies, len(others) + 1
+
+    async def roster(self, room: str) -> Roster:
+        replies, expected = await self.gather("roster", room=room)
+        entries = [
+            RosterEntry(id_socket=sid, id_user=uid, procid=procid)
+            for procid, pairs in replies.items()
+            for sid, uid in pairs
+        ]
+        entries.sort(key=lambda e: (int(e.id_user), e.id_socket))
+        return Roster(entries=entries, expected=expected, responded=len(replies))
+
+    async def workers(self) -> tuple[list[dict[str, Any]], int]:
+        replies, expected = await self.gather("stats")
+        return sorted(replies.values(), key=lambda w: (w["host"], w["procid"])), expected
+
+    def _answer(self, kind: str, args: dict[str, Any]) -> Any:
+        if kind == "roster":
+            return self.registry.roster(args["room"])
+        if kind == "stats":
+            return self.stats()
+        raise ValueError(f"unknown query kind {kind!r}")
+
+    # ---- the receive loop ---------------------------------------------------------------
+
+    async def _listen(self) -> None:
+        while True:
+            message = await self.layer.receive(self.channel)
+            handler = self._handlers.get(message.get("type", ""))
+            if handler is None:
+                logger.warning("ignoring message of unknown type %r", message.get("type"))
+                continue
+            try:
+                await handler(message)
+            except Exception:
+                logger.exception("handling %s failed", message.get("type"))
+
+    async def _answer_query(self, message: dict[str, Any]) -> None:
+        if message["origin"] == self.procid:
+            return
+        reply = {
+            "type": "cluster.reply",
+            "request": message["request"],
+            "procid": self.procid,
+            "payload": self._answer(message["kind"], message["args"]),
+        }
+        await self._layer_call(self.layer.send(message["reply_to"], reply))
+
+    async def _take_reply(self, message: dict[str, Any]) -> None:
+        gathered = self._pending.get(message["request"])
+        if gathered is not None:  # late replies find nothing and are dropped
+            gathered.add(message["procid"], message["payload"])
+
+    async def _deliver_room_emit(self, message: dict[str, Any]) -> None:
+        rooms: list[str] = message["rooms"]
+        index: int = message["index"]
+        earlier = rooms[:index]
+        for sock in self.registry.in_room(rooms[index]):
+            if sock.id_socket == message["except"] or any(r in sock.rooms for r in earlier):
+                continue
+            await self._deliver(sock, message["frame"])
+
+    async def _forward_rename(self, message: dict[str, Any]) -> None:
+        rooms = sorted(
+            {room for s in self.registry.of_user(message["id_user"]) for room in s.rooms}
+        )
+        if rooms:
+            frame = protocol.encode_event("identity-change", {"id_user": message["id_user"]})
+            await self.emit_to_rooms(rooms, frame)
+
+    async def _announce_worker_down(self, message: dict[str, Any]) -> None:
+        frame = protocol.encode_event("worker-down", {"procid": message["procid"]})
+        for sock in self.registry.all():
+            await self._deliver(sock, frame)
+
+    @staticmethod
+    async def _deliver(sock: LocalSocket, frame: str) -> None:
+        try:
+            await sock.deliver(frame)
+        except Exception as exc:  # a socket closing under us must not stop the others
+            logger.debug("could not deliver to %s: %s", sock.id_socket, exc)
+
+    # ---- finding the dead ---------------------------------------------------------------
+
+    async def _janitor(self) -> None:
+        """Every interval: drop workers whose channel lost its subscriber, and tell everyone.
+
+        Also puts this worker back in the directory if it vanished (e.g. Redis restarted
+        empty), so a Redis restart heals without restarting workers.
+        """
+        while True:
+            await asyncio.sleep(self.janitor_interval)
+            try:
+                alive, dead = await self.directory.scan()
+                if not any(w.procid == self.procid for w in alive):
+                    await self.directory.register(self._info())
+                for worker in dead:
+                    if worker.procid != self.procid and await self.directory.remove(worker.procid):
+                        logger.warning("worker %s is gone", worker.procid)
+                        down = {"type": "worker.down", "procid": worker.procid}
+                        await self._layer_call(self.layer.group_send(CLUSTER_GROUP, down))
+            except ClusterUnavailable as exc:
+                logger.warning("janitor: %s", exc)
+
+
+async def publish_rename(layer: Any, id_user: str) -> None:
+    """Tell every worker that a user was renamed; each forwards it to that user's rooms."""
+    await layer.group_send(CLUSTER_GROUP, {"type": "user.renamed", "id_user": id_user})

@@ -1,0 +1,311 @@
+"""Engine.IO v4 + Socket.IO v5 wire format for the WebSocket transport (one packet per frame).
+
+Sans-I/O, like h11/wsproto: frozen dataclasses in, text frames out. Anything the peer got wrong
+raises `ProtocolError`, so the caller can close that one connection and nothing else.
+Specs: socketio/engine.io-protocol (v4) and socketio/socket.io-protocol (v5).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any, TypeAlias
+
+
+class ProtocolError(ValueError):
+    """The peer sent a frame we cannot or will not decode; close its connection."""
+
+
+DEFAULT_NAMESPACE = "/"
+# socket.io-parser refuses these as event names: they mean something to the EventEmitters.
+RESERVED_EVENTS = frozenset(
+    {"connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"}
+)
+MAX_JSON_DEPTH = 32
+MAX_ACK_ID_DIGITS = 10  # enough for any id a client counter reaches, small enough to bound parsing
+
+
+@dataclass(frozen=True, slots=True)
+class Open:
+    """Engine.IO OPEN (0): the server's handshake, sent right after the WebSocket upgrade."""
+
+    sid: str
+    ping_interval: int  # ms
+    ping_timeout: int  # ms
+    max_payload: int
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    """Engine.IO CLOSE (1): the transport is about to be closed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    """Engine.IO PING (2); in v4 the server sends it and the client answers with a PONG."""
+
+    data: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Pong:
+    """Engine.IO PONG (3), echoing the PING's data."""
+
+    data: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Connect:
+    """Socket.IO CONNECT (40): the client's auth payload, or the server's `{"sid": ...}` reply."""
+
+    auth: dict[str, Any] | None = None
+    namespace: str = DEFAULT_NAMESPACE
+
+
+@dataclass(frozen=True, slots=True)
+class Disconnect:
+    """Socket.IO DISCONNECT (41): leave (client) or drop (server) one namespace."""
+
+    namespace: str = DEFAULT_NAMESPACE
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Socket.IO EVENT (42); with an ack id the sender expects an ACK carrying the same id."""
+
+    name: str
+    args: tuple[Any, ...] = ()
+    ack_id: int | None = None
+    namespace: str = DEFAULT_NAMESPACE
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """Socket.IO ACK (43): the reply to the EVENT that carried `ack_id`."""
+
+    args: tuple[Any, ...]
+    ack_id: int
+    namespace: str = DEFAULT_NAMESPACE
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectError:
+    """Socket.IO CONNECT_ERROR (44): the server refuses a CONNECT; the client gives up."""
+
+    message: str
+    namespace: str = DEFAULT_NAMESPACE
+
+
+Packet: TypeAlias = Open | Close | Ping | Pong | Connect | Disconnect | Event | Ack | ConnectError
+
+_ABSENT: Any = object()  # "no JSON payload", distinct from a JSON null
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")  # Python accepts NaN/Infinity; JSON.parse does not
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):  # "1e999": we could not encode it back as JSON
+        raise ValueError(f"number out of range: {text[:20]}")
+    return value
+
+
+# One encoder/decoder each: json.dumps/loads with options would build a new one per call.
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+_loads = json.JSONDecoder(parse_float=_finite_float, parse_constant=_reject_constant).decode
+
+
+def _parse_json(text: str) -> Any:
+    try:
+        value = _loads(text)  # trailing data raises "Extra data"
+    except RecursionError:
+        raise ProtocolError("JSON payload nested too deeply") from None
+    except ValueError as exc:
+        raise ProtocolError(f"invalid JSON payload: {exc}") from None
+    # Fewer brackets than the limit cannot nest past it: skips the walk for typical frames.
+    if isinstance(value, list | dict) and text.count("[") + text.count("{") > MAX_JSON_DEPTH:
+        _check_depth(value)
+    return value
+
+
+def _check_depth(value: list[Any] | dict[str, Any]) -> None:
+    """Bound nesting iteratively, so a hostile payload cannot blow the stack later."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise ProtocolError(f"JSON payload nested deeper than {MAX_JSON_DEPTH}")
+        children = node.values() if isinstance(node, dict) else node
+        stack.extend((c, depth + 1) for c in children if isinstance(c, list | dict))
+
+
+def decode(frame: str, *, max_payload: int = 1_000_000) -> Packet:
+    """Decode one WebSocket text frame; raise ProtocolError, and only that, for any bad input."""
+    if not frame:
+        raise ProtocolError("empty frame")
+    if len(frame) > max_payload:
+        raise ProtocolError(f"frame of {len(frame)} characters exceeds maxPayload {max_payload}")
+    kind = frame[0]
+    if kind == "4":
+        return _decode_socketio(frame)
+    if kind == "2":
+        return Ping(frame[1:])
+    if kind == "3":
+        return Pong(frame[1:])
+    if kind == "1":
+        if len(frame) > 1:
+            raise ProtocolError("CLOSE carries no data")
+        return Close()
+    if kind == "0":
+        return _decode_open(frame[1:])
+    if kind == "5" or kind == "6":
+        raise ProtocolError("Engine.IO UPGRADE/NOOP packets belong to the polling transport")
+    raise ProtocolError(f"unknown Engine.IO packet type {kind!r}")
+
+
+def _decode_open(text: str) -> Open:
+    data = _parse_json(text) if text else None
+    if not isinstance(data, dict):
+        raise ProtocolError("OPEN payload must be a JSON object")
+    sid = data.get("sid")
+    if not isinstance(sid, str) or not isinstance(data.get("upgrades"), list):
+        raise ProtocolError("OPEN needs a string sid and a list of upgrades")
+    return Open(
+        sid,
+        _positive_int(data, "pingInterval"),
+        _positive_int(data, "pingTimeout"),
+        _positive_int(data, "maxPayload"),
+    )
+
+
+def _positive_int(data: dict[str, Any], key: str) -> int:
+    value = data.get(key)
+    if type(value) is not int or value <= 0:  # bool is an int subclass; JSON true is not a number
+        raise ProtocolError(f"OPEN needs a positive integer {key}")
+    return value
+
+
+def _decode_socketio(frame: str) -> Packet:
+    """Parse `4<type>[/<namespace>,][<ack id>][<JSON>]` the way socket.io-parser does."""
+    n = len(frame)
+    if n < 2:
+        raise ProtocolError("empty Socket.IO packet")
+    kind = frame[1]
+    if kind == "5" or kind == "6":
+        raise ProtocolError("binary packets are not supported")
+    if kind not in "01234":  # kind is one character, so this is a membership test
+        raise ProtocolError(f"unknown Socket.IO packet type {kind!r}")
+    i = 2
+    namespace = DEFAULT_NAMESPACE
+    if i < n and frame[i] == "/":
+        # The namespace runs to the first comma, or to the end of the frame ("40/random").
+        comma = frame.find(",", i)
+        end = n if comma < 0 else comma
+        namespace = frame[i:end]
+        if not namespace.isprintable():
+            raise ProtocolError("malformed namespace")
+        i = end + 1
+    start = i
+    while i < n and "0" <= frame[i] <= "9":
+        i += 1
+        if i - start > MAX_ACK_ID_DIGITS:
+            raise ProtocolError(f"ack id longer than {MAX_ACK_ID_DIGITS} digits")
+    ack_id = int(frame[start:i]) if i > start else None
+    payload = _parse_json(frame[i:]) if i < n else _ABSENT
+
+    if ack_id is not None and kind not in "23":
+        raise ProtocolError("only EVENT and ACK packets carry an ack id")
+    if kind == "2":
+        if not isinstance(payload, list) or not payload:
+            raise ProtocolError("EVENT payload must be a non-empty array")
+        return Event(_event_name(payload[0]), tuple(payload[1:]), ack_id, namespace)
+    if kind == "3":
+        if ack_id is None:
+            raise ProtocolError("ACK without an ack id")
+        if not isinstance(payload, list):
+            raise ProtocolError("ACK payload must be an array")
+        return Ack(tuple(payload), ack_id, namespace)
+    if kind == "0":
+        if payload is _ABSENT:
+            return Connect(None, namespace)
+        if not isinstance(payload, dict):
+            raise ProtocolError("CONNECT payload must be a JSON object")
+        return Connect(payload, namespace)
+    if kind == "1":
+        if payload is not _ABSENT:
+            raise ProtocolError("DISCONNECT carries no payload")
+        return Disconnect(namespace)
+    # CONNECT_ERROR: {"message": "..."}; older servers sent a bare string.
+    message = payload.get("message") if isinstance(payload, dict) else payload
+    if not isinstance(message, str):
+        raise ProtocolError('CONNECT_ERROR payload must be {"message": <string>} or a string')
+    return ConnectError(message, namespace)
+
+
+def _event_name(value: Any) -> str:
+    """socket.io-parser also accepts numeric names; we turn them into their str() form."""
+    if isinstance(value, str):
+        if value in RESERVED_EVENTS:
+            raise ProtocolError(f"{value!r} is a reserved event name")
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    raise ProtocolError("EVENT name must be a string or a number")
+
+
+def _prefix(kind: str, namespace: str, ack_id: int | None = None) -> str:
+    """The `4<type>[/<namespace>,][<ack id>]` head; raise ValueError for what cannot round-trip."""
+    head = kind
+    if namespace != DEFAULT_NAMESPACE:
+        if not namespace.startswith("/") or "," in namespace or not namespace.isprintable():
+            raise ValueError(f"cannot encode namespace {namespace!r}")
+        head += namespace + ","
+    if ack_id is not None:
+        if not 0 <= ack_id < 10**MAX_ACK_ID_DIGITS:
+            raise ValueError(f"ack id out of range: {ack_id}")
+        head += str(ack_id)
+    return head
+
+
+def encode(packet: Packet) -> str:
+    """Encode one packet as the exact text frame; Socket.IO packets get the Engine.IO "4"."""
+    match packet:
+        case Event(name, args, ack_id, namespace):
+            if name in RESERVED_EVENTS:
+                raise ValueError(f"{name!r} is a reserved event name")
+            return _prefix("42", namespace, ack_id) + _dumps([name, *args])
+        case Ack(args, ack_id, namespace):
+            return _prefix("43", namespace, ack_id) + _dumps(list(args))
+        case Connect(auth, namespace):
+            return _prefix("40", namespace) + ("" if auth is None else _dumps(auth))
+        case Disconnect(namespace):
+            return _prefix("41", namespace)
+        case ConnectError(message, namespace):
+            return _prefix("44", namespace) + _dumps({"message": message})
+        case Ping(data):
+            return "2" + data
+        case Pong(data):
+            return "3" + data
+        case Close():
+            return "1"
+        case Open(sid, ping_interval, ping_timeout, max_payload):
+            return "0" + _dumps(
+                {
+                    "sid": sid,
+                    "upgrades": [],  # WebSocket only: nothing to upgrade to
+                    "pingInterval": ping_interval,
+                    "pingTimeout": ping_timeout,
+                    "maxPayload": max_payload,
+                }
+            )
+    raise TypeError(f"not a packet: {packet!r}")
+
+
+def encode_event(name: str, *args: Any) -> str:
+    """`encode(Event(name, args))` for the hot path: main namespace, no ack."""
+    if name in RESERVED_EVENTS:
+        raise ValueError(f"{name!r} is a reserved event name")
+    return "42" + _dumps([name, *args])

@@ -1,0 +1,104 @@
+"""This worker's sockets and the rooms they are in: a plain class, no I/O.
+
+Rosters are answered from here and nowhere else: no presence state is stored in Redis.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+
+Deliver = Callable[[str], Awaitable[None]]
+
+
+def make_procid(slot: str | None = None) -> str:
+    """A worker id unique across restarts and hosts: slot, pid, and a random suffix.
+
+    The pid alone repeats across containers (often 1) and after restarts.
+    """
+    slot = slot if slot is not None else os.environ.get("WORKER_SLOT", "0")
+    return f"w{slot}-{os.getpid()}-{secrets.token_hex(2)}"
+
+
+@dataclass(eq=False)
+class LocalSocket:
+    """One connected Socket.IO socket of this process."""
+
+    id_socket: str
+    id_user: str
+    deliver: Deliver  # sends one text frame to this socket's WebSocket
+    rooms: set[str] = field(default_factory=set)
+
+
+class Registry:
+    def __init__(self) -> None:
+        self._sockets: dict[str, LocalSocket] = {}  # id_socket -> socket
+        self._rooms: dict[str, set[str]] = {}  # room -> socket ids; empty rooms are deleted
+
+    def __len__(self) -> int:
+        return len(self._sockets)
+
+    @property
+    def room_count(self) -> int:
+        return len(self._rooms)
+
+    def add(self, sock: LocalSocket) -> None:
+        if sock.id_socket in self._sockets:
+            raise ValueError(f"socket {sock.id_socket} is already registered")
+        self._sockets[sock.id_socket] = sock
+
+    def get(self, id_socket: str) -> LocalSocket | None:
+        return self._sockets.get(id_socket)
+
+    def remove(self, id_socket: str) -> LocalSocket | None:
+        """Forget a socket; returns it (with the rooms it was in) or None if unknown."""
+        sock = self._sockets.pop(id_socket, None)
+        if sock is not None:
+            for room in sock.rooms:
+                self._discard_member(room, id_socket)
+        return sock
+
+    def join(self, id_socket: str, room: str) -> bool:
+        """Put a socket in a room; True when the room had no socket of this worker before."""
+        sock = self._sockets[id_socket]
+        sock.rooms.add(room)
+        members = self._rooms.setdefault(room, set())
+        first = not members
+        members.add(id_socket)
+        return first
+
+    def leave(self, id_socket: str, room: str) -> bool:
+        """Take a socket out of a room; True when that emptied the room on this worker."""
+        sock = self._sockets[id_socket]
+        if room not in sock.rooms:
+            return False
+        sock.rooms.discard(room)
+        return self._discard_member(room, id_socket)
+
+    def _discard_member(self, room: str, id_socket: str) -> bool:
+        members = self._rooms.get(room)
+        if members is None:
+            return False
+        members.discard(id_socket)
+        if members:
+            return False
+        del self._rooms[room]
+        return True
+
+    def has_room(self, room: str) -> bool:
+        return room in self._rooms
+
+    def in_room(self, room: str) -> list[LocalSocket]:
+        return [self._sockets[sid] for sid in self._rooms.get(room, ())]
+
+    def roster(self, room: str) -> list[tuple[str, str]]:
+        """(id_socket, id_user) of this worker's sockets in the room."""
+        return [(sid, self._sockets[sid].id_user) for sid in self._rooms.get(room, ())]
+
+    def of_user(self, id_user: str) -> list[LocalSocket]:
+        return [s for s in self._sockets.values() if s.id_user == id_user]
+
+    def all(self) -> Iterable[LocalSocket]:
+        return list(self._sockets.values())

@@ -1,0 +1,40 @@
+"""Which ASGI app serves which path."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from channels.routing import URLRouter
+from django.urls import path
+
+from rooms.consumer import SocketIOConsumer
+from rooms.views import EngineIOHttpRefusal, HealthView, RoomUsersView, WorkersView
+
+# /<room>/users on the raw, still percent-encoded path, so that a room name holding "/"
+# (sent as %2F) stays one segment. /ui/users is the page of room "users", not a roster.
+_ROSTER_PATH = re.compile(rb"/(?!ui/users$)([^/]+)/users")
+
+
+class HttpRouter:
+    def __init__(self, django_app: Any) -> None:
+        self.roster = RoomUsersView.as_asgi()
+        self.fixed = {
+            "/socket.io/": EngineIOHttpRefusal.as_asgi(),
+            "/workers": WorkersView.as_asgi(),
+            "/healthz": HealthView.as_asgi(),
+        }
+        self.django_app = django_app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        raw_path = scope.get("raw_path") or scope["path"].encode("utf-8")
+        match = _ROSTER_PATH.fullmatch(raw_path)
+        if match:
+            route = {"args": (), "kwargs": {"raw_room": match.group(1)}}
+            await self.roster({**scope, "url_route": route}, receive, send)
+        else:
+            app = self.fixed.get(scope["path"], self.django_app)
+            await app(scope, receive, send)
+
+
+websocket_routes = URLRouter([path("socket.io/", SocketIOConsumer.as_asgi())])

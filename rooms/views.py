@@ -1,0 +1,138 @@
+"""HTTP in, JSON out for the cluster endpoints.
+
+These are Channels HTTP consumers rather than Django views: the roster is the hot path and
+Django's ASGI handler (threads, middleware) costs more than the Redis round trip itself
+(shared/docs/measured-floors.md). They have no channel-layer channel of their own.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from urllib.parse import parse_qs, unquote_to_bytes
+
+import orjson
+from channels.db import database_sync_to_async
+from channels.generic.http import AsyncHttpConsumer
+
+from rooms.directory import ClusterUnavailable
+from rooms.lifecycle import current_node
+from rooms.names import InvalidRoom, validate_room
+from users.models import PlaygroundUser
+
+logger = logging.getLogger(__name__)
+
+JSON = (b"Content-Type", b"application/json")
+
+
+class JsonHttpConsumer(AsyncHttpConsumer):
+    channel_layer_alias = "no-per-request-channel"
+    allowed_methods: tuple[str, ...] = ("GET", "HEAD")
+
+    async def handle(self, body: bytes) -> None:
+        if self.scope["method"] not in self.allowed_methods:
+            await self.respond(405, {"error": "Method not allowed"})
+            return
+        try:
+            await self.get()
+        except ClusterUnavailable as exc:
+            logger.warning("%s: %s", self.scope["path"], exc)
+            await self.respond(503, {"error": "Channel layer (Redis) unavailable"})
+
+    async def get(self) -> None:
+        raise NotImplementedError
+
+    async def respond(self, status: int, data: Any, headers: dict[str, str] | None = None) -> None:
+        extra = [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
+        await self.send_response(status, orjson.dumps(data), headers=[JSON, *extra])
+
+    def query_flag(self, name: str) -> bool:
+        values = parse_qs(self.scope.get("query_string", b"").decode("latin-1")).get(name, [""])
+        return values[0] in ("1", "true", "yes")
+
+
+async def user_names(ids: set[str]) -> dict[str, str]:
+    """Names of these users, in one query."""
+
+    @database_sync_to_async
+    def fetch() -> dict[str, str]:
+        rows = PlaygroundUser.objects.filter(pk__in=[int(i) for i in ids]).values_list("id", "name")
+        return {str(pk): name for pk, name in rows}
+
+    return await fetch() if ids else {}
+
+
+class RoomUsersView(JsonHttpConsumer):
+    """GET /<room>/users: every socket in the room across all live workers."""
+
+    async def get(self) -> None:
+        try:
+            raw: bytes = self.scope["url_route"]["kwargs"]["raw_room"]
+            room = validate_room(unquote_to_bytes(raw).decode("utf-8"))
+        except UnicodeDecodeError:
+            await self.respond(400, {"error": "room must be UTF-8"})
+            return
+        except InvalidRoom as exc:
+            await self.respond(400, {"error": str(exc)})
+            return
+        roster = await (await current_node()).roster(room)
+        entries: list[dict[str, Any]] = [
+            {"id_socket": e.id_socket, "id_user": e.id_user, "procid": e.procid, "data": {}}
+            for e in roster.entries
+        ]
+        if self.query_flag("hydrate"):
+            names = await user_names({e["id_user"] for e in entries})
+            for entry in entries:
+                entry["data"] = {"name": names.get(entry["id_user"])}
+        headers = {
+            "X-Workers-Expected": str(roster.expected),
+            "X-Workers-Responded": str(roster.responded),
+        }
+        await self.respond(200, entries, headers)
+
+
+class WorkersView(JsonHttpConsumer):
+    """GET /workers: the live workers and what each holds."""
+
+    async def get(self) -> None:
+        workers, expected = await (await current_node()).workers()
+        headers = {"X-Workers-Expected": str(expected), "X-Workers-Responded": str(len(workers))}
+        await self.respond(200, workers, headers)
+
+
+@database_sync_to_async
+def database_answers() -> bool:
+    try:
+        PlaygroundUser.objects.exists()
+    except Exception as exc:
+        logger.warning("healthz: database: %s", exc)
+        return False
+    return True
+
+
+class HealthView(JsonHttpConsumer):
+    """GET /healthz: 200 when the database and the channel layer answer, else 503."""
+
+    async def get(self) -> None:
+        checks = {"database": await database_answers(), "channel_layer": True}
+        try:
+            await (await current_node()).directory.ping()
+        except ClusterUnavailable:
+            checks["channel_layer"] = False
+        healthy = all(checks.values())
+        await self.respond(200 if healthy else 503, {"ok": healthy, **checks})
+
+
+class EngineIOHttpRefusal(JsonHttpConsumer):
+    """Plain HTTP on /socket.io/ (long-polling): refused as the reference server does."""
+
+    allowed_methods = ("GET", "HEAD", "POST", "OPTIONS")
+
+    async def get(self) -> None:
+        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
+        if query.get("transport", [""])[0] != "websocket":
+            await self.respond(400, {"code": 0, "message": "Transport unknown"})
+        elif query.get("EIO", [""])[0] != "4":
+            await self.respond(400, {"code": 5, "message": "Unsupported protocol version"})
+        else:  # transport=websocket without the Upgrade
+            await self.respond(400, {"code": 3, "message": "Bad request"})
