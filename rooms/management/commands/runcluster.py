@@ -1,0 +1,56 @@
+"""`manage.py runcluster --workers N --port P [--host H]`: one port, N daphne workers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandParser
+
+from rooms.embedded_redis import EmbeddedRedis
+from rooms.supervisor import ClusterConfig, Supervisor, default_workers
+
+
+class Command(BaseCommand):
+    help = "Start N daphne workers sharing one port, restarting any that dies."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--workers", type=int, default=default_workers())
+        parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", 8000)))
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument(
+            "--proxy-headers",
+            action="store_true",
+            help="trust X-Forwarded-For/-Proto (behind Heroku's router or a reverse proxy)",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        logging.basicConfig(
+            level=logging.INFO, format="[runcluster] %(message)s", stream=sys.stdout
+        )
+        config = ClusterConfig(
+            workers=max(1, options["workers"]),
+            host=options["host"],
+            port=options["port"],
+            websocket_max_message_size=settings.SOCKETIO_MAX_PAYLOAD,
+            proxy_headers=options["proxy_headers"],
+        )
+        env = dict(os.environ)
+        embedded = None
+        if not settings.REDIS_URL and config.workers > 1:
+            embedded = EmbeddedRedis(Path(tempfile.mkdtemp(prefix="identity-playground-redis-")))
+            env["REDIS_URL"] = embedded.url
+            self.stdout.write(
+                f"[runcluster] no REDIS_URL: started an embedded Redis at {embedded.url}"
+            )
+        try:
+            asyncio.run(Supervisor(config, env).run())
+        finally:
+            if embedded is not None:
+                embedded.stop()

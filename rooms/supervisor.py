@@ -1,0 +1,154 @@
+"""N daphne workers sharing one listening socket, kept alive by their parent.
+
+The parent binds the port once (with a large backlog: daphne's own listen() uses 50,
+which makes bursts of connects wait for SYN retries) and each worker serves it through
+`daphne --fd`. Workers are direct children; their output is merged with a prefix; a
+worker that dies is restarted with backoff; SIGTERM/SIGINT stops them all within 10 s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from dataclasses import dataclass
+
+logger = logging.getLogger(__name__)
+
+LISTEN_BACKLOG = 1024
+STOP_GRACE_SECONDS = 10.0
+_PR_SET_PDEATHSIG = 1
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    workers: int
+    host: str
+    port: int
+    websocket_max_message_size: int
+    proxy_headers: bool = False
+    application: str = "identity_playground.asgi:application"
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(LISTEN_BACKLOG)
+    sock.set_inheritable(True)
+    return sock
+
+
+def worker_command(config: ClusterConfig, fd: int) -> list[str]:
+    """The daphne command line of one worker serving the inherited socket `fd`."""
+    command = [
+        sys.executable, "-m", "daphne",
+        "--fd", str(fd),
+        "--websocket-max-message-size", str(config.websocket_max_message_size),
+        "--application-close-timeout", "5",
+    ]  # fmt: skip
+    if config.proxy_headers:
+        command.append("--proxy-headers")
+    return [*command, config.application]
+
+
+def restart_delay(recent_failures: int) -> float:
+    """Backoff for a worker that keeps dying: 0.1 s, 0.2 s, ... capped at 5 s."""
+    return float(min(0.1 * 2**recent_failures, 5.0))
+
+
+def _die_with_parent() -> None:
+    """Workers get SIGTERM if the supervisor itself is killed, instead of lingering."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+class Supervisor:
+    def __init__(self, config: ClusterConfig, env: dict[str, str]) -> None:
+        self.config = config
+        self.env = env
+        self.listener = listening_socket(config.host, config.port)
+        self.port = int(self.listener.getsockname()[1])
+        self.processes: dict[int, asyncio.subprocess.Process] = {}  # slot -> worker
+        self._stopping = asyncio.Event()
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stopping.set)
+        logger.info(
+            "cluster of %d workers on http://%s:%d",
+            self.config.workers,
+            self.config.host,
+            self.port,
+        )
+        slots = [asyncio.create_task(self._keep_alive(slot)) for slot in range(self.config.workers)]
+        await self._stopping.wait()
+        await self._stop_all()
+        for task in slots:
+            task.cancel()
+        await asyncio.gather(*slots, return_exceptions=True)
+        self.listener.close()
+
+    async def _keep_alive(self, slot: int) -> None:
+        failures = 0
+        while not self._stopping.is_set():
+            started = time.monotonic()
+            process = await self._spawn(slot)
+            code = await process.wait()
+            if self._stopping.is_set():
+                return
+            failures = failures + 1 if time.monotonic() - started < 10 else 0
+            delay = restart_delay(failures)
+            logger.warning("worker w%d exited with %s; restarting in %.1f s", slot, code, delay)
+            await asyncio.sleep(delay)
+
+    async def _spawn(self, slot: int) -> asyncio.subprocess.Process:
+        fd = self.listener.fileno()
+        process = await asyncio.create_subprocess_exec(
+            *worker_command(self.config, fd),
+            pass_fds=(fd,),
+            env={**self.env, "WORKER_SLOT": str(slot)},
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            preexec_fn=_die_with_parent,
+        )
+        self.processes[slot] = process
+        asyncio.create_task(self._relay_output(slot, process))
+        logger.info("worker w%d started (pid %d)", slot, process.pid)
+        return process
+
+    @staticmethod
+    async def _relay_output(slot: int, process: asyncio.subprocess.Process) -> None:
+        assert process.stdout is not None
+        prefix = f"[w{slot} {process.pid}] ".encode()
+        async for line in process.stdout:
+            sys.stdout.buffer.write(prefix + line)
+            sys.stdout.flush()
+
+    async def _stop_all(self) -> None:
+        running = [p for p in self.processes.values() if p.returncode is None]
+        for process in running:
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(signal.SIGTERM)
+        waits = [asyncio.create_task(p.wait()) for p in running]
+        if waits:
+            _done, late = await asyncio.wait(waits, timeout=STOP_GRACE_SECONDS)
+            for process in running:
+                if process.returncode is None:
+                    logger.warning("worker pid %d ignored SIGTERM: killing it", process.pid)
+                    with contextlib.suppress(ProcessLookupError):
+                        process.kill()
+            await asyncio.gather(*late, return_exceptions=True)
+        logger.info("all workers stopped")
+
+
+def default_workers() -> int:
+    return int(os.environ.get("WEB_CONCURRENCY") or os.cpu_count() or 1)
