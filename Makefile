@@ -6,13 +6,19 @@ WORKERS ?= 4
 
 .PHONY: setup run test check lint format types unit clean
 
-## setup: create .venv and install the pinned requirements (idempotent)
-setup: $(VENV)/.installed
+## setup: create .venv and node_modules from the pinned requirements (idempotent)
+setup: $(VENV)/.installed node_modules/.installed
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || python3.11 -m venv $(VENV) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+# socket.io-client (pinned in package-lock.json): interop tests and the room page's client
+node_modules/.installed: package.json package-lock.json
+	command -v npm >/dev/null || (apt-get update -qq && apt-get install -y -qq nodejs npm)
+	npm ci --silent --no-audit --no-fund
 	touch $@
 
 ## run: set up, migrate, seed the users if there are none, start a 4-worker cluster on PORT

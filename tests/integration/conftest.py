@@ -1,0 +1,58 @@
+"""Fixtures for tests against real redis-server and daphne processes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.servers import Cluster, RedisServer
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One private Redis for the session; clusters keep apart by channel prefix."""
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A Redis of this test alone, which the test may stop and start."""
+    server = RedisServer(tmp_path)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def start_cluster(redis_server: RedisServer, tmp_path: Path) -> Iterator[Callable[..., Cluster]]:
+    """Start runcluster clusters; all are stopped after the test (logs shown on failure)."""
+    started: list[Cluster] = []
+
+    def start(workers: int = 1, redis: RedisServer | None = None, **env: str) -> Cluster:
+        cluster = Cluster(
+            workers=workers, redis_url=(redis or redis_server).url, workdir=tmp_path, extra_env=env
+        )
+        started.append(cluster)
+        return cluster.start()
+
+    yield start
+    for cluster in started:
+        cluster.stop()
+        print(f"---- cluster :{cluster.port} log ----\n{cluster.logs()[-4000:]}")
+
+
+@pytest.fixture(scope="module")
+def shared_cluster(
+    redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Cluster]:
+    """A 2-worker cluster shared by the tests of one module that do not break it."""
+    cluster = Cluster(
+        workers=2, redis_url=redis_server.url, workdir=tmp_path_factory.mktemp("cluster")
+    ).start()
+    yield cluster
+    cluster.stop()

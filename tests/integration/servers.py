@@ -1,0 +1,174 @@
+"""Real processes for integration tests: a private redis-server and runcluster clusters.
+
+Every server listens on a free port, tests wait until it answers, and each cluster gets
+its own SQLite file and channel prefix, so tests never see each other's state.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rooms.embedded_redis import free_port, redis_server_binary
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def wait_until(predicate: Any, timeout: float, what: str, interval: float = 0.05) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
+
+
+class RedisServer:
+    """A redis-server of the test's own, on a free port, keeping nothing on disk."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.workdir = workdir
+        self.process: subprocess.Popen[bytes] | None = None
+        self.start()
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [redis_server_binary(), "--bind", "127.0.0.1", "--port", str(self.port),
+             "--save", "", "--appendonly", "no", "--dir", str(self.workdir)],
+            stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        wait_until(self.answers, 10, "redis-server")
+
+    def answers(self) -> bool:
+        import socket
+
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as conn:
+                conn.sendall(b"PING\r\n")
+                return conn.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(5)
+        self.process = None
+
+
+def http(
+    url: str, method: str = "GET", body: Any = None, timeout: float = 5
+) -> tuple[int, dict[str, str], Any]:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(
+        url, data=data, method=method, headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            raw = response.read()
+            status, headers = response.status, dict(response.headers)
+    except urllib.error.HTTPError as exc:
+        raw, status, headers = exc.read(), exc.code, dict(exc.headers)
+    return status, headers, json.loads(raw) if raw else None
+
+
+@dataclass
+class Cluster:
+    """`manage.py runcluster` as a user starts it, on a free port."""
+
+    workers: int
+    redis_url: str
+    workdir: Path
+    extra_env: dict[str, str] = field(default_factory=dict)
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+        env.update(
+            DATABASE_URL=f"sqlite:///{self.workdir / 'db.sqlite3'}",
+            REDIS_URL=self.redis_url,
+            CHANNEL_PREFIX=f"t{uuid.uuid4().hex[:8]}",
+            CLUSTER_GATHER_DEADLINE="1.0",
+            CLUSTER_JANITOR_INTERVAL="0.5",
+            DJANGO_SETTINGS_MODULE="identity_playground.settings",
+            PYTHONUNBUFFERED="1",
+        )
+        env.update(self.extra_env)
+        return env
+
+    def start(self) -> Cluster:
+        env = self.env()
+        subprocess.run(
+            [sys.executable, "manage.py", "reset_db"],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+        self.log = open(self.workdir / f"cluster-{self.port}.log", "wb")  # noqa: SIM115
+        self.process = subprocess.Popen(
+            [sys.executable, "manage.py", "runcluster", "--workers", str(self.workers),
+             "--port", str(self.port)],
+            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        self.wait_for_workers(self.workers)
+        return self
+
+    def live_workers(self) -> list[dict[str, Any]]:
+        try:
+            status, _, body = http(f"{self.url}/workers", timeout=3)
+        except OSError:
+            return []
+        return body if status == 200 else []
+
+    def wait_for_workers(self, count: int, timeout: float = 30) -> list[dict[str, Any]]:
+        return wait_until(
+            lambda: len(self.live_workers()) == count and self.live_workers(),
+            timeout,
+            f"{count} live workers",
+        )
+
+    def children(self) -> list[int]:
+        assert self.process is not None
+        path = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        return [int(pid) for pid in path.read_text().split()]
+
+    def logs(self) -> str:
+        return (self.workdir / f"cluster-{self.port}.log").read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        for pid in self.children():  # un-hang any SIGSTOPped worker so it can exit
+            os.kill(pid, signal.SIGCONT)
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(5)
+        self.log.close()
+        self.process = None
