@@ -75,6 +75,7 @@ class SocketIOConsumer(AsyncWebsocketConsumer):
 
     node: WorkerNode
     sid: str | None = None  # the Socket.IO socket id, once CONNECT succeeded
+    closing = False  # we closed the connection; frames still queued behind that are dropped
     id_user: str | None = None
 
     async def connect(self) -> None:
@@ -104,6 +105,8 @@ class SocketIOConsumer(AsyncWebsocketConsumer):
         ]
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if self.closing:  # else a queued CONNECT would register a socket on a closed connection
+            return
         try:
             if text_data is None:
                 raise protocol.ProtocolError("binary frames are not supported")
@@ -150,6 +153,8 @@ class SocketIOConsumer(AsyncWebsocketConsumer):
             await self._send_packet(protocol.ConnectError("Missing id_user"))
             return
         id_user = await user_exists(raw_user)
+        if self.closing:  # a heartbeat or CONNECT timeout closed us during the lookup
+            return
         if id_user is None:
             await self._send_packet(protocol.ConnectError(f"Unknown id_user: {raw_user}"))
             return
@@ -267,6 +272,7 @@ class SocketIOConsumer(AsyncWebsocketConsumer):
         return values[0] if values else None
 
     async def _close(self) -> None:
+        self.closing = True
         await self._forget()
         await self.close()
 

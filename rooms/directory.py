@@ -46,6 +46,9 @@ class Directory(Protocol):
         ...
 
     async def ping(self) -> None: ...
+    async def subscribed(self, channel: str) -> bool:
+        """Whether Redis counts a subscriber on this channel right now."""
+        ...
 
 
 class LocalDirectory:
@@ -69,6 +72,9 @@ class LocalDirectory:
     async def ping(self) -> None:
         return None
 
+    async def subscribed(self, channel: str) -> bool:
+        return True
+
 
 class RedisDirectory:
     def __init__(self, url: str, *, prefix: str, timeout: float = 1.0) -> None:
@@ -89,6 +95,10 @@ class RedisDirectory:
 
     async def ping(self) -> None:
         await self._call("ping")
+
+    async def subscribed(self, channel: str) -> bool:
+        counts = dict(await self._call("pubsub_numsub", channel))
+        return bool(counts.get(channel.encode(), 0))
 
     async def scan(self) -> tuple[list[WorkerInfo], list[WorkerInfo]]:
         raw = await self._call("hgetall", self._key)

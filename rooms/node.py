@@ -147,16 +147,16 @@ class WorkerNode:
             return []
         for room in sock.rooms:
             if not self.registry.has_room(room):
-                await self._layer_call(self.layer.group_discard(group_for_room(room), self.channel))
+                await self._layer_call(self.layer.group_discard, group_for_room(room), self.channel)
         return sorted(sock.rooms)
 
     async def join(self, id_socket: str, room: str) -> None:
         if self.registry.join(id_socket, room):
-            await self._layer_call(self.layer.group_add(group_for_room(room), self.channel))
+            await self._layer_call(self.layer.group_add, group_for_room(room), self.channel)
 
     async def leave(self, id_socket: str, room: str) -> None:
         if self.registry.leave(id_socket, room):
-            await self._layer_call(self.layer.group_discard(group_for_room(room), self.channel))
+            await self._layer_call(self.layer.group_discard, group_for_room(room), self.channel)
 
     async def emit_to_rooms(
         self, rooms: Sequence[str], frame: str, *, except_socket: str | None = None
@@ -175,16 +175,21 @@ class WorkerNode:
                 "frame": frame,
                 "except": except_socket,
             }
-            await self._layer_call(self.layer.group_send(group_for_room(room), message))
+            await self._layer_call(self.layer.group_send, group_for_room(room), message)
 
-    async def _layer_call(self, call: Awaitable[None]) -> None:
-        """A channel-layer write that must never hang or kill a consumer when Redis is away."""
-        try:
-            await asyncio.wait_for(call, self.send_timeout)
-        except (TimeoutError, OSError, ConnectionError) as exc:
-            logger.warning("channel layer write failed (%s); continuing", type(exc).__name__)
-        except Exception as exc:  # redis-py errors are not OSErrors
-            logger.warning("channel layer write failed: %s", exc)
+    async def _layer_call(self, method: Callable[..., Awaitable[None]], *args: Any) -> None:
+        """A channel-layer write that never hangs or kills a consumer when Redis is away.
+
+        Tried twice: the first write after a Redis restart fails on the pool's stale
+        connection, and the retry gets a fresh one.
+        """
+        for attempt in (1, 2):
+            try:
+                await asyncio.wait_for(method(*args), self.send_timeout)
+                return
+            except Exception as exc:  # redis-py's errors, timeouts, OSErrors
+                if attempt == 2:
+                    logger.warning("channel layer write failed: %s", exc or type(exc).__name__)
 
     # ---- cluster queries ----------------------------------------------------------------
 
@@ -270,7 +275,7 @@ class WorkerNode:
             "procid": self.procid,
             "payload": self._answer(message["kind"], message["args"]),
         }
-        await self._layer_call(self.layer.send(message["reply_to"], reply))
+        await self._layer_call(self.layer.send, message["reply_to"], reply)
 
     async def _take_reply(self, message: dict[str, Any]) -> None:
         gathered = self._pending.get(message["request"])
@@ -311,20 +316,27 @@ class WorkerNode:
     async def _janitor(self) -> None:
         """Every interval: drop workers whose channel lost its subscriber, and tell everyone.
 
-        Also puts this worker back in the directory if it vanished (e.g. Redis restarted
-        empty), so a Redis restart heals without restarting workers.
+        A worker must look dead on two scans in a row: after a Redis restart, live workers
+        resubscribe within about a second and must not be declared gone meanwhile (rosters
+        skip a dead worker at once anyway, from the same NUMSUB). This worker also puts
+        itself back in the directory when it vanished (Redis restarted empty), but only once
+        its own channel is subscribed again, so nobody sees it registered yet silent.
         """
+        suspects: set[str] = set()
         while True:
             await asyncio.sleep(self.janitor_interval)
             try:
                 alive, dead = await self.directory.scan()
-                if not any(w.procid == self.procid for w in alive):
+                listed = {w.procid for w in alive} | {w.procid for w in dead}
+                if self.procid not in listed and await self.directory.subscribed(self.channel):
                     await self.directory.register(self._info())
-                for worker in dead:
-                    if worker.procid != self.procid and await self.directory.remove(worker.procid):
-                        logger.warning("worker %s is gone", worker.procid)
-                        down = {"type": "worker.down", "procid": worker.procid}
-                        await self._layer_call(self.layer.group_send(CLUSTER_GROUP, down))
+                dead_now = {w.procid for w in dead} - {self.procid}
+                for procid in dead_now & suspects:
+                    if await self.directory.remove(procid):
+                        logger.warning("worker %s is gone", procid)
+                        down = {"type": "worker.down", "procid": procid}
+                        await self._layer_call(self.layer.group_send, CLUSTER_GROUP, down)
+                suspects = dead_now
             except ClusterUnavailable as exc:
                 logger.warning("janitor: %s", exc)
 

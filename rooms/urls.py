@@ -1,5 +1,16 @@
 from __future__ import annotations
 
-from django.urls import URLPattern
+from django.urls import URLPattern, path
+from django.views.generic import RedirectView
 
-urlpatterns: list[URLPattern] = []
+from rooms import pages
+
+# /<room>/users, /workers, /healthz and /socket.io/ are Channels consumers (rooms.routing).
+urlpatterns: list[URLPattern] = [
+    path("", RedirectView.as_view(pattern_name="landing"), name="home"),
+    path("ui", RedirectView.as_view(pattern_name="landing")),
+    path("ui/", pages.landing, name="landing"),
+    # `path`, not `str`: Django has already decoded %2F, so a room name holding "/" (valid,
+    # and reachable as /<room%2F...>/users) would otherwise have no page.
+    path("ui/<path:room>", pages.room_page, name="room-page"),
+]

@@ -162,6 +162,10 @@ class Cluster:
     def stop(self) -> None:
         if self.process is None:
             return
+        if self.process.poll() is not None:  # the test stopped it already
+            self.log.close()
+            self.process = None
+            return
         for pid in self.children():  # un-hang any SIGSTOPped worker so it can exit
             os.kill(pid, signal.SIGCONT)
         self.process.send_signal(signal.SIGTERM)

@@ -1,0 +1,260 @@
+"""The cluster: rosters gathered from every worker, and the faults it must survive.
+
+Real runcluster processes (4 daphne workers) on a real Redis, python-socketio clients.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from urllib.parse import quote
+
+import pytest
+
+from tests.integration.recording import Client, close_all, connect_many
+from tests.integration.servers import Cluster, RedisServer, http, wait_until
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def cluster4(
+    redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Cluster]:
+    """A 4-worker cluster for the tests that do not break it."""
+    cluster = Cluster(
+        workers=4, redis_url=redis_server.url, workdir=tmp_path_factory.mktemp("cluster4")
+    ).start()
+    yield cluster
+    cluster.stop()
+
+
+async def spread_clients(cluster: Cluster, room: str, count: int) -> list[Client]:
+    """`count` sockets in `room` (users 1..10 in turn), landing on at least 2 workers.
+
+    The kernel picks the worker of each connection; on a loaded machine one worker may take
+    a whole burst, so a few sequential connects are added until two workers are used.
+    """
+    clients = await connect_many(cluster.url, [(str(i % 10 + 1), room) for i in range(count)])
+    extra = 0
+    while len({c.procid for c in clients}) < 2 and extra < 20:
+        clients.append(await Client().connect(cluster.url, str(len(clients) % 10 + 1), room))
+        extra += 1
+    assert len({c.procid for c in clients}) >= 2, "the kernel put every socket on one worker"
+    return clients
+
+
+def roster(cluster: Cluster, room: str, query: str = "") -> tuple[int, dict[str, str], list]:
+    return http(f"{cluster.url}/{quote(room, safe='')}/users{query}")
+
+
+async def test_roster_lists_every_socket_across_workers(cluster4: Cluster) -> None:
+    """20 sockets on several workers appear exactly once each, with their id_user."""
+    clients = await spread_clients(cluster4, "everyone", 20)
+    try:
+        status, headers, body = roster(cluster4, "everyone")
+        assert status == 200
+        assert sorted((e["id_socket"], e["id_user"]) for e in body) == sorted(
+            (c.sid, str(i % 10 + 1)) for i, c in enumerate(clients)
+        )
+        assert len(body) >= 20
+        assert all(e["data"] == {} for e in body)
+        assert {e["procid"] for e in body} == {c.procid for c in clients}
+        assert headers["X-Workers-Expected"] == headers["X-Workers-Responded"] == "4"
+        assert [int(e["id_user"]) for e in body] == sorted(int(e["id_user"]) for e in body)
+    finally:
+        await close_all(clients)
+    await asyncio.to_thread(
+        wait_until,
+        lambda: roster(cluster4, "everyone")[2] == [],
+        3,
+        "the room to empty after every client left",
+    )
+
+
+async def test_hydrate_adds_names(cluster4: Cluster) -> None:
+    """?hydrate=1 puts each user's name in data."""
+    clients = await connect_many(cluster4.url, [("3", "hydrated"), ("7", "hydrated")])
+    try:
+        body = roster(cluster4, "hydrated", "?hydrate=1")[2]
+        assert sorted((e["id_user"], e["data"]["name"]) for e in body) == [
+            ("3", "Mike"),
+            ("7", "Sonia"),
+        ]
+    finally:
+        await close_all(clients)
+
+
+async def test_rooms_do_not_leak_and_odd_names_work(cluster4: Cluster) -> None:
+    """Each room lists only its own sockets, whatever characters its name has."""
+    names = ["a", "b", "ünïcødé 房间", "with/slash and %", "x" * 100]
+    clients = await connect_many(cluster4.url, [("1", quote(n, safe="")) for n in names])
+    try:
+        for name, client in zip(names, clients, strict=True):
+            status, _, body = roster(cluster4, name)
+            assert status == 200, name
+            assert [e["id_socket"] for e in body] == [client.sid], name
+        assert roster(cluster4, "x" * 101)[0] == 400
+    finally:
+        await close_all(clients)
+
+
+async def test_identity_change_crosses_workers(cluster4: Cluster) -> None:
+    """A socket's identity-change reaches room members on other workers, stamped."""
+    clients = await spread_clients(cluster4, "gossip", 8)
+    sender = clients[0]
+    others = [c for c in clients[1:] if c.procid != sender.procid]
+    try:
+        await sender.sio.emit("identity-change", {"name": "Johnny", "id_user": "9"})
+        for other in others:
+            got = await other.wait_for("identity-change")
+            assert got == {"name": "Johnny", "id_user": "1"}
+        await asyncio.sleep(0.2)
+        assert sender.payloads("identity-change") == []
+    finally:
+        await close_all(clients)
+
+
+async def test_api_rename_reaches_rooms_on_other_workers(cluster4: Cluster) -> None:
+    """PUT /users/<id> makes every room holding that user get identity-change."""
+    clients = await spread_clients(cluster4, "renames", 8)
+    bystander = await Client().connect(cluster4.url, "5", "elsewhere-only")
+    try:
+        status, _, _ = http(f"{cluster4.url}/users/5", "PUT", {"name": "Steph"})
+        assert status == 204
+        for client in clients:  # user 5 (clients[4]) is in the room
+            assert await client.wait_for("identity-change") == {"id_user": "5"}
+        await asyncio.sleep(0.2)
+        assert bystander.payloads("identity-change") == [{"id_user": "5"}]  # its own room
+    finally:
+        http(f"{cluster4.url}/users/5", "PUT", {"name": "Stephanie"})
+        await close_all([*clients, bystander])
+
+
+async def test_workers_and_healthz(cluster4: Cluster) -> None:
+    """/workers lists the 4 workers with their pids; /healthz is 200."""
+    workers = cluster4.live_workers()
+    assert sorted(w["pid"] for w in workers) == sorted(cluster4.children())
+    assert {"procid", "pid", "host", "sockets", "rooms", "started"} <= set(workers[0])
+    status, _, body = http(f"{cluster4.url}/healthz")
+    assert (status, body["ok"]) == (200, True)
+
+
+# ---- faults: each test gets its own cluster ------------------------------------------
+
+
+@pytest.fixture
+async def faulty(
+    start_cluster: Callable[..., Cluster],
+) -> AsyncIterator[tuple[Cluster, list[Client]]]:
+    cluster = start_cluster(workers=4)
+    clients = await spread_clients(cluster, "faults", 16)
+    yield cluster, clients
+    await close_all(clients)
+
+
+def pid_of(cluster: Cluster, procid: str) -> int:
+    return next(w["pid"] for w in cluster.live_workers() if w["procid"] == procid)
+
+
+async def test_killed_worker_is_not_waited_for_and_is_restarted(
+    faulty: tuple[Cluster, list[Client]],
+) -> None:
+    """After SIGKILL: rosters answer at once without its sockets, peers get worker-down,
+    and the parent starts a replacement."""
+    cluster, clients = faulty
+    victim = clients[0].procid
+    victim_pid = pid_of(cluster, victim)
+    os.kill(victim_pid, signal.SIGKILL)
+    await asyncio.sleep(0.05)
+    started = time.monotonic()
+    status, headers, body = await asyncio.to_thread(roster, cluster, "faults")
+    assert time.monotonic() - started < 0.5
+    assert status == 200
+    assert victim not in {e["procid"] for e in body}
+    assert headers["X-Workers-Expected"] == headers["X-Workers-Responded"]
+    survivors = [c for c in clients if c.procid != victim]
+    assert sorted(e["id_socket"] for e in body) == sorted(c.sid for c in survivors)
+    for client in survivors:
+        assert await client.wait_for("worker-down", within=5) == {"procid": victim}
+    await asyncio.to_thread(
+        wait_until,
+        lambda: len(cluster.children()) == 4 and victim_pid not in cluster.children(),
+        10,
+        "a replacement worker",
+    )
+    await asyncio.to_thread(cluster.wait_for_workers, 4)
+
+
+async def test_hung_worker_costs_at_most_the_deadline(
+    faulty: tuple[Cluster, list[Client]],
+) -> None:
+    """A SIGSTOPped worker still looks alive: the roster waits the 1 s deadline, then answers
+    partially, saying so in the headers."""
+    cluster, clients = faulty
+    victim = clients[0].procid
+    victim_pid = pid_of(cluster, victim)
+    os.kill(victim_pid, signal.SIGSTOP)
+    try:
+        for _ in range(3):  # the kernel may hand a request to the hung worker itself
+            started = time.monotonic()
+            try:
+                status, headers, body = await asyncio.to_thread(roster, cluster, "faults")
+            except OSError:
+                continue
+            elapsed = time.monotonic() - started
+            assert status == 200
+            assert 0.9 < elapsed < 2.0
+            assert (headers["X-Workers-Expected"], headers["X-Workers-Responded"]) == ("4", "3")
+            assert victim not in {e["procid"] for e in body}
+            assert len(body) == len([c for c in clients if c.procid != victim])
+            break
+        else:
+            pytest.fail("every request went to the hung worker")
+    finally:
+        os.kill(victim_pid, signal.SIGCONT)
+
+
+async def test_redis_outage_gives_503_then_recovers(
+    private_redis: RedisServer, start_cluster: Callable[..., Cluster]
+) -> None:
+    """Redis stopped: rosters answer 503 within 2 s and sockets stay connected; Redis back:
+    rosters work again without restarting anything."""
+    cluster = start_cluster(workers=2, redis=private_redis)
+    clients = await connect_many(cluster.url, [("1", "outage"), ("2", "outage")])
+    try:
+        private_redis.stop()
+        for path in ("/outage/users", "/healthz", "/workers"):
+            started = time.monotonic()
+            status, _, body = await asyncio.to_thread(http, cluster.url + path)
+            assert status == 503, path
+            assert time.monotonic() - started < 2.0
+        assert all(c.sio.connected for c in clients)
+        private_redis.start()
+
+        def recovered() -> bool:
+            status, _, body = roster(cluster, "outage")
+            return status == 200 and len(body) == 2 and len(cluster.live_workers()) == 2
+
+        await asyncio.to_thread(wait_until, recovered, 15, "the cluster after Redis came back")
+        await clients[0].sio.emit("identity-change", {"name": "back"})
+        assert (await clients[1].wait_for("identity-change"))["id_user"] == "1"
+    finally:
+        await close_all(clients)
+
+
+async def test_sigterm_stops_every_worker(start_cluster: Callable[..., Cluster]) -> None:
+    """SIGTERM to runcluster stops all workers well within 10 s and exits cleanly."""
+    cluster = start_cluster(workers=2)
+    assert cluster.process is not None
+    workers = cluster.children()
+    started = time.monotonic()
+    cluster.process.send_signal(signal.SIGTERM)
+    assert cluster.process.wait(12) == 0
+    assert time.monotonic() - started < 10
+    for pid in workers:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
