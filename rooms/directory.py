@@ -83,6 +83,7 @@ class RedisDirectory:
             options["ssl_cert_reqs"] = None  # Heroku Redis: self-signed certificate
         self._redis = aioredis.Redis.from_url(url, **options)
         self._key = f"{prefix}:workers"
+        self._known_channels: list[str] = []
 
     async def register(self, info: WorkerInfo) -> None:
         await self._call("hset", self._key, info.procid, json.dumps(asdict(info)))
@@ -101,11 +102,23 @@ class RedisDirectory:
         return bool(counts.get(channel.encode(), 0))
 
     async def scan(self) -> tuple[list[WorkerInfo], list[WorkerInfo]]:
-        raw = await self._call("hgetall", self._key)
-        workers = [WorkerInfo(**json.loads(value)) for value in raw.values()]
-        if not workers:
-            return [], []
-        counts = dict(await self._call("pubsub_numsub", *(w.channel for w in workers)))
+        """One round trip in the usual case: the hash and the counts of the channels seen
+        last time travel in one pipeline; only channels new since then cost a second one."""
+        known = self._known_channels
+        try:
+            pipe = self._redis.pipeline(transaction=False)
+            pipe.hgetall(self._key)
+            if known:
+                pipe.pubsub_numsub(*known)
+            results = await pipe.execute()
+        except (RedisError, OSError) as exc:
+            raise ClusterUnavailable(f"Redis unreachable: {exc}") from exc
+        workers = [WorkerInfo(**json.loads(value)) for value in results[0].values()]
+        counts: dict[bytes, int] = dict(results[1]) if known else {}
+        unseen = [w.channel for w in workers if w.channel.encode() not in counts]
+        if unseen:
+            counts.update(dict(await self._call("pubsub_numsub", *unseen)))
+        self._known_channels = [w.channel for w in workers]
         alive = [w for w in workers if counts.get(w.channel.encode(), 0) > 0]
         dead = [w for w in workers if counts.get(w.channel.encode(), 0) == 0]
         return alive, dead
@@ -115,6 +128,3 @@ class RedisDirectory:
             return await getattr(self._redis, command)(*args)
         except (RedisError, OSError) as exc:
             raise ClusterUnavailable(f"Redis unreachable: {exc}") from exc
-
-    async def close(self) -> None:
-        await self._redis.aclose()
