@@ -19,6 +19,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from rooms import protocol
+from rooms.directory import ClusterUnavailable
 from rooms.lifecycle import current_node
 from rooms.names import InvalidRoom, validate_room
 from rooms.node import WorkerNode
@@ -86,7 +87,12 @@ class SocketIOConsumer(AsyncWebsocketConsumer):
             logger.info("refusing /socket.io/ connection: %s", refusal)
             await self.close()
             return
-        self.node = await current_node()
+        try:
+            self.node = await current_node()
+        except ClusterUnavailable as exc:
+            logger.warning("refusing /socket.io/ connection: %s", exc)
+            await self.close()
+            return
         self.eio_sid = new_socket_id()
         self.pong = asyncio.Event()
         self.identity_budget = TokenBucket(settings.SOCKETIO_IDENTITY_CHANGE_RATE)
