@@ -1,0 +1,190 @@
+"""The official clients, unchanged, against a real cluster: python-socketio and socket.io-client.
+
+Each test uses rooms of its own (a uuid suffix), so tests sharing the 2-worker cluster cannot
+see each other's sockets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+import socketio
+
+from tests.integration.servers import ROOT, Cluster
+from tests.integration.sio import Recorder
+from tests.integration.wire import roster, rosters_empty
+
+pytestmark = pytest.mark.integration
+
+SCENARIO_JS = Path(__file__).parent / "js" / "scenario.js"
+NODE = shutil.which("node")
+needs_node = pytest.mark.skipif(
+    NODE is None or not (ROOT / "node_modules" / "socket.io-client").is_dir(),
+    reason="node or node_modules/socket.io-client missing (npm ci)",
+)
+
+
+def new_room(label: str) -> str:
+    return f"{label}-{uuid.uuid4().hex[:8]}"
+
+
+async def live_procids(cluster: Cluster) -> set[str]:
+    return {w["procid"] for w in await asyncio.to_thread(cluster.live_workers)}
+
+
+# ---- python-socketio -------------------------------------------------------------------
+
+
+async def test_python_socketio_full_scenario(shared_cluster: Cluster) -> None:
+    """python-socketio connects with the room in the query or in auth, gets handshake, joins
+    with an ack, sees the other socket arrive and leave, and receives identity-change once,
+    stamped with the sender's real id_user."""
+    room, other = new_room("py"), new_room("py-other")
+    a = await Recorder().connect(f"{shared_cluster.url}?id_user=1&room={room}")
+    b = Recorder()
+    try:
+        await b.connect(shared_cluster.url, auth={"id_user": "2", "room": room})
+        procids = await live_procids(shared_cluster)
+        for client in (a, b):
+            handshake = await client.next("handshake")
+            assert set(handshake) == {"procid"} and handshake["procid"] in procids
+        assert a.sid != b.sid
+        assert a.sid != a.client.eio.sid  # the Socket.IO id, not the Engine.IO one
+
+        assert await a.next("socket-connected") == b.sid  # b arrived in a's room
+        assert sorted(
+            (e["id_socket"], e["id_user"]) for e in await roster(shared_cluster, room)
+        ) == sorted([(a.sid, "1"), (b.sid, "2")])
+
+        assert await b.call("join", other) == {"ok": True}
+        assert await a.call("join", other) == {"ok": True}
+        assert await b.next("socket-connected") == a.sid  # a arrived in b's other room
+        assert await a.call("join", "") == {"ok": False, "error": "room must be a non-empty string"}
+
+        # Both share two rooms: the relay reaches b once, and never echoes to the sender.
+        await a.client.emit("identity-change", {"name": "Johnny", "id_user": "7"})
+        assert await b.next("identity-change") == {"name": "Johnny", "id_user": "1"}
+        await b.client.emit("identity-change", {"name": "Maria", "id_user": "1"})
+        assert await a.next("identity-change") == {"name": "Maria", "id_user": "2"}
+        assert await b.nothing_more("identity-change") == []
+        assert await a.nothing_more("identity-change") == []
+
+        b_sid = b.sid
+        await b.close()
+        assert await a.next("socket-disconnected") == b_sid
+        assert await a.nothing_more("socket-disconnected") == []  # once, though in two rooms
+        assert [e["id_socket"] for e in await roster(shared_cluster, room)] == [a.sid]
+    finally:
+        await a.close()
+        await b.close()
+    await rosters_empty(shared_cluster, [room, other])
+
+
+@pytest.mark.parametrize(
+    ("query", "auth", "shown"),
+    [
+        ("?id_user=999", None, "Unknown id_user: 999"),
+        ("?id_user=abc", None, "Unknown id_user: abc"),
+        ("?id_user=1", {"id_user": "0"}, "Unknown id_user: 0"),  # auth wins over the query
+        ("", {"room": "x"}, "Missing id_user"),
+    ],
+)
+async def test_python_socketio_refused_user_sees_our_message(
+    shared_cluster: Cluster, query: str, auth: dict[str, Any] | None, shown: str
+) -> None:
+    """An unknown or missing id_user makes connect() raise ConnectionError, the client's
+    connect_error handler gets our CONNECT_ERROR message, and no socket is registered."""
+    room = new_room("refused")
+    client = Recorder()
+    sep = "&" if query else "?"
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        await client.connect(f"{shared_cluster.url}{query}{sep}room={room}", auth=auth)
+    try:
+        assert client.connect_errors == [{"message": shown}]
+        assert not client.client.connected
+        assert await roster(shared_cluster, room) == []
+    finally:
+        await client.close()
+
+
+# ---- socket.io-client (Node) ----------------------------------------------------------
+
+
+async def run_node(*args: str) -> asyncio.subprocess.Process:
+    """js/scenario.js in its own process; it prints JSON lines on stdout."""
+    assert NODE is not None
+    return await asyncio.create_subprocess_exec(
+        NODE, str(SCENARIO_JS), *args,
+        cwd=ROOT,  # resolves require('socket.io-client') from ROOT/node_modules
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+
+
+async def node_lines(process: asyncio.subprocess.Process, within: float = 30) -> list[Any]:
+    """The JSON lines the script printed; it must exit with 0 within `within` seconds."""
+    try:
+        out, err = await asyncio.wait_for(process.communicate(), within)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        raise
+    assert process.returncode == 0, (process.returncode, out.decode(), err.decode())
+    return [json.loads(line) for line in out.decode().splitlines() if line.strip()]
+
+
+@needs_node
+async def test_node_socketio_client_full_scenario(shared_cluster: Cluster) -> None:
+    """socket.io-client 4.x with transports ['websocket'] runs the same scenario: query and
+    auth connects, handshake, join acks, socket-connected / socket-disconnected with the
+    socket ids the client shows as socket.id, stamped identity-change, and connect_error
+    carrying our message for an unknown id_user."""
+    room = new_room("node")
+    process = await run_node("scenario", shared_cluster.url, room)
+    (result,) = await node_lines(process)
+    assert result["error"] is None, result
+    procids = await live_procids(shared_cluster)
+    a, b = result["a"], result["b"]
+    assert {a["handshake"]["procid"], b["handshake"]["procid"]} <= procids
+    assert a["id"] != b["id"]
+    assert a["connected"] == [b["id"]]
+    assert b["connected"] == [a["id"]]
+    assert a["joinAck"] == b["joinAck"] == {"ok": True}
+    assert b["identity"] == [{"name": "Johnny", "id_user": "1"}]
+    assert a["identity"] == [{"name": "Maria", "id_user": "2"}]
+    assert a["disconnected"] == [b["id"]]
+    assert result["refused"] == {"message": "Unknown id_user: 999", "connected": False}
+    await rosters_empty(shared_cluster, [room, room + "-other"])
+
+
+@needs_node
+async def test_python_and_node_clients_see_each_other(shared_cluster: Cluster) -> None:
+    """A python-socketio client and a socket.io-client in one room see each other arrive
+    and each gets the other's identity-change, stamped with the sender's id_user."""
+    room = new_room("mixed")
+    py = await Recorder().connect(f"{shared_cluster.url}?id_user=3&room={room}")
+    process = await run_node("mixed", shared_cluster.url, room)
+    try:
+        assert process.stdout is not None
+        ready = json.loads(await asyncio.wait_for(process.stdout.readline(), 15))
+        assert ready["ready"] is True
+        assert await py.next("socket-connected") == ready["id"]
+        await py.client.emit("identity-change", {"name": "from-python", "id_user": "9"})
+        assert await py.next("identity-change") == {"name": "from-node", "id_user": "4"}
+        (result,) = await node_lines(process)
+        assert result["error"] is None, result
+        assert result["identity"] == [{"name": "from-python", "id_user": "3"}]
+        assert result["handshake"]["procid"] in await live_procids(shared_cluster)
+        assert await py.next("socket-disconnected") == ready["id"]
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+        await py.close()
+    await rosters_empty(shared_cluster, [room])

@@ -1,0 +1,156 @@
+"""Raw Engine.IO / Socket.IO frames over a real WebSocket, for conformance and abuse tests.
+
+Deliberately independent of rooms.protocol: these helpers speak the wire format as the
+public specs write it, so a codec bug cannot hide behind the same codec on both ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import urllib.parse
+from collections.abc import Iterable
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from tests.integration.servers import Cluster, http
+
+OPEN_KEYS = {"sid", "upgrades", "pingInterval", "pingTimeout", "maxPayload"}
+
+
+def socketio_url(cluster: Cluster, **query: str) -> str:
+    """The WebSocket URL an official client would open, plus our query parameters."""
+    params = {"EIO": "4", "transport": "websocket", **query}
+    return f"{cluster.ws_url}/socket.io/?{urllib.parse.urlencode(params)}"
+
+
+async def open_raw(url: str, **kwargs: Any) -> ClientConnection:
+    """A WebSocket with no Engine.IO logic at all; the caller reads every frame."""
+    kwargs.setdefault("open_timeout", 5)
+    kwargs.setdefault("ping_interval", None)  # no WebSocket-level pings muddying the picture
+    return await connect(url, **kwargs)
+
+
+async def recv(ws: ClientConnection, within: float = 5) -> str | bytes:
+    return await asyncio.wait_for(ws.recv(), within)
+
+
+async def recv_packet(ws: ClientConnection, within: float = 5) -> str:
+    """The next text frame that is not an Engine.IO PING (those are answered)."""
+    async with asyncio.timeout(within):
+        while True:
+            frame = await ws.recv()
+            assert isinstance(frame, str), f"unexpected binary frame {frame!r}"
+            if frame == "2":
+                await ws.send("3")
+                continue
+            return frame
+
+
+async def engineio_open(cluster: Cluster, **query: str) -> tuple[ClientConnection, dict[str, Any]]:
+    """Connect and read the Engine.IO OPEN packet; returns the socket and its payload."""
+    ws = await open_raw(socketio_url(cluster, **query))
+    frame = await recv(ws)
+    assert isinstance(frame, str) and frame.startswith("0{"), frame
+    return ws, json.loads(frame[1:])
+
+
+async def socketio_connect(
+    cluster: Cluster, auth: dict[str, Any] | None = None, **query: str
+) -> tuple[ClientConnection, str, str]:
+    """OPEN, then CONNECT to "/"; returns (socket, socket id, procid from "handshake")."""
+    ws, _ = await engineio_open(cluster, **query)
+    await ws.send("40" + ("" if auth is None else json.dumps(auth)))
+    reply = await recv_packet(ws)
+    assert reply.startswith('40{"sid":'), reply
+    sid = json.loads(reply[2:])["sid"]
+    handshake = await recv_packet(ws)
+    assert handshake.startswith('42["handshake",'), handshake
+    return ws, sid, json.loads(handshake[2:])[1]["procid"]
+
+
+async def closed_by_server(ws: ClientConnection, within: float = 5) -> list[str | bytes]:
+    """Read until the server closes the connection; returns what it sent before.
+
+    Raises TimeoutError if the connection is still open after `within` seconds.
+    """
+    frames: list[str | bytes] = []
+    async with asyncio.timeout(within):
+        try:
+            while True:
+                frames.append(await ws.recv())
+        except ConnectionClosed:
+            return frames
+
+
+async def wait_events(ws: ClientConnection, *expected: list[Any], within: float = 5) -> None:
+    """Read packets until every EVENT in `expected` ([name, *args] each) has arrived, in any
+    order, other packets in between; fail after `within` seconds."""
+    missing = [json.dumps(e) for e in expected]
+    seen: list[str] = []
+    try:
+        async with asyncio.timeout(within):
+            while missing:
+                frame = await recv_packet(ws, within)
+                if (
+                    frame.startswith("42")
+                    and (event := json.dumps(json.loads(frame[2:]))) in missing
+                ):
+                    missing.remove(event)
+                else:
+                    seen.append(frame)
+    except TimeoutError:
+        raise AssertionError(f"still missing {missing} after {within} s; also got {seen}") from None
+
+
+async def events_until_quiet(
+    ws: ClientConnection, quiet: float = 0.5, limit: float = 5
+) -> list[Any]:
+    """Every EVENT ([name, *args]) received until nothing came for `quiet` seconds."""
+    events: list[Any] = []
+    async with asyncio.timeout(limit):
+        while True:
+            try:
+                frame = await recv_packet(ws, quiet)
+            except TimeoutError:
+                return events
+            if frame.startswith("42"):
+                events.append(json.loads(frame[2:]))
+
+
+async def roster(cluster: Cluster, room: str) -> list[dict[str, Any]]:
+    quoted = urllib.parse.quote(room, safe="")
+    status, _, body = await asyncio.to_thread(http, f"{cluster.url}/{quoted}/users")
+    assert status == 200, (status, body)
+    return body  # type: ignore[no-any-return]
+
+
+async def socket_count(cluster: Cluster) -> int:
+    """Sockets registered on all live workers, as GET /workers reports them."""
+    status, _, body = await asyncio.to_thread(http, f"{cluster.url}/workers")
+    assert status == 200, (status, body)
+    return sum(w["sockets"] for w in body)
+
+
+async def eventually(predicate: Any, within: float = 5, interval: float = 0.1) -> Any:
+    """Await the async predicate until it returns something truthy, for at most `within`
+    seconds; returns its last result, for the caller to assert on."""
+    deadline = time.monotonic() + within
+    while True:
+        result = await predicate()
+        if result or time.monotonic() > deadline:
+            return result
+        await asyncio.sleep(interval)
+
+
+async def rosters_empty(cluster: Cluster, rooms: Iterable[str], within: float = 5) -> None:
+    """Every room's roster is empty, or becomes empty within `within` seconds."""
+    for room in rooms:
+
+        async def empty(room: str = room) -> bool:
+            return await roster(cluster, room) == []
+
+        assert await eventually(empty, within), (room, await roster(cluster, room))
