@@ -29,6 +29,9 @@ from users import services
 logger = logging.getLogger(__name__)
 
 
+GONE = {"ok": False, "error": "socket is disconnecting"}
+
+
 def new_socket_id() -> str:
     """20 URL-safe characters, like socket.io's ids."""
     return secrets.token_urlsafe(15)
@@ -195,11 +198,7 @@ class SocketIOConsumer(AsyncWebsocketConsumer):
             room = validate_room(raw_room)
         except InvalidRoom as exc:
             return {"ok": False, "error": str(exc)}
-        if action == "join":
-            await self._join(room)
-        else:
-            await self._leave(room)
-        return {"ok": True}
+        return await (self._join(room) if action == "join" else self._leave(room))
 
     async def _identity_change(self, payload: object) -> dict[str, Any]:
         if not self.identity_budget.take():
@@ -209,34 +208,40 @@ class SocketIOConsumer(AsyncWebsocketConsumer):
         body = dict(payload) if isinstance(payload, dict) else {}
         body["id_user"] = self.id_user  # stamped by the server, never trusted from the client
         sock = self._local_socket()
+        if sock is None:
+            return GONE
         if sock.rooms:
             frame = protocol.encode_event("identity-change", body)
-            await self.node.emit_to_rooms(sorted(sock.rooms), frame, except_socket=self.sid)
+            await self.node.emit_to_rooms(sorted(sock.rooms), frame, except_socket=sock.id_socket)
         return {"ok": True}
 
     # ---- rooms --------------------------------------------------------------------------
+    # Each checks the socket is still registered: a heartbeat or protocol error may have
+    # dropped it while an earlier await of the same handler was pending.
 
-    async def _join(self, room: str) -> None:
-        assert self.sid is not None
-        if room in self._local_socket().rooms:
-            return
-        await self.node.join(self.sid, room)
-        frame = protocol.encode_event("socket-connected", self.sid)
-        await self.node.emit_to_rooms([room], frame, except_socket=self.sid)
+    async def _join(self, room: str) -> dict[str, Any]:
+        sock = self._local_socket()
+        if sock is None:
+            return GONE
+        if room not in sock.rooms:
+            await self.node.join(sock.id_socket, room)
+            frame = protocol.encode_event("socket-connected", sock.id_socket)
+            await self.node.emit_to_rooms([room], frame, except_socket=sock.id_socket)
+        return {"ok": True}
 
-    async def _leave(self, room: str) -> None:
-        assert self.sid is not None
-        if room not in self._local_socket().rooms:
-            return
-        await self.node.leave(self.sid, room)
-        frame = protocol.encode_event("socket-disconnected", self.sid)
-        await self.node.emit_to_rooms([room], frame)
+    async def _leave(self, room: str) -> dict[str, Any]:
+        sock = self._local_socket()
+        if sock is None:
+            return GONE
+        if room in sock.rooms:
+            await self.node.leave(sock.id_socket, room)
+            frame = protocol.encode_event("socket-disconnected", sock.id_socket)
+            await self.node.emit_to_rooms([room], frame)
+        return {"ok": True}
 
-    def _local_socket(self) -> LocalSocket:
-        assert self.sid is not None
-        sock = self.node.registry.get(self.sid)
-        assert sock is not None
-        return sock
+    def _local_socket(self) -> LocalSocket | None:
+        """This connection's registered socket, or None once it was forgotten."""
+        return None if self.sid is None else self.node.registry.get(self.sid)
 
     # ---- background tasks ---------------------------------------------------------------
 

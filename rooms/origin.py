@@ -12,14 +12,15 @@ from urllib.parse import urlsplit
 
 from asgiref.typing import ASGIReceiveCallable, ASGISendCallable, Scope
 from django.conf import settings
-from django.http.request import validate_host
+from django.http.request import split_domain_port, validate_host
 
 
 def origin_allowed(origin: bytes | None) -> bool:
     if origin is None:
         return True
-    host = urlsplit(origin.decode("latin-1")).netloc
-    return bool(host) and validate_host(host, settings.ALLOWED_HOSTS)
+    # ALLOWED_HOSTS names hosts without ports, as Django's own HttpRequest.get_host() checks
+    domain, _port = split_domain_port(urlsplit(origin.decode("latin-1")).netloc)
+    return bool(domain) and validate_host(domain, settings.ALLOWED_HOSTS)
 
 
 class OriginValidator:

@@ -1,0 +1,224 @@
+"""How sockets leave: every way a connection ends tells its rooms once and unregisters it;
+the Engine.IO heartbeat; the worker node's roster of its sockets."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import pytest
+from pytest_django.fixtures import Settings
+
+from rooms.node import WorkerNode
+from tests.consumer.conftest import Client, ClientFactory, expect, quiet, socket_path
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def two_rooms_with_a_leaver(
+    connect: ClientFactory, before_leaver: Callable[[], None] = lambda: None
+) -> tuple[Client, list[Client]]:
+    """A socket in Maths and Physics, and one watcher in Maths, Physics and both.
+
+    `before_leaver` runs after the watchers connected, e.g. to change settings for the leaver.
+    """
+    maths = await connect(id_user="2", room="Maths")
+    physics = await connect(id_user="3", room="Physics")
+    both = await connect(id_user="4", room="Maths")
+    assert await both.call("join", "Physics") == {"ok": True}
+    await expect(maths, "socket-connected", both.sid)
+    await expect(physics, "socket-connected", both.sid)
+    before_leaver()
+    leaver = await connect(id_user="1", room="Maths")
+    assert await leaver.call("join", "Physics") == {"ok": True}
+    for watcher in (maths, physics, both):
+        await expect(watcher, "socket-connected", leaver.sid)
+    await expect(both, "socket-connected", leaver.sid)
+    return leaver, [maths, physics, both]
+
+
+async def assert_departed(node: WorkerNode, leaver: Client, watchers: list[Client]) -> None:
+    """Each watcher got "socket-disconnected" <sid> exactly once; the node forgot the socket."""
+    assert leaver.sid is not None
+    # Read all watchers at once, so each answers its pings (if any) meanwhile.
+    await asyncio.gather(*(expect(w, "socket-disconnected", leaver.sid) for w in watchers))
+    await quiet(*watchers)
+    assert node.registry.get(leaver.sid) is None
+    for room in ("Maths", "Physics"):
+        roster = await node.roster(room)
+        assert leaver.sid not in {e.id_socket for e in roster.entries}
+    assert len(node.registry) == len(watchers)
+
+
+async def test_client_closing_the_websocket_tells_its_rooms_once(
+    connect: ClientFactory, node: WorkerNode
+) -> None:
+    """When the client closes the WebSocket, its rooms get "socket-disconnected" once."""
+    leaver, watchers = await two_rooms_with_a_leaver(connect)
+    await leaver.finish()
+    await assert_departed(node, leaver, watchers)
+
+
+async def test_socketio_disconnect_packet_tells_its_rooms_once(
+    connect: ClientFactory, node: WorkerNode
+) -> None:
+    """A client "41" ends the socket: the server closes the WebSocket and tells its rooms."""
+    leaver, watchers = await two_rooms_with_a_leaver(connect)
+    await leaver.send("41")
+    await leaver.assert_closed()
+    await assert_departed(node, leaver, watchers)
+
+
+async def test_engineio_close_packet_tells_its_rooms_once(
+    connect: ClientFactory, node: WorkerNode
+) -> None:
+    """An Engine.IO CLOSE ("1") from the client ends the socket like a WebSocket close."""
+    leaver, watchers = await two_rooms_with_a_leaver(connect)
+    await leaver.send("1")
+    await leaver.assert_closed()
+    await assert_departed(node, leaver, watchers)
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        "4abc",  # unknown Socket.IO packet type (socket.io-protocol test-suite)
+        "42{}",  # EVENT payload not an array (test-suite)
+        '42abc["x"]',  # junk where the ack id goes (test-suite)
+        "42[]",
+        '42["disconnect"]',  # reserved event name
+        "42[null]",
+        '451-["x",{"_placeholder":true,"num":0}]',  # BINARY_EVENT: not supported
+        "43",  # ACK without an id
+        "4",
+        "9",
+        "5",  # Engine.IO UPGRADE belongs to polling
+        "42/admin,[" + '"x"]',  # EVENT on a namespace the socket is not connected to
+        "42" + "[" * 40 + "]" * 40,  # nested deeper than the codec allows
+    ],
+)
+async def test_protocol_error_closes_the_socket_and_tells_its_rooms(
+    connect: ClientFactory, node: WorkerNode, frame: str
+) -> None:
+    """An unparsable or unexpected packet closes that connection only, announcing it once."""
+    leaver, watchers = await two_rooms_with_a_leaver(connect)
+    await leaver.send(frame)
+    await leaver.assert_closed()
+    await assert_departed(node, leaver, watchers)
+    # The worker goes on serving the others.
+    assert await watchers[0].call("join", "Chemistry") == {"ok": True}
+
+
+async def test_binary_frame_closes_the_socket_and_tells_its_rooms(
+    connect: ClientFactory, node: WorkerNode
+) -> None:
+    """Binary WebSocket frames (attachments) are not supported: the connection is closed."""
+    leaver, watchers = await two_rooms_with_a_leaver(connect)
+    await leaver.comm.send_to(bytes_data=b"\x04binary")
+    await leaver.assert_closed()
+    await assert_departed(node, leaver, watchers)
+
+
+async def test_oversized_frame_closes_the_socket(
+    settings: Settings, connect: ClientFactory, node: WorkerNode
+) -> None:
+    """A frame longer than maxPayload is a protocol error: the connection is closed."""
+    settings.SOCKETIO_MAX_PAYLOAD = 100
+    leaver, watchers = await two_rooms_with_a_leaver(connect)
+    await leaver.emit("identity-change", {"name": "x" * 100})
+    await leaver.assert_closed()
+    await assert_departed(node, leaver, watchers)
+
+
+async def test_event_before_connect_closes_the_connection(
+    raw_client: Callable[..., Client], node: WorkerNode
+) -> None:
+    """An EVENT before CONNECT is a protocol error; nothing was registered."""
+    client = raw_client(socket_path(id_user="1", room="Maths"))
+    await client.open()
+    await client.send('421["join","Maths"]')
+    await client.assert_closed()
+    assert len(node.registry) == 0
+
+
+# ---- heartbeat ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def fast_heartbeat(settings: Settings) -> None:
+    settings.SOCKETIO_PING_INTERVAL_MS = 200
+    settings.SOCKETIO_PING_TIMEOUT_MS = 200
+
+
+async def test_client_silent_past_ping_timeout_is_dropped_and_its_room_told(
+    settings: Settings, connect: ClientFactory, node: WorkerNode
+) -> None:
+    """A client that does not pong within pingTimeout is dropped and its rooms told, once."""
+
+    def fast_heartbeat_for_the_leaver_only() -> None:
+        # Read when a socket's heartbeat starts: the watchers keep the slow default, so no
+        # watcher can miss a ping of its own while the test waits on another socket.
+        settings.SOCKETIO_PING_INTERVAL_MS = 200
+        settings.SOCKETIO_PING_TIMEOUT_MS = 200
+
+    leaver, watchers = await two_rooms_with_a_leaver(connect, fast_heartbeat_for_the_leaver_only)
+    leaver.auto_pong = False
+    assert await leaver.assert_closed() >= 1  # pinged, and dropped for not answering
+    await assert_departed(node, leaver, watchers)
+    for watcher in watchers:
+        assert watcher.sid is not None and node.registry.get(watcher.sid) is not None
+
+
+@pytest.mark.usefixtures("fast_heartbeat")
+async def test_server_pings_and_pongs_keep_the_socket_alive(
+    connect: ClientFactory, node: WorkerNode
+) -> None:
+    """The server sends "2" every pingInterval; answering "3" keeps the socket across many."""
+    client = await connect(id_user="1", room="Maths")
+    for _ in range(6):  # 6 x 200 ms: several times pingInterval + pingTimeout
+        assert await client.recv_frame(within=2) == "2"
+        await client.send("3")
+    assert await client.call("join", "Physics") == {"ok": True}
+    assert client.sid is not None
+    sock = node.registry.get(client.sid)
+    assert sock is not None and sock.rooms == {"Maths", "Physics"}
+
+
+async def test_server_answers_a_client_ping_with_a_pong(connect: ClientFactory) -> None:
+    """A client ping ("2probe") gets the matching pong ("3probe")."""
+    client = await connect(id_user="1")
+    await client.send("2probe")
+    assert await client.recv_frame() == "3probe"
+
+
+# ---- the node's view ----------------------------------------------------------------------
+
+
+async def test_roster_lists_exactly_the_connected_sockets(
+    connect: ClientFactory, node: WorkerNode
+) -> None:
+    """node.roster(room) lists each connected socket of the room once, as (id_socket, id_user);
+    it is empty once they have all disconnected."""
+    a = await connect(id_user="1", room="Maths")
+    b = await connect(id_user="2", room="Maths")
+    b_again = await connect(id_user="2", room="Maths")  # one user, two tabs: two entries
+    c = await connect(id_user="3", room="Physics")
+    lonely = await connect(id_user="4")
+
+    roster = await node.roster("Maths")
+    assert (roster.expected, roster.responded) == (1, 1)
+    assert sorted((e.id_socket, e.id_user) for e in roster.entries) == sorted(
+        [(a.sid, "1"), (b.sid, "2"), (b_again.sid, "2")]
+    )
+    assert {e.procid for e in roster.entries} == {node.procid}
+    assert [(e.id_socket, e.id_user) for e in (await node.roster("Physics")).entries] == [
+        (c.sid, "3")
+    ]
+    assert (await node.roster("Nowhere")).entries == []
+
+    for client in (a, b, b_again, c, lonely):
+        await client.finish()
+    assert (await node.roster("Maths")).entries == []
+    assert (await node.roster("Physics")).entries == []
+    assert len(node.registry) == 0
+    assert node.registry.room_count == 0
