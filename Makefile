@@ -29,6 +29,7 @@ run: setup
 ## test: everything CI runs: lint, types, then every test against real Redis and daphne
 test: setup
 	bash scripts/ensure-redis
+	bash scripts/ensure-chromium
 	$(MAKE) check
 	$(PY) -m pytest
 

@@ -117,7 +117,13 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
-STATICFILES_DIRS = [BASE_DIR / "static"]
+STATICFILES_DIRS = [
+    BASE_DIR / "static",
+    # The official Socket.IO browser client, served as /static/vendor/socket.io/socket.io.min.js
+    # from the pinned npm package (package-lock.json) rather than a copy or a CDN: the room
+    # page works offline and the client is upgraded with the other pinned dependencies.
+    ("vendor/socket.io", BASE_DIR / "node_modules/socket.io-client/dist"),
+]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
@@ -186,3 +192,32 @@ SOCKETIO_IDENTITY_CHANGE_RATE: float = env.float("SOCKETIO_IDENTITY_CHANGE_RATE"
 CLUSTER_GATHER_DEADLINE: float = env.float("CLUSTER_GATHER_DEADLINE", default=1.0)
 # how often each worker looks for dead peers (worker-down latency)
 CLUSTER_JANITOR_INTERVAL: float = env.float("CLUSTER_JANITOR_INTERVAL", default=1.0)
+
+# ---- Production: HTTPS behind Heroku's router (begin) ----------------------------------
+# `manage.py check --deploy` is clean with DEBUG off and these defaults. Each setting is on
+# by default when DEBUG is off and off when DEBUG is on; each can be set on its own through
+# the environment, e.g. SECURE_SSL_REDIRECT=off to run production settings locally over
+# plain HTTP (tests/deploy does).
+_SECURE_BY_DEFAULT = not DEBUG
+# Heroku's router terminates TLS and tells the dyno the client's scheme in
+# X-Forwarded-Proto. Trust that header only behind such a proxy (a client reaching the app
+# directly could otherwise claim https): SECURE_PROXY_SSL_HEADER=off elsewhere.
+SECURE_PROXY_SSL_HEADER: tuple[str, str] | None = (
+    ("HTTP_X_FORWARDED_PROTO", "https")
+    if env.bool("SECURE_PROXY_SSL_HEADER", default=_SECURE_BY_DEFAULT)
+    else None
+)
+SECURE_SSL_REDIRECT: bool = env.bool("SECURE_SSL_REDIRECT", default=_SECURE_BY_DEFAULT)
+SESSION_COOKIE_SECURE: bool = env.bool("SESSION_COOKIE_SECURE", default=_SECURE_BY_DEFAULT)
+CSRF_COOKIE_SECURE: bool = env.bool("CSRF_COOKIE_SECURE", default=_SECURE_BY_DEFAULT)
+# HSTS starts at one hour, so a mistake wears off quickly; raise SECURE_HSTS_SECONDS to
+# 31536000 once every host under the domain serves HTTPS (the preload list requires a
+# year; SECURE_HSTS_PRELOAD only adds the directive, submitting the domain is manual).
+SECURE_HSTS_SECONDS: int = env.int("SECURE_HSTS_SECONDS", default=3600 if _SECURE_BY_DEFAULT else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS: bool = env.bool(
+    "SECURE_HSTS_INCLUDE_SUBDOMAINS", default=_SECURE_BY_DEFAULT
+)
+SECURE_HSTS_PRELOAD: bool = env.bool("SECURE_HSTS_PRELOAD", default=_SECURE_BY_DEFAULT)
+# Where `collectstatic` writes (Heroku runs it at build time); the tests use their own.
+STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(STATIC_ROOT)))
+# ---- Production: HTTPS behind Heroku's router (end) ------------------------------------

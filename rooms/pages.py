@@ -76,16 +76,16 @@ def room_page(request: HttpRequest, room: str) -> HttpResponse:
     try:
         user = services.user_get(id_user=raw_id_user)
     except services.UserNotFound:
-        context = {"room": room, "raw_id_user": raw_id_user, "users": _user_links(room)}
-        status = 200 if raw_id_user is None else 404
-        return render(request, "rooms/choose_user.html", context, status=status)
-    config: dict[str, Any] = {
+        choices = {"room": room, "raw_id_user": raw_id_user, "users": _user_links(room)}
+        status = 404 if raw_id_user else 200  # an id that names nobody, or none given yet
+        return render(request, "rooms/choose_user.html", choices, status=status)
+    config = {
         "room": room,
         "id_user": user.id_user,
         "name": user.name,
         # Sent back as X-CSRFToken on PUT /users/<id>; get_token() also sets the cookie.
         "csrf_token": get_token(request),
-        "landing_url": reverse("landing"),
+        "choose_url": room_page_url(room),  # where a refused page sends its user
     }
     context = {
         "room": room,

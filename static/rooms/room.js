@@ -1,0 +1,369 @@
+/* The room page: who is in the room, live, and my own name, editable in place.
+ *
+ * It uses only what any client of the contract has: GET /<room>/users?hydrate=1,
+ * GET/PUT /users/<id_user>, and the Socket.IO events, through the official socket.io-client
+ * (window.io), whose reconnection with backoff brings the page back after its worker dies.
+ */
+(function () {
+  'use strict';
+
+  const RENAME_DEBOUNCE_MS = 600;
+  const REFRESH_DEBOUNCE_MS = 120;
+  const FETCH_TIMEOUT_MS = 5000;
+  const RETRY_MS = 1500;
+
+  const config = JSON.parse(document.getElementById('room-config').textContent);
+  const $ = (id) => document.getElementById(id);
+  const el = {
+    status: $('status'),
+    statusText: $('status-text'),
+    notice: $('notice'),
+    nameForm: $('name-form'),
+    nameInput: $('name-input'),
+    saveState: $('save-state'),
+    avatar: $('my-avatar'),
+    socketId: $('my-socket'),
+    worker: $('my-worker'),
+    table: $('members'),
+    body: $('members-body'),
+    count: $('members-count'),
+    empty: $('members-empty'),
+    partial: $('partial'),
+  };
+  const rosterUrl = '/' + encodeURIComponent(config.room) + '/users?hydrate=1';
+  const userUrl = '/users/' + encodeURIComponent(config.id_user);
+
+  let members = []; // rows of the last roster, [{id_socket, id_user, procid, data: {name}}]
+  let myProcid = null;
+  let mySocketId = null; // kept while disconnected, so this tab's last row stays marked
+  let savedName = config.name; // the name the server holds, as far as this page knows
+
+  const hueOf = (idUser) => (Number(idUser) * 137) % 360; // same as rooms.pages.avatar_hue
+  const initial = (name) => (name || '?').trim().charAt(0).toUpperCase() || '?';
+
+  function fetchWithTimeout(url, options) {
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), FETCH_TIMEOUT_MS);
+    return fetch(url, Object.assign({ signal: controller.signal }, options)).finally(() =>
+      clearTimeout(timer),
+    );
+  }
+
+  function describe(error) {
+    return error && error.name === 'AbortError' ? 'the server did not answer' : String(error.message || error);
+  }
+
+  // ---- connection status --------------------------------------------------------------
+
+  const STATUS_TEXT = {
+    connecting: 'Connecting…',
+    connected: 'Connected',
+    reconnecting: 'Reconnecting…',
+    refused: 'Refused',
+    disconnected: 'Disconnected',
+  };
+
+  function setStatus(state, detail) {
+    el.status.dataset.state = state;
+    el.statusText.textContent = STATUS_TEXT[state];
+    el.status.title = detail || '';
+    el.table.classList.toggle('stale', state !== 'connected');
+  }
+
+  function showNotice(node) {
+    el.notice.replaceChildren(...(node ? [node] : []));
+    el.notice.hidden = !node;
+  }
+
+  // ---- the roster -----------------------------------------------------------------------
+
+  let refreshTimer = null;
+  let refreshing = false;
+  let refreshAgain = false;
+  let selfChecks = 0; // refreshes spent waiting for this socket's own join to show
+
+  function scheduleRefresh(delay) {
+    clearTimeout(refreshTimer);
+    refreshTimer = setTimeout(refresh, delay === undefined ? REFRESH_DEBOUNCE_MS : delay);
+  }
+
+  async function refresh() {
+    if (refreshing) {
+      refreshAgain = true; // one more fetch after this one, never two at a time
+      return;
+    }
+    refreshing = true;
+    try {
+      const response = await fetchWithTimeout(rosterUrl, { headers: { Accept: 'application/json' } });
+      if (!response.ok) throw new Error('HTTP ' + response.status);
+      const rows = await response.json();
+      members = rows;
+      showPartial(
+        Number(response.headers.get('X-Workers-Expected')),
+        Number(response.headers.get('X-Workers-Responded')),
+      );
+      render();
+      // The server joins the room just after CONNECT: a roster fetched at once can miss us.
+      if (socket.connected && !rows.some((m) => m.id_socket === mySocketId) && selfChecks < 10) {
+        selfChecks += 1;
+        scheduleRefresh(250);
+      }
+    } catch (error) {
+      el.partial.textContent = 'Could not load the members: ' + describe(error) + '. Retrying…';
+      el.partial.hidden = false;
+      if (socket.connected) scheduleRefresh(RETRY_MS);
+    } finally {
+      el.table.setAttribute('aria-busy', 'false');
+      refreshing = false;
+      if (refreshAgain) {
+        refreshAgain = false;
+        scheduleRefresh(0);
+      }
+    }
+  }
+
+  function showPartial(expected, responded) {
+    const partial = Number.isFinite(expected) && Number.isFinite(responded) && responded < expected;
+    el.partial.hidden = !partial;
+    el.partial.textContent = partial
+      ? 'Partial list: ' + responded + ' of ' + expected + ' workers answered; some members may be missing.'
+      : '';
+  }
+
+  function cell(label, ...children) {
+    const td = document.createElement('td');
+    td.dataset.label = label;
+    const wrap = document.createElement('span');
+    wrap.append(...children);
+    td.append(wrap);
+    return td;
+  }
+
+  function badge(text, soft) {
+    const span = document.createElement('span');
+    span.className = soft ? 'badge soft' : 'badge';
+    span.textContent = text;
+    return span;
+  }
+
+  function code(text) {
+    const c = document.createElement('code');
+    c.textContent = text;
+    return c;
+  }
+
+  function render() {
+    const rows = members
+      .slice()
+      .sort(
+        (a, b) =>
+          Number(a.id_user) - Number(b.id_user) || (a.id_socket < b.id_socket ? -1 : a.id_socket > b.id_socket ? 1 : 0),
+      );
+    const trs = rows.map((m) => {
+      const tr = document.createElement('tr');
+      const mine = m.id_user === config.id_user;
+      const thisTab = m.id_socket === mySocketId;
+      tr.dataset.idSocket = m.id_socket;
+      tr.dataset.idUser = m.id_user;
+      tr.dataset.procid = m.procid || '';
+      if (mine) tr.classList.add('mine');
+      if (thisTab) tr.classList.add('this-tab');
+
+      const name = (m.data && m.data.name) || '';
+      const avatar = document.createElement('span');
+      avatar.className = 'avatar';
+      avatar.style.setProperty('--hue', hueOf(m.id_user));
+      avatar.setAttribute('aria-hidden', 'true');
+      avatar.textContent = initial(name);
+      const who = document.createElement('span');
+      who.className = 'who';
+      const nameText = document.createElement('span');
+      nameText.className = 'user-name member-name';
+      nameText.textContent = name || '(unknown)';
+      who.append(avatar, nameText);
+      if (thisTab) who.append(badge('you'));
+      else if (mine) who.append(badge('you · other tab', true));
+
+      tr.append(
+        cell('id_user', m.id_user),
+        cell('Name', who),
+        cell('Socket', code(m.id_socket)),
+        cell('Worker', code(m.procid || '?')),
+      );
+      return tr;
+    });
+    el.body.replaceChildren(...trs);
+    el.empty.hidden = rows.length > 0;
+    const users = new Set(rows.map((m) => m.id_user)).size;
+    el.count.textContent =
+      rows.length === 0
+        ? ''
+        : rows.length + (rows.length === 1 ? ' socket' : ' sockets') + ' · ' + users + (users === 1 ? ' user' : ' users');
+  }
+
+  // ---- my name --------------------------------------------------------------------------
+
+  let renameTimer = null;
+  let saving = false;
+  let saveAgain = false;
+
+  function setSaveState(state, text) {
+    el.saveState.dataset.state = state;
+    el.saveState.textContent = text || '';
+    el.nameInput.setAttribute('aria-invalid', state === 'error' ? 'true' : 'false');
+  }
+
+  function showMyName(name) {
+    el.avatar.textContent = initial(name);
+    document.title = config.room + ' · ' + name + ' · identity-playground';
+  }
+
+  const editing = () => renameTimer !== null || saving || el.nameInput.value.trim() !== savedName;
+
+  async function save() {
+    clearTimeout(renameTimer);
+    renameTimer = null;
+    const name = el.nameInput.value.trim();
+    if (saving) {
+      saveAgain = true;
+      return;
+    }
+    if (name === savedName) {
+      if (el.saveState.dataset.state !== 'saved') setSaveState('idle');
+      return;
+    }
+    if (!name) {
+      setSaveState('error', 'Your name cannot be empty.');
+      return;
+    }
+    saving = true;
+    setSaveState('saving', 'Saving…');
+    try {
+      const response = await fetchWithTimeout(userUrl, {
+        method: 'PUT',
+        headers: { 'Content-Type': 'application/json', 'X-CSRFToken': config.csrf_token },
+        body: JSON.stringify({ name: name }),
+      });
+      if (response.status !== 204) {
+        const body = await response.json().catch(() => ({}));
+        throw new Error(body.error || 'HTTP ' + response.status);
+      }
+      savedName = name;
+      showMyName(name);
+      socket.emit('identity-change', { name: name });
+      setSaveState('saved', 'Saved');
+      scheduleRefresh(0);
+    } catch (error) {
+      setSaveState('error', 'Not saved: ' + describe(error));
+    } finally {
+      saving = false;
+      if (saveAgain) {
+        saveAgain = false;
+        save();
+      }
+    }
+  }
+
+  el.nameInput.addEventListener('input', () => {
+    clearTimeout(renameTimer);
+    if (el.saveState.dataset.state !== 'idle') setSaveState('idle');
+    renameTimer = setTimeout(save, RENAME_DEBOUNCE_MS);
+  });
+  el.nameForm.addEventListener('submit', (event) => {
+    event.preventDefault();
+    save();
+  });
+
+  /** Someone renamed me elsewhere (another tab, the API, the admin): follow unless I am typing. */
+  async function reloadMyName() {
+    try {
+      const response = await fetchWithTimeout(userUrl, { headers: { Accept: 'application/json' } });
+      if (!response.ok) return;
+      const user = await response.json();
+      const typing = editing();
+      savedName = user.name;
+      showMyName(user.name);
+      if (!typing) el.nameInput.value = user.name;
+    } catch (error) {
+      // the roster refresh shows the new name anyway
+    }
+  }
+
+  // ---- the socket -----------------------------------------------------------------------
+
+  // WebSocket only (the server has no long-polling); the room rides in the query, so every
+  // reconnection joins it again by itself. Backoff: socket.io-client's defaults (1 s .. 5 s).
+  const socket = io({
+    transports: ['websocket'],
+    query: { id_user: config.id_user, room: config.room },
+  });
+
+  function showSocket() {
+    el.socketId.textContent = socket.connected ? socket.id : '—';
+    el.worker.textContent = myProcid || '—';
+  }
+
+  let connectedBefore = false;
+  socket.on('connect', () => {
+    mySocketId = socket.id;
+    setStatus('connected');
+    showNotice(null);
+    selfChecks = 0;
+    showSocket();
+    scheduleRefresh(0);
+    if (connectedBefore) reloadMyName(); // a rename may have happened while we were away
+    connectedBefore = true;
+  });
+
+  socket.on('handshake', (payload) => {
+    myProcid = payload && payload.procid ? String(payload.procid) : null;
+    showSocket();
+  });
+
+  socket.on('disconnect', (reason) => {
+    myProcid = null;
+    showSocket();
+    // socket.active: the client will reconnect by itself (e.g. "transport close" when the
+    // worker died); otherwise the server or the page ended the session.
+    setStatus(socket.active ? 'reconnecting' : 'disconnected', reason);
+  });
+
+  socket.io.on('reconnect_attempt', (attempt) => {
+    setStatus('reconnecting', 'attempt ' + attempt);
+  });
+
+  socket.on('connect_error', (error) => {
+    if (socket.active) {
+      // a network-level failure: the client retries with backoff
+      setStatus(el.status.dataset.state === 'connecting' ? 'connecting' : 'reconnecting', error.message);
+      return;
+    }
+    // Refused by the server (CONNECT_ERROR): socket.io-client does not retry after that.
+    setStatus('refused', error.message);
+    const message = document.createElement('span');
+    const link = document.createElement('a');
+    link.href = config.choose_url;
+    link.textContent = 'Choose a user';
+    message.append('The server refused the connection: ' + error.message + '. ', link);
+    showNotice(message);
+  });
+
+  socket.on('socket-connected', () => scheduleRefresh());
+  socket.on('socket-disconnected', () => scheduleRefresh());
+
+  socket.on('identity-change', (payload) => {
+    scheduleRefresh();
+    if (payload && String(payload.id_user) === config.id_user) reloadMyName();
+  });
+
+  // A worker died: its sockets are gone at once, whatever a roster fetched earlier said.
+  socket.on('worker-down', (payload) => {
+    const procid = payload && payload.procid;
+    members = members.filter((m) => m.procid !== procid);
+    render();
+    scheduleRefresh();
+  });
+
+  showMyName(savedName);
+  setSaveState('idle');
+})();
