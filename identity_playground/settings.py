@@ -149,28 +149,31 @@ def redis_connection_options(url: str) -> dict[str, Any]:
     return options
 
 
-def channel_layers_for(redis_url: str, prefix: str) -> dict[str, Any]:
-    """The pub/sub layer on Redis when a URL is given, else the single-process layer.
+def channel_layers_for(redis_urls: list[str], prefix: str) -> dict[str, Any]:
+    """The pub/sub layer on Redis when URLs are given, else the single-process layer.
 
     The pub/sub layer is about 5x faster than the core layer for scatter-gather traffic
     (shared/docs/measured-floors.md): one PUBLISH per message, no sorted-set polling.
+    With several URLs, channels_redis spreads channels and groups over them.
     """
-    if not redis_url:
+    if not redis_urls:
         return {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     return {
         "default": {
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
             "CONFIG": {
-                "hosts": [redis_connection_options(redis_url)],
+                "hosts": [redis_connection_options(url) for url in redis_urls],
                 "prefix": f"{prefix}:",
             },
         }
     }
 
 
+# One URL, or several separated by commas for a sharded channel layer.
 REDIS_URL: str = env.str("REDIS_URL", default="")
+REDIS_URLS: list[str] = [url.strip() for url in REDIS_URL.split(",") if url.strip()]
 CHANNEL_PREFIX: str = env.str("CHANNEL_PREFIX", default="ip")
-CHANNEL_LAYERS = channel_layers_for(REDIS_URL, CHANNEL_PREFIX)
+CHANNEL_LAYERS = channel_layers_for(REDIS_URLS, CHANNEL_PREFIX)
 
 LOGGING = {
     "version": 1,
@@ -190,8 +193,11 @@ SOCKETIO_CONNECT_TIMEOUT_S: float = env.float("SOCKETIO_CONNECT_TIMEOUT_S", defa
 SOCKETIO_IDENTITY_CHANGE_RATE: float = env.float("SOCKETIO_IDENTITY_CHANGE_RATE", default=20.0)
 # how long a roster waits for a live but silent (hung) worker
 CLUSTER_GATHER_DEADLINE: float = env.float("CLUSTER_GATHER_DEADLINE", default=1.0)
-# how often each worker looks for dead peers (worker-down latency)
+# how often each worker beats its heartbeat and looks for dead peers (worker-down latency)
 CLUSTER_JANITOR_INTERVAL: float = env.float("CLUSTER_JANITOR_INTERVAL", default=1.0)
+# a worker whose heartbeat is older than this is dead even if Redis still counts its
+# subscription (a partitioned host keeps its TCP connections open)
+CLUSTER_WORKER_TTL: float = env.float("CLUSTER_WORKER_TTL", default=5.0)
 
 # ---- Production: HTTPS behind Heroku's router (begin) ----------------------------------
 # `manage.py check --deploy` is clean with DEBUG off and these defaults. Each setting is on

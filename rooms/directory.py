@@ -1,21 +1,30 @@
 """Which workers exist and which of them are alive right now.
 
 Each worker writes one entry {procid -> its channel, pid, host, start time} into a Redis
-hash. Liveness is not a heartbeat: a worker is alive while Redis counts a subscriber on its
-channel (PUBSUB NUMSUB). That count drops within milliseconds of a SIGKILL, because the
-kernel closes the dead process's Redis connection (shared/docs/measured-floors.md), so
-nobody waits for the dead. A hung (SIGSTOPped) worker still counts; the gather deadline
-bounds the wait for it.
+hash. A worker is alive while both hold:
+- Redis counts a subscriber on its channel (PUBSUB NUMSUB). The count drops within
+  milliseconds of a SIGKILL, because the kernel closes the dead process's connection
+  (shared/docs/measured-floors.md), so nobody waits for a dead worker;
+- its heartbeat key, refreshed every janitor interval with a TTL, has not expired. This
+  catches what NUMSUB cannot: a host cut off by a partition keeps its TCP connections (and
+  so its subscriptions) open on the Redis side for minutes.
+A hung (SIGSTOPped) worker still counts for up to the TTL; the gather deadline bounds the
+wait for it meanwhile.
+
+With several Redis servers (a sharded channel layer) the hash and heartbeats live on the
+first, and each channel's NUMSUB is asked of the server that channels_redis picked for it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
 import redis.asyncio as aioredis
+from channels_redis.utils import _consistent_hash
 from redis.exceptions import RedisError
 
 logger = logging.getLogger(__name__)
@@ -36,6 +45,7 @@ class WorkerInfo:
 
 class Directory(Protocol):
     async def register(self, info: WorkerInfo) -> None: ...
+    async def heartbeat(self, procid: str) -> None: ...
     async def unregister(self, procid: str) -> None: ...
     async def scan(self) -> tuple[list[WorkerInfo], list[WorkerInfo]]:
         """(alive, dead) among the registered workers."""
@@ -60,6 +70,9 @@ class LocalDirectory:
     async def register(self, info: WorkerInfo) -> None:
         self._workers[info.procid] = info
 
+    async def heartbeat(self, procid: str) -> None:
+        return None
+
     async def unregister(self, procid: str) -> None:
         self._workers.pop(procid, None)
 
@@ -76,55 +89,97 @@ class LocalDirectory:
         return True
 
 
+def redis_client(url: str, timeout: float) -> aioredis.Redis:
+    options: dict[str, Any] = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
+    if url.startswith("rediss://"):
+        options["ssl_cert_reqs"] = None  # Heroku Redis: self-signed certificate
+    return aioredis.Redis.from_url(url, **options)
+
+
 class RedisDirectory:
-    def __init__(self, url: str, *, prefix: str, timeout: float = 1.0) -> None:
-        options: dict[str, Any] = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
-        if url.startswith("rediss://"):
-            options["ssl_cert_reqs"] = None  # Heroku Redis: self-signed certificate
-        self._redis = aioredis.Redis.from_url(url, **options)
+    def __init__(
+        self, urls: list[str], *, prefix: str, ttl: float = 5.0, timeout: float = 1.0
+    ) -> None:
+        self._shards = [redis_client(url, timeout) for url in urls]
+        self._redis = self._shards[0]
         self._key = f"{prefix}:workers"
-        self._known_channels: list[str] = []
+        self._beat_prefix = f"{prefix}:alive:"
+        self._ttl_ms = int(ttl * 1000)
+        self._known: list[WorkerInfo] = []
 
     async def register(self, info: WorkerInfo) -> None:
-        await self._call("hset", self._key, info.procid, json.dumps(asdict(info)))
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.hset(self._key, info.procid, json.dumps(asdict(info)))
+        pipe.set(self._beat_prefix + info.procid, 1, px=self._ttl_ms)
+        await self._run(pipe)
+
+    async def heartbeat(self, procid: str) -> None:
+        await self._call(self._redis.set, self._beat_prefix + procid, 1, px=self._ttl_ms)
 
     async def unregister(self, procid: str) -> None:
-        await self._call("hdel", self._key, procid)
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.hdel(self._key, procid)
+        pipe.delete(self._beat_prefix + procid)
+        await self._run(pipe)
 
     async def remove(self, procid: str) -> bool:
-        return bool(await self._call("hdel", self._key, procid))
+        return bool(await self._call(self._redis.hdel, self._key, procid))
 
     async def ping(self) -> None:
-        await self._call("ping")
+        await asyncio.gather(*(self._call(shard.ping) for shard in self._shards))
 
     async def subscribed(self, channel: str) -> bool:
-        counts = dict(await self._call("pubsub_numsub", channel))
+        counts = dict(await self._call(self._shard_of(channel).pubsub_numsub, channel))
         return bool(counts.get(channel.encode(), 0))
 
     async def scan(self) -> tuple[list[WorkerInfo], list[WorkerInfo]]:
-        """One round trip in the usual case: the hash and the counts of the channels seen
-        last time travel in one pipeline; only channels new since then cost a second one."""
-        known = self._known_channels
-        try:
-            pipe = self._redis.pipeline(transaction=False)
-            pipe.hgetall(self._key)
-            if known:
-                pipe.pubsub_numsub(*known)
-            results = await pipe.execute()
-        except (RedisError, OSError) as exc:
-            raise ClusterUnavailable(f"Redis unreachable: {exc}") from exc
-        workers = [WorkerInfo(**json.loads(value)) for value in results[0].values()]
-        counts: dict[bytes, int] = dict(results[1]) if known else {}
-        unseen = [w.channel for w in workers if w.channel.encode() not in counts]
+        """The usual case is one round trip: the hash is read while the liveness of the
+        workers seen last time is checked; only workers new since then cost a second one."""
+        raw, live = await asyncio.gather(
+            self._call(self._redis.hgetall, self._key), self._liveness(self._known)
+        )
+        workers = [WorkerInfo(**json.loads(value)) for value in raw.values()]
+        unseen = [w for w in workers if w.procid not in live]
         if unseen:
-            counts.update(dict(await self._call("pubsub_numsub", *unseen)))
-        self._known_channels = [w.channel for w in workers]
-        alive = [w for w in workers if counts.get(w.channel.encode(), 0) > 0]
-        dead = [w for w in workers if counts.get(w.channel.encode(), 0) == 0]
-        return alive, dead
+            live.update(await self._liveness(unseen))
+        self._known = workers
+        alive = [w for w in workers if live[w.procid]]
+        return alive, [w for w in workers if not live[w.procid]]
 
-    async def _call(self, command: str, *args: Any) -> Any:
+    async def _liveness(self, workers: list[WorkerInfo]) -> dict[str, bool]:
+        """procid -> alive, from heartbeats (first server) and NUMSUB (each channel's shard)."""
+        if not workers:
+            return {}
+        by_shard: dict[int, list[str]] = {}
+        for worker in workers:
+            by_shard.setdefault(self._shard_index(worker.channel), []).append(worker.channel)
+        beats_and_counts = await asyncio.gather(
+            self._call(self._redis.mget, [self._beat_prefix + w.procid for w in workers]),
+            *(
+                self._call(self._shards[index].pubsub_numsub, *channels)
+                for index, channels in by_shard.items()
+            ),
+        )
+        beats, *count_lists = beats_and_counts
+        counts = {name: n for pairs in count_lists for name, n in pairs}
+        return {
+            w.procid: beat is not None and counts.get(w.channel.encode(), 0) > 0
+            for w, beat in zip(workers, beats, strict=True)
+        }
+
+    def _shard_index(self, channel: str) -> int:
+        # channels_redis's own choice of server for a channel name (its pub/sub layer
+        # subscribes each channel on exactly that shard)
+        return int(_consistent_hash(channel, len(self._shards)))
+
+    def _shard_of(self, channel: str) -> aioredis.Redis:
+        return self._shards[self._shard_index(channel)]
+
+    async def _call(self, method: Any, *args: Any, **kwargs: Any) -> Any:
         try:
-            return await getattr(self._redis, command)(*args)
+            return await method(*args, **kwargs)
         except (RedisError, OSError) as exc:
             raise ClusterUnavailable(f"Redis unreachable: {exc}") from exc
+
+    async def _run(self, pipe: Any) -> Any:
+        return await self._call(pipe.execute)

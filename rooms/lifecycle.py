@@ -31,8 +31,10 @@ _loop: asyncio.AbstractEventLoop | None = None
 
 def build_node() -> WorkerNode:
     directory: Directory = (
-        RedisDirectory(settings.REDIS_URL, prefix=settings.CHANNEL_PREFIX)
-        if settings.REDIS_URL
+        RedisDirectory(
+            settings.REDIS_URLS, prefix=settings.CHANNEL_PREFIX, ttl=settings.CLUSTER_WORKER_TTL
+        )
+        if settings.REDIS_URLS
         else LocalDirectory()
     )
     return WorkerNode(

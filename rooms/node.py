@@ -314,7 +314,8 @@ class WorkerNode:
     # ---- finding the dead ---------------------------------------------------------------
 
     async def _janitor(self) -> None:
-        """Every interval: drop workers whose channel lost its subscriber, and tell everyone.
+        """Every interval: beat this worker's heartbeat, drop workers found dead (channel
+        without subscriber, or heartbeat expired), and tell everyone.
 
         A worker must look dead on two scans in a row: after a Redis restart, live workers
         resubscribe within about a second and must not be declared gone meanwhile (rosters
@@ -326,6 +327,7 @@ class WorkerNode:
         while True:
             await asyncio.sleep(self.janitor_interval)
             try:
+                await self.directory.heartbeat(self.procid)
                 alive, dead = await self.directory.scan()
                 listed = {w.procid for w in alive} | {w.procid for w in dead}
                 if self.procid not in listed and await self.directory.subscribed(self.channel):

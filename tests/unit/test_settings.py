@@ -76,3 +76,12 @@ def test_production_requires_secret_key() -> None:
     assert settings_with(DEBUG="off", SECRET_KEY="x" * 50, ALLOWED_HOSTS="a.example")["hosts"] == [
         "a.example"
     ]
+
+
+def test_several_redis_urls_shard_the_layer() -> None:
+    """A comma-separated REDIS_URL spreads the pub/sub layer over every server."""
+    layer = settings_with(REDIS_URL="redis://a:6379/0, rediss://b:6380/0")["layers"]["default"]
+    assert layer["CONFIG"]["hosts"] == [
+        {"address": "redis://a:6379/0"},
+        {"address": "rediss://b:6380/0", "ssl_cert_reqs": None},
+    ]

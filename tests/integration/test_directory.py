@@ -1,0 +1,84 @@
+"""The worker directory against real Redis servers: liveness by subscription AND heartbeat."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+from channels_redis.utils import _consistent_hash
+
+from rooms.directory import RedisDirectory, WorkerInfo
+from tests.integration.servers import RedisServer
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def second_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path)
+    yield server
+    server.stop()
+
+
+def worker(name: str) -> WorkerInfo:
+    return WorkerInfo(procid=name, channel=f"ch.{name}.{uuid.uuid4().hex}", pid=1, host="h",
+                      started=0.0)  # fmt: skip
+
+
+@pytest.fixture
+async def subscribe(redis_server: RedisServer, second_redis: RedisServer) -> AsyncIterator:
+    """Subscribe a channel on the server channels_redis would pick among the two."""
+    urls = [redis_server.url, second_redis.url]
+    clients = [aioredis.Redis.from_url(url) for url in urls]
+    pubsubs = []
+
+    async def on_its_shard(channel: str) -> None:
+        pubsub = clients[_consistent_hash(channel, 2)].pubsub()
+        await pubsub.subscribe(channel)
+        pubsubs.append(pubsub)
+
+    yield on_its_shard
+    for pubsub in pubsubs:
+        await pubsub.aclose()
+    for client in clients:
+        await client.aclose()
+
+
+async def test_alive_needs_a_subscriber_on_the_channels_own_shard(
+    redis_server: RedisServer, second_redis: RedisServer, subscribe
+) -> None:
+    """Over two servers, each channel's NUMSUB is asked of its own shard."""
+    directory = RedisDirectory([redis_server.url, second_redis.url], prefix=uuid.uuid4().hex)
+    workers = [worker(f"w{i}") for i in range(8)]
+    while {_consistent_hash(w.channel, 2) for w in workers[:5]} != {0, 1}:
+        workers = [worker(f"w{i}") for i in range(8)]  # make both shards hold live workers
+    for w in workers:
+        await directory.register(w)
+    for w in workers[:5]:
+        await subscribe(w.channel)
+    alive, dead = await directory.scan()
+    assert {w.procid for w in alive} == {w.procid for w in workers[:5]}
+    assert {w.procid for w in dead} == {w.procid for w in workers[5:]}
+
+
+async def test_expired_heartbeat_is_dead_even_while_subscribed(
+    redis_server: RedisServer, second_redis: RedisServer, subscribe
+) -> None:
+    """A partitioned worker keeps its subscription; its heartbeat expiring marks it dead."""
+    directory = RedisDirectory([redis_server.url], prefix=uuid.uuid4().hex, ttl=0.3)
+    beating, silent = worker("beating"), worker("silent")
+    for w in (beating, silent):
+        await directory.register(w)
+        await subscribe(w.channel)
+    assert len((await directory.scan())[0]) == 2
+    for _ in range(4):
+        await asyncio.sleep(0.15)
+        await directory.heartbeat(beating.procid)
+    alive, dead = await directory.scan()
+    assert ([w.procid for w in alive], [w.procid for w in dead]) == (["beating"], ["silent"])
+    await directory.heartbeat(silent.procid)  # the partition heals
+    assert len((await directory.scan())[0]) == 2
