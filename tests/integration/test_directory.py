@@ -69,7 +69,8 @@ async def test_expired_heartbeat_is_dead_even_while_subscribed(
     redis_server: RedisServer, second_redis: RedisServer, subscribe
 ) -> None:
     """A partitioned worker keeps its subscription; its heartbeat expiring marks it dead."""
-    directory = RedisDirectory([redis_server.url], prefix=uuid.uuid4().hex, ttl=0.3)
+    urls = [redis_server.url, second_redis.url]
+    directory = RedisDirectory(urls, prefix=uuid.uuid4().hex, ttl=0.3)
     beating, silent = worker("beating"), worker("silent")
     for w in (beating, silent):
         await directory.register(w)
