@@ -26,12 +26,19 @@ run: setup
 	$(PY) manage.py reset_db --if-empty
 	$(PY) manage.py runcluster --workers $(WORKERS) --port $(PORT)
 
-## test: everything CI runs: lint, types, then every test against real Redis and daphne
+PG_URL  ?= postgres://postgres@127.0.0.1:5432/identity_playground
+
+## test: everything CI runs: lint, types, every test (real Redis, daphne, Chromium) on SQLite,
+##       then the database-backed tests again on PostgreSQL when a server answers
 test: setup
 	bash scripts/ensure-redis
 	bash scripts/ensure-chromium
+	bash scripts/ensure-postgres
 	$(MAKE) check
 	$(PY) -m pytest
+	if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then \
+	  DATABASE_URL=$(PG_URL) $(PY) -m pytest -q tests/users tests/consumer tests/unit; \
+	else echo "PostgreSQL not available: PostgreSQL run skipped"; fi
 
 ## check: the fast loop: lint, format, types, unit tests
 check: setup
