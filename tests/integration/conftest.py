@@ -46,13 +46,27 @@ def start_cluster(redis_server: RedisServer, tmp_path: Path) -> Iterator[Callabl
         print(f"---- cluster :{cluster.port} log ----\n{cluster.logs()[-4000:]}")
 
 
+def module_cluster(
+    workers: int, redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Cluster]:
+    cluster = Cluster(
+        workers=workers, redis_url=redis_server.url, workdir=tmp_path_factory.mktemp("cluster")
+    ).start()
+    yield cluster
+    cluster.stop()
+
+
 @pytest.fixture(scope="module")
 def shared_cluster(
     redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Cluster]:
     """A 2-worker cluster shared by the tests of one module that do not break it."""
-    cluster = Cluster(
-        workers=2, redis_url=redis_server.url, workdir=tmp_path_factory.mktemp("cluster")
-    ).start()
-    yield cluster
-    cluster.stop()
+    yield from module_cluster(2, redis_server, tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def cluster4(
+    redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Cluster]:
+    """A 4-worker cluster shared by the tests of one module that do not break it."""
+    yield from module_cluster(4, redis_server, tmp_path_factory)

@@ -9,7 +9,7 @@ import asyncio
 import os
 import signal
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from urllib.parse import quote
 
 import pytest
@@ -18,18 +18,6 @@ from tests.integration.recording import Client, close_all, connect_many
 from tests.integration.servers import Cluster, RedisServer, http, wait_until
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def cluster4(
-    redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Cluster]:
-    """A 4-worker cluster for the tests that do not break it."""
-    cluster = Cluster(
-        workers=4, redis_url=redis_server.url, workdir=tmp_path_factory.mktemp("cluster4")
-    ).start()
-    yield cluster
-    cluster.stop()
 
 
 async def spread_clients(cluster: Cluster, room: str, count: int) -> list[Client]:
