@@ -332,6 +332,7 @@ class WorkerNode:
                 listed = {w.procid for w in alive} | {w.procid for w in dead}
                 if self.procid not in listed and await self.directory.subscribed(self.channel):
                     await self.directory.register(self._info())
+                    await self._announce_return()
                 dead_now = {w.procid for w in dead} - {self.procid}
                 for procid in dead_now & suspects:
                     if await self.directory.remove(procid):
@@ -341,6 +342,16 @@ class WorkerNode:
                 suspects = dead_now
             except ClusterUnavailable as exc:
                 logger.warning("janitor: %s", exc)
+
+    async def _announce_return(self) -> None:
+        """Back in the directory after others removed it (a partition or a Redis restart):
+        peers were told `worker-down` and dropped this worker's sockets, so each socket is
+        announced to its rooms again, as on a connect."""
+        for sock in self.registry.all():
+            if sock.rooms:
+                frame = protocol.encode_event("socket-connected", sock.id_socket)
+                await self.emit_to_rooms(sorted(sock.rooms), frame, except_socket=sock.id_socket)
+        logger.info("worker %s rejoined the cluster", self.procid)
 
 
 async def publish_rename(layer: Any, id_user: str) -> None:
