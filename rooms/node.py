@@ -32,17 +32,30 @@ CLUSTER_GROUP = "cluster"
 
 @dataclass
 class Gathered:
-    """Replies to one cluster query, keyed by the procid that sent each."""
+    """Replies to one cluster query, keyed by the procid that sent each.
 
-    expected: set[str]
+    Replies may arrive before the asker knows whom to expect (the query is published while
+    the directory is read): they are kept, and `expect` then keeps only the expected ones.
+    """
+
+    expected: set[str] | None = None
     replies: dict[str, Any] = field(default_factory=dict)
     complete: asyncio.Event = field(default_factory=asyncio.Event)
 
     def add(self, procid: str, payload: Any) -> None:
-        if procid in self.expected and procid not in self.replies:  # duplicates, strangers
-            self.replies[procid] = payload
-            if len(self.replies) == len(self.expected):
-                self.complete.set()
+        if self.expected is not None and procid not in self.expected:
+            return  # a stranger: not alive when the directory was read
+        self.replies.setdefault(procid, payload)  # duplicates keep the first reply
+        self._check()
+
+    def expect(self, procids: set[str]) -> None:
+        self.expected = procids
+        self.replies = {p: r for p, r in self.replies.items() if p in procids}
+        self._check()
+
+    def _check(self) -> None:
+        if self.expected is not None and len(self.replies) == len(self.expected):
+            self.complete.set()
 
 
 @dataclass(frozen=True)
@@ -69,7 +82,7 @@ class WorkerNode:
         procid: str | None = None,
         gather_deadline: float = 1.0,
         janitor_interval: float = 1.0,
-        send_timeout: float = 1.0,
+        send_timeout: float = 5.0,
     ) -> None:
         self.layer = layer
         self.directory = directory
@@ -180,53 +193,62 @@ class WorkerNode:
     async def _layer_call(self, method: Callable[..., Awaitable[None]], *args: Any) -> None:
         """A channel-layer write that never hangs or kills a consumer when Redis is away.
 
-        Tried twice: the first write after a Redis restart fails on the pool's stale
-        connection, and the retry gets a fresh one.
+        The timeout is generous: under a burst of connects the pub/sub layer queues every
+        write of a worker behind one lock, and a write given up on is an event lost. A
+        connection error is retried once: the first write after a Redis restart fails on
+        the pool's stale connection, and the retry gets a fresh one.
         """
         for attempt in (1, 2):
             try:
                 await asyncio.wait_for(method(*args), self.send_timeout)
                 return
-            except Exception as exc:  # redis-py's errors, timeouts, OSErrors
+            except TimeoutError:
+                logger.warning("channel layer write timed out after %.1f s", self.send_timeout)
+                return
+            except Exception as exc:  # redis-py's connection errors, OSErrors
                 if attempt == 2:
-                    logger.warning("channel layer write failed: %s", exc or type(exc).__name__)
+                    logger.warning("channel layer write failed: %s: %s", type(exc).__name__, exc)
 
     # ---- cluster queries ----------------------------------------------------------------
 
     async def gather(self, kind: str, **args: Any) -> tuple[dict[str, Any], int]:
         """Ask every live worker one question; (replies by procid, workers expected).
 
-        Waits until every expected worker answered or the deadline passed; this worker
-        answers itself without a round trip.
+        The query is published while the directory is read, so the two Redis round trips
+        overlap. Waits until every expected worker answered or the deadline passed; this
+        worker answers itself without a round trip.
         """
-        alive, _dead = await self.directory.scan()
-        others = {w.procid for w in alive} - {self.procid}
         request = uuid.uuid4().hex
-        gathered = Gathered(expected=others)
-        if others:
-            self._pending[request] = gathered
+        gathered = Gathered()
+        message = {
+            "type": "cluster.query",
+            "kind": kind,
+            "args": args,
+            "request": request,
+            "reply_to": self.channel,
+            "origin": self.procid,
+        }
+        self._pending[request] = gathered
+        try:
+            sending = self.layer.group_send(CLUSTER_GROUP, message)
+            publish = asyncio.ensure_future(asyncio.wait_for(sending, self.gather_deadline))
             try:
-                message = {
-                    "type": "cluster.query",
-                    "kind": kind,
-                    "args": args,
-                    "request": request,
-                    "reply_to": self.channel,
-                    "origin": self.procid,
-                }
-                try:
-                    await asyncio.wait_for(
-                        self.layer.group_send(CLUSTER_GROUP, message), self.send_timeout
-                    )
-                except Exception as exc:
-                    raise ClusterUnavailable(f"channel layer unreachable: {exc}") from exc
-                try:
-                    await asyncio.wait_for(gathered.complete.wait(), self.gather_deadline)
-                except TimeoutError:
-                    missing = sorted(others - set(gathered.replies))
-                    logger.warning("%s query: no answer in time from %s", kind, missing)
-            finally:
-                del self._pending[request]
+                alive, _dead = await self.directory.scan()
+                await publish
+            except ClusterUnavailable:
+                publish.cancel()
+                raise
+            except Exception as exc:
+                raise ClusterUnavailable(f"channel layer unreachable: {exc!r}") from exc
+            others = {w.procid for w in alive} - {self.procid}
+            gathered.expect(others)
+            try:
+                await asyncio.wait_for(gathered.complete.wait(), self.gather_deadline)
+            except TimeoutError:
+                missing = sorted(others - set(gathered.replies))
+                logger.warning("%s query: no answer in time from %s", kind, missing)
+        finally:
+            del self._pending[request]
         replies = dict(gathered.replies)
         replies[self.procid] = self._answer(kind, args)
         return replies, len(others) + 1
