@@ -99,6 +99,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(sqlite_options_for_many_processes())
 else:
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Keep connections between requests: every Socket.IO CONNECT looks its user up, and opening
+# a connection (with SQLite's PRAGMAs) per lookup was the largest cost of a connect.
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=600)
 
 FIXTURE_DIRS = [BASE_DIR / "fixtures"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -203,7 +203,8 @@ class WorkerNode:
                 await asyncio.wait_for(method(*args), self.send_timeout)
                 return
             except TimeoutError:
-                logger.warning("channel layer write timed out after %.1f s", self.send_timeout)
+                timeout = self.send_timeout
+                logger.warning("channel layer write to %s timed out after %.1f s", args[0], timeout)
                 return
             except Exception as exc:  # redis-py's connection errors, OSErrors
                 if attempt == 2:

@@ -33,6 +33,7 @@ class ClusterConfig:
     port: int
     websocket_max_message_size: int
     proxy_headers: bool = False
+    access_log: bool = False
     application: str = "identity_playground.asgi:application"
 
 
@@ -56,6 +57,10 @@ def worker_command(config: ClusterConfig, fd: int) -> list[str]:
     ]  # fmt: skip
     if config.proxy_headers:
         command.append("--proxy-headers")
+    if not config.access_log:
+        # daphne logs every request and WebSocket event to stdout at verbosity 1; relayed
+        # through the parent that costs CPU on the hot paths (see bench/)
+        command += ["--access-log", os.devnull]
     return [*command, config.application]
 
 

@@ -29,6 +29,9 @@ class Command(BaseCommand):
             action="store_true",
             help="trust X-Forwarded-For/-Proto (behind Heroku's router or a reverse proxy)",
         )
+        parser.add_argument(
+            "--access-log", action="store_true", help="log every request and WebSocket event"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         logging.basicConfig(
@@ -40,6 +43,7 @@ class Command(BaseCommand):
             port=options["port"],
             websocket_max_message_size=settings.SOCKETIO_MAX_PAYLOAD,
             proxy_headers=options["proxy_headers"],
+            access_log=options["access_log"],
         )
         env = dict(os.environ)
         embedded = None
