@@ -7,20 +7,8 @@ import json
 import pytest
 from django.test import Client
 
+from tests.seed import SEED_NAMES as SEED
 from users.models import PlaygroundUser
-
-SEED = [
-    "John",
-    "Mary",
-    "Mike",
-    "Frank",
-    "Stephanie",
-    "Richard",
-    "Sonia",
-    "Charlie",
-    "Rowan",
-    "Victoria",
-]
 
 pytestmark = pytest.mark.usefixtures("seeded")
 
