@@ -4,7 +4,7 @@ PY      := $(VENV)/bin/python
 PORT    ?= 8000
 WORKERS ?= 4
 
-.PHONY: setup run test check lint format types unit clean
+.PHONY: setup run test check format bench soak clean
 
 ## setup: create .venv and node_modules from the pinned requirements (idempotent)
 setup: $(VENV)/.installed node_modules/.installed
@@ -46,6 +46,14 @@ check: setup
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(PY) -m pytest tests/unit -q
+
+## bench: our 4-worker cluster and the socket.io reference side by side (about 10 minutes)
+bench: setup
+	bash bench/run.sh
+
+## soak: 2000 churning sockets over 4 workers for about 5 minutes (DURATION=60 shortens it)
+soak: setup
+	bash bench/soak.sh
 
 format: setup
 	$(VENV)/bin/ruff format .
