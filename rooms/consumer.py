@@ -20,6 +20,7 @@ from django.conf import settings
 
 from rooms import protocol
 from rooms.directory import ClusterUnavailable
+from rooms.dispatch import DirectDispatch
 from rooms.lifecycle import current_node
 from rooms.names import InvalidRoom, validate_room
 from rooms.node import WorkerNode
@@ -73,7 +74,7 @@ class TokenBucket:
         return True
 
 
-class SocketIOConsumer(AsyncWebsocketConsumer):
+class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
     # No channel-layer channel per socket: the worker node receives for all its sockets.
     channel_layer_alias = "no-per-socket-channel"
 

@@ -16,6 +16,7 @@ from channels.db import database_sync_to_async
 from channels.generic.http import AsyncHttpConsumer
 
 from rooms.directory import ClusterUnavailable
+from rooms.dispatch import DirectDispatch
 from rooms.lifecycle import current_node
 from rooms.names import InvalidRoom, validate_room
 from users.models import PlaygroundUser
@@ -25,7 +26,7 @@ logger = logging.getLogger(__name__)
 JSON = (b"Content-Type", b"application/json")
 
 
-class JsonHttpConsumer(AsyncHttpConsumer):
+class JsonHttpConsumer(DirectDispatch, AsyncHttpConsumer):
     channel_layer_alias = "no-per-request-channel"
     allowed_methods: tuple[str, ...] = ("GET", "HEAD")
 
