@@ -19,8 +19,9 @@ from asgiref.typing import ASGIReceiveCallable, ASGISendCallable, Scope
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from rooms.directory import ClusterUnavailable, Directory, LocalDirectory, RedisDirectory
+from rooms.directory import ClusterUnavailable, LocalDirectory, RedisDirectory, redis_client
 from rooms.node import WorkerNode
+from rooms.publisher import RedisPublisher
 
 logger = logging.getLogger(__name__)
 
@@ -30,16 +31,21 @@ _loop: asyncio.AbstractEventLoop | None = None
 
 
 def build_node() -> WorkerNode:
-    directory: Directory = (
-        RedisDirectory(
-            settings.REDIS_URLS, prefix=settings.CHANNEL_PREFIX, ttl=settings.CLUSTER_WORKER_TTL
+    layer = get_channel_layer()
+    if not settings.REDIS_URLS:
+        return WorkerNode(
+            layer=layer,
+            directory=LocalDirectory(),
+            gather_deadline=settings.CLUSTER_GATHER_DEADLINE,
+            janitor_interval=settings.CLUSTER_JANITOR_INTERVAL,
         )
-        if settings.REDIS_URLS
-        else LocalDirectory()
-    )
+    clients = [redis_client(url, timeout=1.0) for url in settings.REDIS_URLS]
     return WorkerNode(
-        layer=get_channel_layer(),
-        directory=directory,
+        layer=layer,
+        directory=RedisDirectory(
+            settings.REDIS_URLS, prefix=settings.CHANNEL_PREFIX, ttl=settings.CLUSTER_WORKER_TTL
+        ),
+        publisher=RedisPublisher(layer, clients),
         gather_deadline=settings.CLUSTER_GATHER_DEADLINE,
         janitor_interval=settings.CLUSTER_JANITOR_INTERVAL,
     )

@@ -23,6 +23,7 @@ from typing import Any
 from rooms import protocol
 from rooms.directory import ClusterUnavailable, Directory, WorkerInfo
 from rooms.names import group_for_room
+from rooms.publisher import LayerPublisher, Publisher
 from rooms.registry import LocalSocket, Registry, make_procid
 
 logger = logging.getLogger(__name__)
@@ -78,6 +79,7 @@ class WorkerNode:
         *,
         layer: Any,
         directory: Directory,
+        publisher: Publisher | None = None,
         registry: Registry | None = None,
         procid: str | None = None,
         gather_deadline: float = 1.0,
@@ -86,6 +88,7 @@ class WorkerNode:
     ) -> None:
         self.layer = layer
         self.directory = directory
+        self.publisher = publisher or LayerPublisher(layer)
         self.registry = registry or Registry()
         self.procid = procid or make_procid()
         self.gather_deadline = gather_deadline
@@ -188,7 +191,7 @@ class WorkerNode:
                 "frame": frame,
                 "except": except_socket,
             }
-            await self._layer_call(self.layer.group_send, group_for_room(room), message)
+            await self._layer_call(self.publisher.group_send, group_for_room(room), message)
 
     async def _layer_call(self, method: Callable[..., Awaitable[None]], *args: Any) -> None:
         """A channel-layer write that never hangs or kills a consumer when Redis is away.
@@ -231,7 +234,7 @@ class WorkerNode:
         }
         self._pending[request] = gathered
         try:
-            sending = self.layer.group_send(CLUSTER_GROUP, message)
+            sending = self.publisher.group_send(CLUSTER_GROUP, message)
             publish = asyncio.ensure_future(asyncio.wait_for(sending, self.gather_deadline))
             try:
                 alive, _dead = await self.directory.scan()
@@ -298,7 +301,7 @@ class WorkerNode:
             "procid": self.procid,
             "payload": self._answer(message["kind"], message["args"]),
         }
-        await self._layer_call(self.layer.send, message["reply_to"], reply)
+        await self._layer_call(self.publisher.send, message["reply_to"], reply)
 
     async def _take_reply(self, message: dict[str, Any]) -> None:
         gathered = self._pending.get(message["request"])
@@ -361,7 +364,7 @@ class WorkerNode:
                     if await self.directory.remove(procid):
                         logger.warning("worker %s is gone", procid)
                         down = {"type": "worker.down", "procid": procid}
-                        await self._layer_call(self.layer.group_send, CLUSTER_GROUP, down)
+                        await self._layer_call(self.publisher.group_send, CLUSTER_GROUP, down)
                 suspects = dead_now
             except ClusterUnavailable as exc:
                 logger.warning("janitor: %s", exc)
