@@ -47,13 +47,21 @@ def start_cluster(redis_server: RedisServer, tmp_path: Path) -> Iterator[Callabl
 
 
 def module_cluster(
-    workers: int, redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
+    workers: int,
+    redis_server: RedisServer,
+    tmp_path_factory: pytest.TempPathFactory,
+    **env: str,
 ) -> Iterator[Cluster]:
+    """A cluster for the tests of one module; its log is printed after them."""
     cluster = Cluster(
-        workers=workers, redis_url=redis_server.url, workdir=tmp_path_factory.mktemp("cluster")
+        workers=workers,
+        redis_url=redis_server.url,
+        workdir=tmp_path_factory.mktemp("cluster"),
+        extra_env=env,
     ).start()
     yield cluster
     cluster.stop()
+    print(f"---- cluster :{cluster.port} log ----\n{cluster.logs()[-4000:]}")
 
 
 @pytest.fixture(scope="module")

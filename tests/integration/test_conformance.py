@@ -16,6 +16,7 @@ from collections.abc import Iterator
 import pytest
 from websockets.exceptions import InvalidStatus
 
+from tests.integration.conftest import module_cluster
 from tests.integration.servers import Cluster, RedisServer, http
 from tests.integration.wire import (
     OPEN_KEYS,
@@ -43,18 +44,13 @@ def fast_heartbeat(
     redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Cluster]:
     """A 1-worker cluster pinging every 300 ms and waiting 200 ms for the pong."""
-    cluster = Cluster(
-        workers=1,
-        redis_url=redis_server.url,
-        workdir=tmp_path_factory.mktemp("heartbeat"),
-        extra_env={
-            "SOCKETIO_PING_INTERVAL_MS": str(PING_INTERVAL_MS),
-            "SOCKETIO_PING_TIMEOUT_MS": str(PING_TIMEOUT_MS),
-        },
-    ).start()
-    yield cluster
-    cluster.stop()
-    print(f"---- heartbeat cluster log ----\n{cluster.logs()[-3000:]}")
+    yield from module_cluster(
+        1,
+        redis_server,
+        tmp_path_factory,
+        SOCKETIO_PING_INTERVAL_MS=str(PING_INTERVAL_MS),
+        SOCKETIO_PING_TIMEOUT_MS=str(PING_TIMEOUT_MS),
+    )
 
 
 def new_room() -> str:

@@ -19,6 +19,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
+from tests.integration.conftest import module_cluster
 from tests.integration.servers import Cluster, RedisServer
 from tests.integration.sio import Recorder
 from tests.integration.wire import (
@@ -47,16 +48,13 @@ def target(
     redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Cluster]:
     """One worker, abused by every test of this module."""
-    cluster = Cluster(
-        workers=1,
-        redis_url=redis_server.url,
-        workdir=tmp_path_factory.mktemp("abuse"),
-        extra_env={"SOCKETIO_CONNECT_TIMEOUT_S": str(CONNECT_TIMEOUT_S)},
-    ).start()
+    clusters = module_cluster(
+        1, redis_server, tmp_path_factory, SOCKETIO_CONNECT_TIMEOUT_S=str(CONNECT_TIMEOUT_S)
+    )
+    cluster = next(clusters)
     FIRST_PIDS[cluster.port] = cluster.children()
     yield cluster
-    cluster.stop()
-    print(f"---- abused cluster log ----\n{cluster.logs()[-4000:]}")
+    next(clusters, None)
 
 
 def new_room(label: str) -> str:

@@ -119,11 +119,7 @@ def _our_netns(owner: int | None) -> list[str]:
     names = [line.split()[0] for line in listed if line.startswith(NETNS_PREFIX)]
     chosen = []
     for name in names:
-        match = _NETNS_NAME.match(name)
-        if match is None:
-            continue
-        pid = int(match.group(1))
-        if pid == owner or (owner is None and not _pid_alive(pid)):
+        if _owned(_NETNS_NAME, name, owner):
             chosen.append(name)
     return chosen
 
@@ -135,13 +131,18 @@ def _our_links(owner: int | None) -> list[str]:
         if len(fields) < 2:
             continue
         name = fields[1].strip().split("@")[0]
-        match = _LINK_NAME.match(name)
-        if match is None:
-            continue
-        pid = int(match.group(1))
-        if pid == owner or (owner is None and not _pid_alive(pid)):
+        if _owned(_LINK_NAME, name, owner):
             chosen.append(name)
     return chosen
+
+
+def _owned(pattern: re.Pattern[str], name: str, owner: int | None) -> bool:
+    """A name of ours made by `owner`'s run, or (owner None) by a run no longer alive."""
+    match = pattern.match(name)
+    if match is None:
+        return False
+    pid = int(match.group(1))
+    return pid == owner or (owner is None and not _pid_alive(pid))
 
 
 def cleanup(owner: int | None = None) -> list[str]:
