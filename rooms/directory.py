@@ -133,39 +133,52 @@ class RedisDirectory:
         return bool(counts.get(channel.encode(), 0))
 
     async def scan(self) -> tuple[list[WorkerInfo], list[WorkerInfo]]:
-        """The usual case is one round trip: the hash is read while the liveness of the
-        workers seen last time is checked; only workers new since then cost a second one."""
-        raw, live = await asyncio.gather(
-            self._call(self._redis.hgetall, self._key), self._liveness(self._known)
-        )
+        """The usual case is one round trip, one pipeline: the hash is read while the
+        liveness of the workers seen last time is checked; only workers new since then
+        cost a second one."""
+        raw, live = await self._read(self._known, with_hash=True)
         workers = [WorkerInfo(**json.loads(value)) for value in raw.values()]
         unseen = [w for w in workers if w.procid not in live]
         if unseen:
-            live.update(await self._liveness(unseen))
+            live.update((await self._read(unseen, with_hash=False))[1])
         self._known = workers
         alive = [w for w in workers if live[w.procid]]
         return alive, [w for w in workers if not live[w.procid]]
 
-    async def _liveness(self, workers: list[WorkerInfo]) -> dict[str, bool]:
-        """procid -> alive, from heartbeats (first server) and NUMSUB (each channel's shard)."""
-        if not workers:
-            return {}
+    async def _read(
+        self, workers: list[WorkerInfo], *, with_hash: bool
+    ) -> tuple[dict[bytes, bytes], dict[str, bool]]:
+        """(the hash if asked, procid -> alive) for these workers: heartbeats from the first
+        server, NUMSUB from each channel's shard. Everything asked of the first server goes
+        in one pipeline; other shards are asked at the same time."""
         by_shard: dict[int, list[str]] = {}
         for worker in workers:
             by_shard.setdefault(self._shard_index(worker.channel), []).append(worker.channel)
-        beats_and_counts = await asyncio.gather(
-            self._call(self._redis.mget, [self._beat_prefix + w.procid for w in workers]),
-            *(
-                self._call(self._shards[index].pubsub_numsub, *channels)
-                for index, channels in by_shard.items()
-            ),
-        )
-        beats, *count_lists = beats_and_counts
+        first = self._redis.pipeline(transaction=False)
+        if with_hash:
+            first.hgetall(self._key)
+        if workers:
+            first.mget([self._beat_prefix + w.procid for w in workers])
+        if 0 in by_shard:
+            first.pubsub_numsub(*by_shard[0])
+        if len(first) == 0:  # a pipeline is truthy even when empty
+            return {}, {}
+        elsewhere = [
+            self._call(self._shards[index].pubsub_numsub, *channels)
+            for index, channels in by_shard.items()
+            if index != 0
+        ]
+        answers, *count_lists = await asyncio.gather(self._run(first), *elsewhere)
+        raw: dict[bytes, bytes] = answers.pop(0) if with_hash else {}
+        beats = answers.pop(0) if workers else []
+        if 0 in by_shard:
+            count_lists.append(answers.pop(0))
         counts = {name: n for pairs in count_lists for name, n in pairs}
-        return {
+        live = {
             w.procid: beat is not None and counts.get(w.channel.encode(), 0) > 0
             for w, beat in zip(workers, beats, strict=True)
         }
+        return raw, live
 
     def _shard_index(self, channel: str) -> int:
         # channels_redis's own choice of server for a channel name (its pub/sub layer
