@@ -11,6 +11,7 @@ one reply per worker, and an event for a room is one PUBLISH however many socket
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import socket
@@ -149,6 +150,7 @@ class WorkerNode:
             "sockets": len(self.registry),
             "rooms": self.registry.room_count,
             "started": self.started,
+            "gc": {"thresholds": gc.get_threshold(), "frozen": gc.get_freeze_count()},
         }
 
     # ---- this worker's sockets ----------------------------------------------------------
