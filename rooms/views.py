@@ -78,8 +78,8 @@ class RoomUsersView(JsonHttpConsumer):
             return
         roster = await (await current_node()).roster(room)
         entries: list[dict[str, Any]] = [
-            {"id_socket": e.id_socket, "id_user": e.id_user, "procid": e.procid, "data": {}}
-            for e in roster.entries
+            {"id_socket": id_socket, "id_user": id_user, "procid": procid, "data": {}}
+            for id_socket, id_user, procid in roster.entries
         ]
         if self.query_flag("hydrate"):
             names = await user_names({e["id_user"] for e in entries})

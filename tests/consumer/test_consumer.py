@@ -17,7 +17,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 async def roster_of(node: WorkerNode, room: str) -> list[tuple[str, str]]:
-    return [(e.id_socket, e.id_user) for e in (await node.roster(room)).entries]
+    return [(sid, uid) for sid, uid, _ in (await node.roster(room)).entries]
 
 
 # ---- Engine.IO handshake ----------------------------------------------------------------

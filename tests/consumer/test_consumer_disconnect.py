@@ -46,7 +46,7 @@ async def assert_departed(node: WorkerNode, leaver: Client, watchers: list[Clien
     assert node.registry.get(leaver.sid) is None
     for room in ("Maths", "Physics"):
         roster = await node.roster(room)
-        assert leaver.sid not in {e.id_socket for e in roster.entries}
+        assert leaver.sid not in {sid for sid, _, _ in roster.entries}
     assert len(node.registry) == len(watchers)
 
 
@@ -207,11 +207,11 @@ async def test_roster_lists_exactly_the_connected_sockets(
 
     roster = await node.roster("Maths")
     assert (roster.expected, roster.responded) == (1, 1)
-    assert sorted((e.id_socket, e.id_user) for e in roster.entries) == sorted(
+    assert sorted((sid, uid) for sid, uid, _ in roster.entries) == sorted(
         [(a.sid, "1"), (b.sid, "2"), (b_again.sid, "2")]
     )
-    assert {e.procid for e in roster.entries} == {node.procid}
-    assert [(e.id_socket, e.id_user) for e in (await node.roster("Physics")).entries] == [
+    assert {procid for *_, procid in roster.entries} == {node.procid}
+    assert [(sid, uid) for sid, uid, _ in (await node.roster("Physics")).entries] == [
         (c.sid, "3")
     ]
     assert (await node.roster("Nowhere")).entries == []
