@@ -1,8 +1,14 @@
-"""Many python-socketio clients that keep every event they receive, for cluster tests."""
+"""python-socketio's AsyncClient, used as an application would, keeping every event it receives.
+
+One recorder for every test that drives the official Python client: cluster and multihost
+tests read the ordered `events` (`wait_for`, `payloads`), interop tests consume them one at a
+time per event name (`next`, `nothing_more`).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Iterable
 from typing import Any
 
@@ -16,11 +22,15 @@ class Client:
     """One socket: `events` keeps (name, payload) in arrival order."""
 
     def __init__(self) -> None:
+        # No reconnection: a dropped connection must show up as a failure, not be healed.
         self.sio = socketio.AsyncClient(reconnection=False)
         self.events: list[tuple[str, Any]] = []
         self.arrived = asyncio.Event()
+        self.connect_errors: list[Any] = []
+        self._consumed: dict[str, int] = {}  # per event name: how many `next` returned
         for name in EVENTS:
             self.sio.on(name, self._recorder(name))
+        self.sio.on("connect_error", self._on_connect_error)
 
     def _recorder(self, name: str) -> Any:
         async def record(*args: Any) -> None:
@@ -29,9 +39,17 @@ class Client:
 
         return record
 
+    def _on_connect_error(self, *args: Any) -> None:
+        self.connect_errors.append(args[0] if len(args) == 1 else args)
+
+    async def open(self, url: str, auth: dict[str, Any] | None = None) -> Client:
+        """Connect to exactly this URL (query included), as an application would."""
+        await self.sio.connect(url, transports=["websocket"], auth=auth, wait_timeout=5)
+        return self
+
     async def connect(self, base_url: str, id_user: str, room: str | None = None) -> Client:
-        query = f"?id_user={id_user}" + (f"&room={room}" if room else "")
-        await self.sio.connect(base_url + query, transports=["websocket"], wait_timeout=5)
+        """Connect with id_user (and room) in the query; return once the handshake arrived."""
+        await self.open(base_url + f"?id_user={id_user}" + (f"&room={room}" if room else ""))
         await self.wait_for("handshake")
         return self
 
@@ -61,8 +79,34 @@ class Client:
 
         return await asyncio.wait_for(first(), within)
 
+    async def next(self, name: str, within: float = 5) -> Any:
+        """The next payload of that event not yet returned by `next`, waiting if needed."""
+        index = self._consumed.get(name, 0)
+
+        async def arrived() -> Any:
+            while len(payloads := self.payloads(name)) <= index:
+                self.arrived.clear()
+                await self.arrived.wait()
+            return payloads[index]
+
+        payload = await asyncio.wait_for(arrived(), within)
+        self._consumed[name] = index + 1
+        return payload
+
+    async def nothing_more(self, name: str, wait: float = 0.3) -> list[Any]:
+        """What else arrives for `name` within `wait` seconds (expected: nothing)."""
+        await asyncio.sleep(wait)
+        extra = self.payloads(name)[self._consumed.get(name, 0) :]
+        self._consumed[name] = self._consumed.get(name, 0) + len(extra)
+        return extra
+
+    async def call(self, event: str, *args: Any, within: float = 5) -> Any:
+        """Emit with an acknowledgement; the server's ack payload."""
+        data = args[0] if len(args) == 1 else (args or None)
+        return await self.sio.call(event, data, timeout=within)
+
     async def close(self) -> None:
-        if self.sio.connected:
+        with contextlib.suppress(Exception):
             await self.sio.disconnect()
 
 

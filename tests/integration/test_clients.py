@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 import socketio
 
+from tests.integration.recording import Client
 from tests.integration.servers import ROOT, Cluster
-from tests.integration.sio import Recorder
 from tests.integration.wire import roster, rosters_empty
 
 pytestmark = pytest.mark.integration
@@ -46,16 +46,16 @@ async def test_python_socketio_full_scenario(shared_cluster: Cluster) -> None:
     with an ack, sees the other socket arrive and leave, and receives identity-change once,
     stamped with the sender's real id_user."""
     room, other = new_room("py"), new_room("py-other")
-    a = await Recorder().connect(f"{shared_cluster.url}?id_user=1&room={room}")
-    b = Recorder()
+    a = await Client().open(f"{shared_cluster.url}?id_user=1&room={room}")
+    b = Client()
     try:
-        await b.connect(shared_cluster.url, auth={"id_user": "2", "room": room})
+        await b.open(shared_cluster.url, auth={"id_user": "2", "room": room})
         procids = await live_procids(shared_cluster)
         for client in (a, b):
             handshake = await client.next("handshake")
             assert set(handshake) == {"procid"} and handshake["procid"] in procids
         assert a.sid != b.sid
-        assert a.sid != a.client.eio.sid  # the Socket.IO id, not the Engine.IO one
+        assert a.sid != a.sio.eio.sid  # the Socket.IO id, not the Engine.IO one
 
         assert await a.next("socket-connected") == b.sid  # b arrived in a's room
         assert sorted(
@@ -68,9 +68,9 @@ async def test_python_socketio_full_scenario(shared_cluster: Cluster) -> None:
         assert await a.call("join", "") == {"ok": False, "error": "room must be a non-empty string"}
 
         # Both share two rooms: the relay reaches b once, and never echoes to the sender.
-        await a.client.emit("identity-change", {"name": "Johnny", "id_user": "7"})
+        await a.sio.emit("identity-change", {"name": "Johnny", "id_user": "7"})
         assert await b.next("identity-change") == {"name": "Johnny", "id_user": "1"}
-        await b.client.emit("identity-change", {"name": "Maria", "id_user": "1"})
+        await b.sio.emit("identity-change", {"name": "Maria", "id_user": "1"})
         assert await a.next("identity-change") == {"name": "Maria", "id_user": "2"}
         assert await b.nothing_more("identity-change") == []
         assert await a.nothing_more("identity-change") == []
@@ -101,13 +101,13 @@ async def test_python_socketio_refused_user_sees_our_message(
     """An unknown or missing id_user makes connect() raise ConnectionError, the client's
     connect_error handler gets our CONNECT_ERROR message, and no socket is registered."""
     room = new_room("refused")
-    client = Recorder()
+    client = Client()
     sep = "&" if query else "?"
     with pytest.raises(socketio.exceptions.ConnectionError):
-        await client.connect(f"{shared_cluster.url}{query}{sep}room={room}", auth=auth)
+        await client.open(f"{shared_cluster.url}{query}{sep}room={room}", auth=auth)
     try:
         assert client.connect_errors == [{"message": shown}]
-        assert not client.client.connected
+        assert not client.sio.connected
         assert await roster(shared_cluster, room) == []
     finally:
         await client.close()
@@ -168,14 +168,14 @@ async def test_python_and_node_clients_see_each_other(shared_cluster: Cluster) -
     """A python-socketio client and a socket.io-client in one room see each other arrive
     and each gets the other's identity-change, stamped with the sender's id_user."""
     room = new_room("mixed")
-    py = await Recorder().connect(f"{shared_cluster.url}?id_user=3&room={room}")
+    py = await Client().open(f"{shared_cluster.url}?id_user=3&room={room}")
     process = await run_node("mixed", shared_cluster.url, room)
     try:
         assert process.stdout is not None
         ready = json.loads(await asyncio.wait_for(process.stdout.readline(), 15))
         assert ready["ready"] is True
         assert await py.next("socket-connected") == ready["id"]
-        await py.client.emit("identity-change", {"name": "from-python", "id_user": "9"})
+        await py.sio.emit("identity-change", {"name": "from-python", "id_user": "9"})
         assert await py.next("identity-change") == {"name": "from-node", "id_user": "4"}
         (result,) = await node_lines(process)
         assert result["error"] is None, result

@@ -20,8 +20,8 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from tests.integration.conftest import module_cluster
+from tests.integration.recording import Client
 from tests.integration.servers import Cluster, RedisServer
-from tests.integration.sio import Recorder
 from tests.integration.wire import (
     closed_by_server,
     engineio_open,
@@ -76,7 +76,7 @@ async def assert_unharmed(cluster: Cluster, rooms: list[str]) -> None:
     await rosters_empty(cluster, rooms)
 
     room = new_room("fresh")
-    client = await Recorder().connect(f"{cluster.url}?id_user=5&room={room}")
+    client = await Client().open(f"{cluster.url}?id_user=5&room={room}")
     try:
         assert set(await client.next("handshake")) == {"procid"}
         assert await client.call("join", room + "-2") == {"ok": True}
