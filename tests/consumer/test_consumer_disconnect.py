@@ -211,9 +211,7 @@ async def test_roster_lists_exactly_the_connected_sockets(
         [(a.sid, "1"), (b.sid, "2"), (b_again.sid, "2")]
     )
     assert {procid for *_, procid in roster.entries} == {node.procid}
-    assert [(sid, uid) for sid, uid, _ in (await node.roster("Physics")).entries] == [
-        (c.sid, "3")
-    ]
+    assert [(sid, uid) for sid, uid, _ in (await node.roster("Physics")).entries] == [(c.sid, "3")]
     assert (await node.roster("Nowhere")).entries == []
 
     for client in (a, b, b_again, c, lonely):
