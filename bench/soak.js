@@ -254,7 +254,10 @@ async function main () {
     warm_kb: afterWarm.length ? afterWarm[0].total_kb : null,
     end_kb: loaded.length ? loaded[loaded.length - 1].total_kb : null,
     growth_after_warmup_kb: afterWarm.length > 1 ? afterWarm[afterWarm.length - 1].total_kb - afterWarm[0].total_kb : null,
-    slope_after_warmup_kb_per_min: slope(afterWarm)
+    slope_after_warmup_kb_per_min: slope(afterWarm),
+    // allocator warm-up lasts a few thousand reconnects per worker (bench/leakprobe.py): the
+    // second half of the run tells whether growth is levelling off
+    slope_second_half_kb_per_min: slope(afterWarm.filter((x) => x.t >= loaded[loaded.length - 1].t / 2))
   }
   if (a.log && fs.existsSync(a.log)) {
     const lines = fs.readFileSync(a.log, 'utf8').split('\n')

@@ -60,7 +60,8 @@ print(f"checks: {len(d['checks'])}, wrong {d['wrong_checks']}, ghost sockets {d[
 print(f"errors: connect {c['connect_failed']}, acks {c['ack_failed']}, unexpected disconnects "
       f"{c['unexpected_disconnects']}, PUT {c['rename_http_failed']}")
 print(f"worker RSS: after ramp {r['after_ramp_kb']} KB, after warm-up {r['warm_kb']} KB, end {r['end_kb']} KB "
-      f"(growth after warm-up {r['growth_after_warmup_kb']} KB, slope {r['slope_after_warmup_kb_per_min']} KB/min)")
+      f"(growth after warm-up {r['growth_after_warmup_kb']} KB, slope {r['slope_after_warmup_kb_per_min']} KB/min, "
+      f"{r.get('slope_second_half_kb_per_min')} KB/min over the second half)")
 log = d.get("cluster_log") or {}
 print(f"cluster log: {log.get('errors')} errors, {log.get('warnings')} warnings")
 for item in log.get("top", [])[:5]:
