@@ -201,6 +201,10 @@ CLUSTER_JANITOR_INTERVAL: float = env.float("CLUSTER_JANITOR_INTERVAL", default=
 # a worker whose heartbeat is older than this is dead even if Redis still counts its
 # subscription (a partitioned host keeps its TCP connections open)
 CLUSTER_WORKER_TTL: float = env.float("CLUSTER_WORKER_TTL", default=5.0)
+# a worker's cyclic garbage collector (gc.set_threshold), set once it has joined the cluster
+# and frozen its start-up heap: the trade between full-collection pauses and memory held by
+# dead connections (bench/README.md, "Garbage-collector pauses")
+WORKER_GC_THRESHOLDS: list[int] = env.list("WORKER_GC_THRESHOLDS", cast=int, default=[700, 10, 10])
 
 # ---- Production: HTTPS behind Heroku's router (begin) ----------------------------------
 # `manage.py check --deploy` is clean with DEBUG off and these defaults. Each setting is on

@@ -26,13 +26,6 @@ from rooms.publisher import RedisPublisher
 
 logger = logging.getLogger(__name__)
 
-# CPython's default thresholds (700, 10, 10) ran a full collection every few hundred
-# requests in a worker holding a few hundred sockets, 30-230 ms each on a loaded 2-core
-# machine: the roster p99 at 1000 sockets was 50-80 ms. Young collections 70 times rarer,
-# and the start-up heap (about 100k objects) frozen out of every later one, brought that
-# p99 to 8-10 ms (bench/README.md).
-GC_THRESHOLDS = (50_000, 20, 10)
-
 _node: WorkerNode | None = None
 _starting: asyncio.Future[WorkerNode] | None = None
 _loop: asyncio.AbstractEventLoop | None = None
@@ -112,10 +105,12 @@ def install_daphne_hooks() -> None:
 
 
 def tune_garbage_collector() -> None:
-    """Fewer, cheaper cyclic collections for a long-running worker (see GC_THRESHOLDS)."""
+    """Freeze the start-up heap (about 100k objects: modules, Django, Twisted) out of every
+    later collection, which then only walks what the worker's connections made, and apply
+    WORKER_GC_THRESHOLDS."""
     gc.collect()
     gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
+    gc.set_threshold(*settings.WORKER_GC_THRESHOLDS)
 
 
 class StartNodeOnFirstScope:

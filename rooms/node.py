@@ -151,7 +151,11 @@ class WorkerNode:
             "sockets": len(self.registry),
             "rooms": self.registry.room_count,
             "started": self.started,
-            "gc": {"thresholds": gc.get_threshold(), "frozen": gc.get_freeze_count()},
+            "gc": {
+                "thresholds": gc.get_threshold(),
+                "frozen": gc.get_freeze_count(),
+                "collections": [generation["collections"] for generation in gc.get_stats()],
+            },
         }
 
     # ---- this worker's sockets ----------------------------------------------------------

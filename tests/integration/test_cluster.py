@@ -13,8 +13,8 @@ from collections.abc import AsyncIterator, Callable
 from urllib.parse import quote
 
 import pytest
+from django.conf import settings
 
-from rooms.lifecycle import GC_THRESHOLDS
 from tests.integration.recording import Client, close_all, connect_many
 from tests.integration.servers import Cluster, RedisServer, http, wait_until
 
@@ -133,8 +133,8 @@ async def test_workers_and_healthz(cluster4: Cluster) -> None:
     workers = cluster4.live_workers()
     assert sorted(w["pid"] for w in workers) == sorted(cluster4.children())
     assert {"procid", "pid", "host", "sockets", "rooms", "started"} <= set(workers[0])
-    for worker in workers:  # tuned at start-up (rooms.lifecycle.GC_THRESHOLDS)
-        assert worker["gc"]["thresholds"] == list(GC_THRESHOLDS), worker
+    for worker in workers:  # tuned at start-up (rooms.lifecycle.tune_garbage_collector)
+        assert worker["gc"]["thresholds"] == settings.WORKER_GC_THRESHOLDS, worker
         assert worker["gc"]["frozen"] > 10_000, worker
     status, _, body = http(f"{cluster4.url}/healthz")
     assert (status, body["ok"]) == (200, True)

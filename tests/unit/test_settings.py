@@ -14,7 +14,8 @@ ROOT = Path(__file__).resolve().parents[2]
 PROBE = (
     "import json, identity_playground.settings as s;"
     "print(json.dumps({'debug': s.DEBUG, 'db': s.DATABASES['default'],"
-    " 'layers': s.CHANNEL_LAYERS, 'hosts': s.ALLOWED_HOSTS}, default=str))"
+    " 'layers': s.CHANNEL_LAYERS, 'hosts': s.ALLOWED_HOSTS, 'gc': s.WORKER_GC_THRESHOLDS},"
+    " default=str))"
 )
 
 
@@ -85,3 +86,9 @@ def test_several_redis_urls_shard_the_layer() -> None:
         {"address": "redis://a:6379/0"},
         {"address": "rediss://b:6380/0", "ssl_cert_reqs": None},
     ]
+
+
+def test_worker_gc_thresholds() -> None:
+    """CPython's own thresholds unless the environment trades memory for shorter pauses."""
+    assert settings_with()["gc"] == [700, 10, 10]
+    assert settings_with(WORKER_GC_THRESHOLDS="7000,10,10")["gc"] == [7000, 10, 10]
