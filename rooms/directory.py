@@ -150,7 +150,8 @@ class RedisDirectory:
     ) -> tuple[dict[bytes, bytes], dict[str, bool]]:
         """(the hash if asked, procid -> alive) for these workers: heartbeats from the first
         server, NUMSUB from each channel's shard. Everything asked of the first server goes
-        in one pipeline; other shards are asked at the same time."""
+        in one pipeline; other shards are asked at the same time. Callers ask for the hash,
+        or for at least one worker."""
         by_shard: dict[int, list[str]] = {}
         for worker in workers:
             by_shard.setdefault(self._shard_index(worker.channel), []).append(worker.channel)
@@ -161,8 +162,6 @@ class RedisDirectory:
             first.mget([self._beat_prefix + w.procid for w in workers])
         if 0 in by_shard:
             first.pubsub_numsub(*by_shard[0])
-        if len(first) == 0:  # a pipeline is truthy even when empty
-            return {}, {}
         elsewhere = [
             self._call(self._shards[index].pubsub_numsub, *channels)
             for index, channels in by_shard.items()
