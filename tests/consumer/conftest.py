@@ -10,13 +10,15 @@ import asyncio
 import contextlib
 import json
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 from urllib.parse import urlencode
 
 import pytest
+from asgiref.sync import SyncToAsync
 from channels.layers import channel_layers
 from channels.testing import WebsocketCommunicator
+from django.db import connections
 from pytest_django.fixtures import Settings
 
 from identity_playground.asgi import application
@@ -183,6 +185,15 @@ async def expect(client: Client, name: str, *args: Any) -> None:
     """The client's next packet is the EVENT `name` with exactly these arguments."""
     event = await client.recv_event()
     assert (event.name, event.args) == (name, args), event
+
+
+@pytest.fixture(scope="session", autouse=True)
+def close_thread_connections(django_db_setup: None) -> Iterator[None]:
+    """database_sync_to_async runs queries in asgiref's single worker thread, whose
+    connection outlives the tests (CONN_MAX_AGE): close it before pytest-django drops the
+    test database, which PostgreSQL refuses while another session is open."""
+    yield
+    SyncToAsync.single_thread_executor.submit(connections.close_all).result()
 
 
 @pytest.fixture
