@@ -1,12 +1,15 @@
-"""Where does a worker's memory go per reconnect? One traced daphne worker, a diff per phase.
+"""Where does a worker's memory go per reconnect? One daphne worker, RSS per round of cycles.
 
-    .venv/bin/python bench/leakprobe.py [--cycles 3000] [--warmup 1000] [--concurrency 20]
+    .venv/bin/python bench/leakprobe.py [--warmup 1000] [--cycles 2000] [--rounds 3] [--trace]
 
-Starts one daphne worker of ours (own SQLite file, own Redis prefix) under tracemalloc, runs
-`warmup` reconnect cycles (connect, CONNECT with an id_user, join a room, close), snapshots
-the worker's heap, runs `cycles` more, snapshots again, and prints what grew, by line, with
-the growth per cycle and the worker's RSS before and after. A leak shows up as a line whose
-growth scales with the number of cycles; run it twice with different `--cycles` to tell.
+Starts one daphne worker of ours (own SQLite file, own Redis prefix) and drives full cycles
+through it, `--concurrency` at a time: connect, CONNECT with an id_user, join a room,
+identity-change, GET the room's roster, close, PUT a rename. After the warm-up and after each
+round it collects garbage in the worker (SIGUSR1) and prints its RSS and the growth per
+reconnect. With --trace the worker runs under tracemalloc and the heap lines that grew from
+the first snapshot to the last are printed per reconnect: a leak is a line whose growth
+scales with the number of cycles; allocator warm-up shows as RSS that levels off while the
+traced heap stays flat.
 """
 
 from __future__ import annotations
