@@ -10,6 +10,7 @@ import os
 import signal
 import time
 from collections.abc import AsyncIterator, Callable
+from itertools import groupby
 from urllib.parse import quote
 
 import pytest
@@ -53,11 +54,7 @@ async def test_roster_lists_every_socket_across_workers(cluster4: Cluster) -> No
         assert all(e["data"] == {} for e in body)
         assert {e["procid"] for e in body} == {c.procid for c in clients}
         assert headers["X-Workers-Expected"] == headers["X-Workers-Responded"] == "4"
-        runs = [
-            p
-            for i, p in enumerate(e["procid"] for e in body)
-            if i == 0 or body[i - 1]["procid"] != p
-        ]
+        runs = [procid for procid, _ in groupby(e["procid"] for e in body)]
         assert len(runs) == len(set(runs)), runs  # grouped by worker, in no other order
     finally:
         await close_all(clients)
