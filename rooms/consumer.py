@@ -177,10 +177,16 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
                 return
         self.sid, self.id_user = new_socket_id(), id_user
         self.node.add(LocalSocket(id_socket=self.sid, id_user=id_user, deliver=self._deliver))
+        if room is not None:
+            # subscribed before the client hears it is connected: from its handshake on,
+            # it receives every event of the room
+            await self.node.join(self.sid, room)
+            if self._local_socket() is None:  # closed meanwhile (heartbeat, protocol error)
+                return
         await self._send_packet(protocol.Connect({"sid": self.sid}))
         await self._emit("handshake", {"procid": self.node.procid})
         if room is not None:
-            await self._join(room)
+            await self._announce_arrival(room, self.sid)
 
     async def on_event(self, event: protocol.Event) -> None:
         arg = event.args[0] if event.args else None
@@ -226,9 +232,13 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
             return GONE
         if room not in sock.rooms:
             await self.node.join(sock.id_socket, room)
-            frame = protocol.encode_event("socket-connected", sock.id_socket)
-            await self.node.emit_to_rooms([room], frame, except_socket=sock.id_socket)
+            await self._announce_arrival(room, sock.id_socket)
         return {"ok": True}
+
+    async def _announce_arrival(self, room: str, id_socket: str) -> None:
+        """socket-connected to the room's other members."""
+        frame = protocol.encode_event("socket-connected", id_socket)
+        await self.node.emit_to_rooms([room], frame, except_socket=id_socket)
 
     async def _leave(self, room: str) -> dict[str, Any]:
         sock = self._local_socket()

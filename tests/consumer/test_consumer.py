@@ -10,6 +10,7 @@ import pytest
 from pytest_django.fixtures import Settings
 
 from rooms import protocol
+from rooms.names import group_for_room
 from rooms.node import WorkerNode
 from tests.consumer.conftest import Client, ClientFactory, expect, quiet, socket_path
 
@@ -177,6 +178,18 @@ async def test_id_user_and_room_from_the_query(connect: ClientFactory, node: Wor
     """id_user and room in the URL query: the socket is in that room as that user."""
     client = await connect(id_user="4", room="Maths")
     assert await roster_of(node, "Maths") == [(client.sid, "4")]
+
+
+async def test_room_is_subscribed_before_the_connect_reply(
+    raw_client: Callable[..., Client], node: WorkerNode
+) -> None:
+    """With a room at CONNECT, the worker is in the room's group before it answers, so the
+    client gets every event of the room from its CONNECT reply on."""
+    client = raw_client(socket_path(id_user="4", room="Maths"))
+    await client.open()
+    await client.send("40")
+    assert isinstance(await client.recv(), protocol.Connect)
+    assert node.channel in node.layer.groups.get(group_for_room("Maths"), {})
 
 
 @pytest.mark.parametrize("id_user", ["5", 5])
