@@ -82,6 +82,9 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
     sid: str | None = None  # the Socket.IO socket id, once CONNECT succeeded
     closing = False  # we closed the connection; frames still queued behind that are dropped
     id_user: str | None = None
+    # Frames for this socket that arrived before its CONNECT reply and handshake went out
+    # (room events during the room subscription at CONNECT); None once those are sent.
+    held: list[str] | None = None
 
     async def connect(self) -> None:
         self.query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
@@ -176,15 +179,17 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
                 await self._send_packet(protocol.ConnectError(str(exc)))
                 return
         self.sid, self.id_user = new_socket_id(), id_user
+        self.held = []
         self.node.add(LocalSocket(id_socket=self.sid, id_user=id_user, deliver=self._deliver))
         if room is not None:
             # subscribed before the client hears it is connected: from its handshake on,
-            # it receives every event of the room
+            # it receives every event of the room (those arriving meanwhile are held)
             await self.node.join(self.sid, room)
             if self._local_socket() is None:  # closed meanwhile (heartbeat, protocol error)
                 return
         await self._send_packet(protocol.Connect({"sid": self.sid}))
         await self._emit("handshake", {"procid": self.node.procid})
+        await self._release_held()
         if room is not None:
             await self._announce_arrival(room, self.sid)
 
@@ -281,7 +286,16 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
     # ---- sending and closing ------------------------------------------------------------
 
     async def _deliver(self, frame: str) -> None:
+        if self.held is not None:
+            self.held.append(frame)
+            return
         await self.send(text_data=frame)
+
+    async def _release_held(self) -> None:
+        """Send the frames held during CONNECT, in order, before any later one."""
+        while self.held:
+            await self.send(text_data=self.held.pop(0))
+        self.held = None
 
     async def _send_packet(self, packet: protocol.Packet) -> None:
         await self.send(text_data=protocol.encode(packet))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from typing import Any
@@ -190,6 +191,27 @@ async def test_room_is_subscribed_before_the_connect_reply(
     await client.send("40")
     assert isinstance(await client.recv(), protocol.Connect)
     assert node.channel in node.layer.groups.get(group_for_room("Maths"), {})
+
+
+async def test_room_events_during_the_connect_come_after_the_handshake(
+    raw_client: Callable[..., Client], node: WorkerNode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An event of the room that reaches the worker while it subscribes the room at CONNECT
+    is held: the client's first packets are still the CONNECT reply and the handshake."""
+    subscribe = node.join
+
+    async def join_while_an_event_arrives(id_socket: str, room: str) -> None:
+        await subscribe(id_socket, room)
+        await node.emit_to_rooms([room], protocol.encode_event("socket-connected", "early"))
+        await asyncio.sleep(0.05)  # the worker's listener delivers it before CONNECT goes on
+
+    monkeypatch.setattr(node, "join", join_while_an_event_arrives)
+    client = raw_client(socket_path(id_user="4", room="Maths"))
+    await client.open()
+    await client.send("40")
+    assert isinstance(await client.recv(), protocol.Connect)
+    assert await client.recv() == protocol.Event("handshake", ({"procid": node.procid},))
+    assert await client.recv() == protocol.Event("socket-connected", ("early",))
 
 
 @pytest.mark.parametrize("id_user", ["5", 5])
