@@ -85,10 +85,15 @@ async def stop_node() -> None:
 
 
 def install_daphne_hooks() -> None:
-    """Join the cluster when daphne's reactor starts; leave when it shuts down."""
+    """Join the cluster when daphne's reactor starts; leave when it shuts down; write
+    its TCP connections in batches (rooms.tcp_writes)."""
     if "daphne.server" not in sys.modules:
         return
     from twisted.internet import defer, reactor
+
+    from rooms import tcp_writes
+
+    tcp_writes.install()
 
     async def start() -> None:
         try:

@@ -1,0 +1,150 @@
+"""Batched Twisted writes: one send per connection per loop turn, Twisted's path for the rest."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable, Iterator
+
+import pytest
+from twisted.internet import tcp
+from twisted.internet.testing import MemoryReactor
+
+from rooms import tcp_writes
+
+
+class Turns:
+    """Stands in for the event loop: collects what was scheduled, runs it on demand."""
+
+    def __init__(self) -> None:
+        self.scheduled: list[Callable[[], None]] = []
+
+    def __call__(self, callback: Callable[[], None]) -> None:
+        self.scheduled.append(callback)
+
+    def run(self) -> None:
+        ready, self.scheduled = self.scheduled, []
+        for callback in ready:
+            callback()
+
+
+@pytest.fixture
+def turns() -> Turns:
+    return Turns()
+
+
+@pytest.fixture
+def batcher(turns: Turns) -> tcp_writes.WriteBatcher:
+    return tcp_writes.WriteBatcher(schedule=turns)
+
+
+@pytest.fixture
+def pair() -> Iterator[tuple[tcp.Connection, socket.socket, MemoryReactor]]:
+    """A Twisted TCP connection over one end of a socket pair; the test holds the other."""
+    ours, peer = socket.socketpair()
+    ours.setblocking(False)
+    ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    peer.settimeout(1)
+    reactor = MemoryReactor()
+    connection = tcp.Connection(ours, None, reactor)
+    connection.connected = True
+    yield connection, peer, reactor
+    ours.close()
+    peer.close()
+
+
+def nothing_arrived(peer: socket.socket) -> bool:
+    peer.setblocking(False)
+    try:
+        peer.recv(1)
+    except BlockingIOError:
+        return True
+    finally:
+        peer.settimeout(1)
+    return False
+
+
+def test_writes_of_one_turn_leave_together_without_a_writer(pair, batcher, turns):
+    connection, peer, reactor = pair
+    batcher.write(connection, b"one,")
+    batcher.write(connection, b"two")
+    assert nothing_arrived(peer)  # held until the turn's flush
+    assert len(turns.scheduled) == 1  # one flush per turn, however many writes
+    turns.run()
+    assert peer.recv(100) == b"one,two"
+    assert reactor.getWriters() == []  # no writability registration at all
+
+
+def test_each_connection_is_flushed_once_per_turn(batcher, turns):
+    pairs = [socket.socketpair() for _ in range(3)]
+    connections = []
+    for ours, _ in pairs:
+        ours.setblocking(False)
+        connection = tcp.Connection(ours, None, MemoryReactor())
+        connection.connected = True
+        connections.append(connection)
+    for index, connection in enumerate(connections):
+        batcher.write(connection, f"frame {index}".encode())
+    turns.run()
+    assert [peer.recv(100) for _, peer in pairs] == [b"frame 0", b"frame 1", b"frame 2"]
+    for ours, peer in pairs:
+        ours.close()
+        peer.close()
+
+
+def test_what_the_kernel_does_not_take_goes_to_twisted_in_order(pair, batcher, turns):
+    connection, peer, reactor = pair
+    big = bytes(range(256)) * 4096  # 1 MiB: more than the socket buffers hold
+    batcher.write(connection, big)
+    turns.run()
+    assert reactor.getWriters() == [connection]
+    batcher.write(connection, b"after")  # behind Twisted's queue, never ahead of it
+    assert turns.scheduled == []
+    received = b""
+    while len(received) < len(big) + 5:
+        connection.doWrite()
+        received += peer.recv(65536)
+    assert received == big + b"after"
+    assert reactor.getWriters() == []
+
+
+def test_a_lost_peer_is_left_to_twisted_to_report(pair, batcher, turns):
+    connection, peer, reactor = pair
+    peer.close()
+    batcher.write(connection, b"into the void")
+    turns.run()
+    assert reactor.getWriters() == [connection]  # its doWrite finds the connection lost
+    assert connection.doWrite() is not None
+
+
+def test_a_connection_lost_before_the_flush_is_skipped(pair, batcher, turns):
+    connection, peer, reactor = pair
+    batcher.write(connection, b"late")
+    connection.connected = False
+    turns.run()
+    assert nothing_arrived(peer)
+    assert reactor.getWriters() == []
+
+
+def test_a_connection_closing_before_the_flush_is_flushed_by_twisted(pair, batcher, turns):
+    connection, peer, reactor = pair
+    batcher.write(connection, b"last words")
+    connection.disconnecting = True
+    turns.run()
+    assert reactor.getWriters() == [connection]  # Twisted sends them, then closes
+    connection.doWrite()
+    assert peer.recv(100) == b"last words"
+
+
+def test_nothing_is_written_after_the_write_side_is_closed(pair, batcher, turns):
+    connection, peer, reactor = pair
+    connection._writeDisconnected = True
+    batcher.write(connection, b"late")
+    turns.run()
+    assert nothing_arrived(peer)
+    assert reactor.getWriters() == [] and turns.scheduled == []
+
+
+def test_install_replaces_the_write_of_tcp_connections(monkeypatch):
+    monkeypatch.setattr(tcp.Connection, "write", tcp.Connection.write)
+    tcp_writes.install()
+    assert tcp.Connection.write is tcp_writes.batched_write
