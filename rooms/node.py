@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from rooms import protocol
+from rooms import memory, protocol
 from rooms.directory import ClusterUnavailable, Directory, WorkerInfo
 from rooms.names import group_for_room
 from rooms.publisher import LayerPublisher, Publisher
@@ -156,6 +156,7 @@ class WorkerNode:
                 "frozen": gc.get_freeze_count(),
                 "collections": [generation["collections"] for generation in gc.get_stats()],
             },
+            "memory": memory.stats(),
         }
 
     # ---- this worker's sockets ----------------------------------------------------------

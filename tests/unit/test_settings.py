@@ -14,7 +14,8 @@ ROOT = Path(__file__).resolve().parents[2]
 PROBE = (
     "import json, identity_playground.settings as s;"
     "print(json.dumps({'debug': s.DEBUG, 'db': s.DATABASES['default'],"
-    " 'layers': s.CHANNEL_LAYERS, 'hosts': s.ALLOWED_HOSTS, 'gc': s.WORKER_GC_THRESHOLDS},"
+    " 'layers': s.CHANNEL_LAYERS, 'hosts': s.ALLOWED_HOSTS, 'gc': s.WORKER_GC_THRESHOLDS,"
+    " 'trim': s.WORKER_MALLOC_TRIM_INTERVAL},"
     " default=str))"
 )
 
@@ -92,3 +93,9 @@ def test_worker_gc_thresholds() -> None:
     """CPython's own thresholds unless the environment trades memory for shorter pauses."""
     assert settings_with()["gc"] == [700, 10, 10]
     assert settings_with(WORKER_GC_THRESHOLDS="7000,10,10")["gc"] == [7000, 10, 10]
+
+
+def test_worker_malloc_trim_interval() -> None:
+    """Every 10 s unless set; 0 turns trimming off."""
+    assert settings_with()["trim"] == 10.0
+    assert settings_with(WORKER_MALLOC_TRIM_INTERVAL="0")["trim"] == 0.0
