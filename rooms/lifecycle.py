@@ -87,8 +87,9 @@ async def stop_node() -> None:
 
 
 def install_daphne_hooks() -> None:
-    """Join the cluster when daphne's reactor starts; leave when it shuts down; write
-    its TCP connections in batches (rooms.tcp_writes)."""
+    """Join the cluster when daphne's reactor starts (then tune the collector and start
+    trimming memory); leave when it shuts down. Writes on daphne's TCP connections are
+    batched per loop turn from now on (rooms.tcp_writes)."""
     if "daphne.server" not in sys.modules:
         return
     from twisted.internet import defer, reactor

@@ -1,14 +1,15 @@
 """Twisted TCP writes gathered per loop turn and sent without a writability round trip.
 
-Twisted's `write()` buffers and registers the socket for writability, so each frame costs
-an epoll_ctl to add the writer, a loop callback, send() and another epoll_ctl to remove
-it. Profiles of daphne workers put that path at about half of their CPU in a 1000-receiver
-fan-out and in connect storms (bench/README.md). Here a write to a connection with nothing
-queued is held in Twisted's own buffer and the connection is marked; once per loop turn
-every marked connection is flushed with one send(). Frames for the same socket in the same
-turn (a connect storm's announcements) still leave in one send(), as Twisted would send
-them. Only what the kernel does not take goes back to Twisted's writability path, which
-also keeps closing, half-closing and reporting a lost connection.
+Twisted's `write()` (and `writeSequence()`, which daphne's HTTP headers take) buffers and
+registers the socket for writability, so each frame costs an epoll_ctl to add the writer,
+a loop callback, send() and another epoll_ctl to remove it. Profiles of daphne workers put
+that path at about half of their CPU in a 1000-receiver fan-out and in connect storms
+(bench/README.md). Here a write to a connection with nothing queued is held in Twisted's
+own buffer and the connection is marked; once per loop turn every marked connection is
+flushed with one send(). Frames for the same socket in the same turn (a connect storm's
+announcements) still leave in one send(), as Twisted would send them. Only what the kernel
+does not take goes back to Twisted's writability path, which also keeps closing,
+half-closing and reporting a lost connection.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from twisted.internet import tcp
 logger = logging.getLogger(__name__)
 
 _buffered_write: Callable[[Any, bytes], None] = tcp.Connection.write
+_buffered_write_sequence: Callable[[Any, list[bytes]], None] = tcp.Connection.writeSequence
 
 
 def _call_soon(callback: Callable[[], None]) -> None:
@@ -56,6 +58,14 @@ class WriteBatcher:
             if not self.pending:
                 self.schedule(self.flush)
             self.pending[connection] = None
+
+    def write_sequence(self, connection: Any, sequence: list[bytes]) -> None:
+        """Several writes in one (HTTP headers), held together like one write."""
+        if all(isinstance(data, bytes) for data in sequence):
+            for data in sequence:
+                self.write(connection, data)
+        else:
+            _buffered_write_sequence(connection, sequence)  # Twisted's error, nothing written
 
     @staticmethod
     def _hold(connection: Any, data: bytes) -> None:
@@ -91,6 +101,11 @@ def batched_write(connection: Any, data: bytes) -> None:
     batcher.write(connection, data)
 
 
+def batched_write_sequence(connection: Any, sequence: list[bytes]) -> None:
+    batcher.write_sequence(connection, sequence)
+
+
 def install() -> None:
     """Make every Twisted TCP connection made from now on batch its writes (idempotent)."""
     tcp.Connection.write = batched_write  # type: ignore[method-assign]
+    tcp.Connection.writeSequence = batched_write_sequence  # type: ignore[method-assign]

@@ -144,7 +144,26 @@ def test_nothing_is_written_after_the_write_side_is_closed(pair, batcher, turns)
     assert reactor.getWriters() == [] and turns.scheduled == []
 
 
-def test_install_replaces_the_write_of_tcp_connections(monkeypatch):
+def test_a_sequence_is_held_with_the_writes_that_follow(pair, batcher, turns):
+    """HTTP headers (writeSequence) and the body (write) leave in one send, no writer."""
+    connection, peer, reactor = pair
+    batcher.write_sequence(connection, [b"HTTP/1.1 200 OK\r\n", b"\r\n"])
+    batcher.write(connection, b"body")
+    turns.run()
+    assert peer.recv(100) == b"HTTP/1.1 200 OK\r\n\r\nbody"
+    assert reactor.getWriters() == []
+
+
+def test_a_sequence_with_text_in_it_is_refused_whole(pair, batcher, turns):
+    connection, peer, reactor = pair
+    with pytest.raises(TypeError):
+        batcher.write_sequence(connection, [b"fine", "not bytes"])
+    assert connection._tempDataBuffer == [] and turns.scheduled == []
+
+
+def test_install_replaces_the_writes_of_tcp_connections(monkeypatch):
     monkeypatch.setattr(tcp.Connection, "write", tcp.Connection.write)
+    monkeypatch.setattr(tcp.Connection, "writeSequence", tcp.Connection.writeSequence)
     tcp_writes.install()
     assert tcp.Connection.write is tcp_writes.batched_write
+    assert tcp.Connection.writeSequence is tcp_writes.batched_write_sequence
