@@ -88,15 +88,17 @@ async def stop_node() -> None:
 
 def install_daphne_hooks() -> None:
     """Join the cluster when daphne's reactor starts (then tune the collector and start
-    trimming memory); leave when it shuts down. Writes on daphne's TCP connections are
-    batched per loop turn from now on (rooms.tcp_writes)."""
+    trimming memory); leave when it shuts down. From now on writes on daphne's TCP
+    connections are batched per loop turn (rooms.tcp_writes) and autobahn skips building
+    its unused debug-log arguments (rooms.autobahn_logs)."""
     if "daphne.server" not in sys.modules:
         return
     from twisted.internet import defer, reactor
 
-    from rooms import tcp_writes
+    from rooms import autobahn_logs, tcp_writes
 
     tcp_writes.install()
+    autobahn_logs.install()
 
     async def start() -> None:
         try:
