@@ -54,9 +54,13 @@ class WriteBatcher:
         ):
             _buffered_write(connection, data)  # Twisted's writer already waits for the socket
         else:
-            self._hold(connection, data)
             if not self.pending:
-                self.schedule(self.flush)
+                try:
+                    self.schedule(self.flush)
+                except RuntimeError:  # no running loop (shutting down): Twisted's path
+                    _buffered_write(connection, data)
+                    return
+            self._hold(connection, data)
             self.pending[connection] = None
 
     def write_sequence(self, connection: Any, sequence: list[bytes]) -> None:

@@ -144,6 +144,18 @@ def test_nothing_is_written_after_the_write_side_is_closed(pair, batcher, turns)
     assert reactor.getWriters() == [] and turns.scheduled == []
 
 
+def test_without_a_running_loop_writes_take_twisteds_path(pair):
+    connection, peer, reactor = pair
+
+    def no_loop(_callback: Callable[[], None]) -> None:
+        raise RuntimeError("no running event loop")
+
+    tcp_writes.WriteBatcher(schedule=no_loop).write(connection, b"at shutdown")
+    assert reactor.getWriters() == [connection]
+    connection.doWrite()
+    assert peer.recv(100) == b"at shutdown"
+
+
 def test_a_sequence_is_held_with_the_writes_that_follow(pair, batcher, turns):
     """HTTP headers (writeSequence) and the body (write) leave in one send, no writer."""
     connection, peer, reactor = pair
