@@ -11,7 +11,6 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
-import time
 from typing import Any
 
 
@@ -65,13 +64,10 @@ def heap_kb() -> tuple[int, int] | None:
     return info.uordblks // 1024, info.fordblks // 1024
 
 
-def trim() -> float:
-    """Give glibc's free heap pages back to the kernel; returns the milliseconds it took."""
-    if _libc is None:
-        return 0.0
-    started = time.perf_counter()
-    _libc.malloc_trim(0)
-    return (time.perf_counter() - started) * 1000
+def trim() -> None:
+    """Give glibc's free heap pages back to the kernel."""
+    if _libc is not None:
+        _libc.malloc_trim(0)
 
 
 def stats() -> dict[str, int | None]:
