@@ -21,7 +21,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 
 from rooms import memory
-from rooms.directory import ClusterUnavailable, LocalDirectory, RedisDirectory, redis_client
+from rooms.directory import ClusterUnavailable, LocalDirectory, RedisDirectory
 from rooms.node import WorkerNode
 from rooms.publisher import RedisPublisher
 
@@ -42,13 +42,12 @@ def build_node() -> WorkerNode:
             gather_deadline=settings.CLUSTER_GATHER_DEADLINE,
             janitor_interval=settings.CLUSTER_JANITOR_INTERVAL,
         )
-    clients = [redis_client(url, timeout=1.0) for url in settings.REDIS_URLS]
     return WorkerNode(
         layer=layer,
         directory=RedisDirectory(
             settings.REDIS_URLS, prefix=settings.CHANNEL_PREFIX, ttl=settings.CLUSTER_WORKER_TTL
         ),
-        publisher=RedisPublisher(layer, clients),
+        publisher=RedisPublisher(layer, settings.REDIS_URLS),
         gather_deadline=settings.CLUSTER_GATHER_DEADLINE,
         janitor_interval=settings.CLUSTER_JANITOR_INTERVAL,
     )

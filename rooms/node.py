@@ -205,7 +205,7 @@ class WorkerNode:
         """A channel-layer write that never hangs or kills a consumer when Redis is away.
 
         The timeout is generous because writes queue up under a burst of connects
-        (subscriptions behind the pub/sub layer's lock, publishes in our outbox; a queued
+        (subscriptions behind the pub/sub layer's lock, publishes on our connection; a queued
         publish is still sent after its caller stopped waiting). A connection error is
         retried once: the first write after a Redis restart fails on the pool's stale
         connection, and the retry gets a fresh one.

@@ -1,22 +1,28 @@
-"""Channel-layer writes without the pub/sub layer's per-process lock.
+"""Channel-layer writes on a lean connection of our own.
 
 channels_redis's pub/sub layer sends every PUBLISH of a process over one connection behind
 one asyncio.Lock. Under a burst (1000 sockets joining one room) that queue grew past 5 s:
 room events were dropped or seconds late, and roster queries waiting in the same queue
 timed out (bench/README.md). Here every write is serialized by the layer itself and
 published to the very Redis channel (and shard) the layer would use, so the layer's
-subscribers receive it unchanged, but through a redis.asyncio client of our own, and all
-writes pending while one round trip is in flight leave together in the next pipeline.
+subscribers receive it unchanged, over one connection per Redis server that speaks just
+PUBLISH (rooms/resp.py): every write of one event-loop turn leaves in one send(), and the
+replies are read without redis-py's pipeline machinery, which cost more than half of the
+CPU a worker spent answering a roster query (bench/README.md).
 Subscriptions (group_add/discard, receive) stay with the layer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ssl
+from collections import deque
 from typing import Any, Protocol
+from urllib.parse import unquote, urlsplit
 
-import redis.asyncio as aioredis
 from channels_redis.utils import _consistent_hash
+
+from rooms.resp import LineReplies, ReplyError, encode_command
 
 
 class Publisher(Protocol):
@@ -37,51 +43,114 @@ class LayerPublisher:
         await self.layer.send(channel, message)
 
 
-class _Outbox:
-    """FIFO of pending PUBLISHes to one Redis server; one pipeline in flight at a time.
+class PublishConnection(asyncio.Protocol):
+    """One connection to one Redis server that only PUBLISHes (and AUTHs once).
 
-    A caller that stops waiting (a timeout) does not take its message back: once queued,
-    a write is sent.
+    Commands written in one loop turn go out in one send(); each caller gets its own reply
+    (the number of subscribers reached) in order. When the connection drops, every pending
+    caller gets a ConnectionError and the owner opens a new connection for the next write.
     """
 
-    def __init__(self, client: aioredis.Redis) -> None:
-        self.client = client
-        self.pending: list[tuple[str, bytes, asyncio.Future[None]]] = []
-        self.flushing = False
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+        self._outgoing: list[bytes] = []
+        self._waiting: deque[asyncio.Future[Any]] = deque()
+        self._replies = LineReplies()
 
-    async def publish(self, name: str, data: bytes) -> None:
+    @classmethod
+    async def open(cls, url: str) -> PublishConnection:
+        """Connect to a redis:// or rediss:// URL (TLS without certificate checks, as
+        Heroku Redis's certificate is self-signed) and authenticate if it has a password."""
+        parts = urlsplit(url)
+        context: ssl.SSLContext | None = None
+        if parts.scheme == "rediss":
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        loop = asyncio.get_running_loop()
+        opening = loop.create_connection(
+            cls, parts.hostname or "127.0.0.1", parts.port or 6379, ssl=context
+        )
+        _, connection = await opening
+        if parts.password is not None:
+            credentials = [unquote(parts.password).encode()]
+            if parts.username:
+                credentials.insert(0, unquote(parts.username).encode())
+            try:
+                await connection.command(b"AUTH", *credentials)
+            except BaseException:
+                connection.close()
+                raise
+        return connection
+
+    def command(self, *parts: bytes) -> asyncio.Future[Any]:
+        """Queue one command for this loop turn's send(); the future gets its reply.
+
+        Queued at once, not when awaited: a caller that stops waiting (a timeout cancels
+        the future) does not take its command back."""
         future = asyncio.get_running_loop().create_future()
-        self.pending.append((name, data, future))
-        if not self.flushing:
-            self.flushing = True
-            asyncio.ensure_future(self._flush())
-        await asyncio.shield(future)
+        if self.closed:
+            future.set_exception(ConnectionError("connection to Redis lost"))
+            return future
+        if not self._outgoing:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._outgoing.append(encode_command(*parts))
+        self._waiting.append(future)
+        return future
 
-    async def _flush(self) -> None:
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    def _flush(self) -> None:
+        if self._outgoing and self.transport is not None and not self.closed:
+            self.transport.write(b"".join(self._outgoing))
+        self._outgoing = []
+
+    # ---- asyncio.Protocol -----------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
         try:
-            while self.pending:
-                batch, self.pending = self.pending, []
-                pipe = self.client.pipeline(transaction=False)
-                for name, data, _ in batch:
-                    pipe.publish(name, data)
-                try:
-                    await pipe.execute()
-                except Exception as exc:
-                    for *_, future in batch:
-                        if not future.done():
-                            future.set_exception(exc)
-                else:
-                    for *_, future in batch:
-                        if not future.done():
-                            future.set_result(None)
-        finally:
-            self.flushing = False
+            replies = self._replies.feed(data)
+        except ValueError as exc:  # a reply we never asked for: stop trusting the stream
+            self._fail(ConnectionError(f"bad reply from Redis: {exc}"))
+            self.close()
+            return
+        for reply in replies:
+            if not self._waiting:
+                continue
+            future = self._waiting.popleft()
+            if future.done():
+                continue
+            if isinstance(reply, ReplyError):
+                future.set_exception(reply)
+            else:
+                future.set_result(reply)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._fail(ConnectionError(f"connection to Redis lost: {exc or 'closed'}"))
+
+    def _fail(self, error: Exception) -> None:
+        self.closed = True
+        self._outgoing = []
+        while self._waiting:
+            future = self._waiting.popleft()
+            if not future.done():
+                future.set_exception(error)
 
 
 class RedisPublisher:
-    def __init__(self, layer: Any, clients: list[aioredis.Redis]) -> None:
+    def __init__(self, layer: Any, urls: list[str], *, timeout: float = 1.0) -> None:
         self.layer = layer
-        self._outboxes = [_Outbox(client) for client in clients]
+        self._urls = urls
+        self._timeout = timeout
+        self._connections: list[PublishConnection | None] = [None] * len(urls)
+        self._opening: list[asyncio.Future[PublishConnection] | None] = [None] * len(urls)
 
     async def group_send(self, group: str, message: dict[str, Any]) -> None:
         # the Redis channel the pub/sub layer subscribes for a group (channels-redis 4.3)
@@ -92,5 +161,28 @@ class RedisPublisher:
         await self._publish(channel, message)
 
     async def _publish(self, name: str, message: dict[str, Any]) -> None:
-        outbox = self._outboxes[_consistent_hash(name, len(self._outboxes))]
-        await outbox.publish(name, self.layer.serialize(message))
+        shard = _consistent_hash(name, len(self._urls))
+        data = self.layer.serialize(message)
+        connection = self._connections[shard]
+        if connection is None or connection.closed:
+            connection = await self._connect(shard)
+        await connection.command(b"PUBLISH", name.encode(), data)
+
+    async def _connect(self, shard: int) -> PublishConnection:
+        """One connection attempt per shard at a time; concurrent writers share it."""
+        opening = self._opening[shard]
+        if opening is None:
+            opening = asyncio.ensure_future(self._open(self._urls[shard]))
+            self._opening[shard] = opening
+            opening.add_done_callback(lambda _: self._opened(shard))
+        return await asyncio.shield(opening)
+
+    async def _open(self, url: str) -> PublishConnection:
+        async with asyncio.timeout(self._timeout):
+            return await PublishConnection.open(url)
+
+    def _opened(self, shard: int) -> None:
+        opening = self._opening[shard]
+        self._opening[shard] = None
+        if opening is not None and not opening.cancelled() and opening.exception() is None:
+            self._connections[shard] = opening.result()

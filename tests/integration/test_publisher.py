@@ -1,0 +1,123 @@
+"""Our PUBLISH connection against real redis-servers, read by channels_redis's own layer."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from channels_redis.pubsub import RedisPubSubChannelLayer
+
+from rooms.publisher import RedisPublisher
+from rooms.resp import ReplyError
+from tests.integration.servers import RedisServer
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(30)]
+
+
+@pytest.fixture
+def locked_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path, password="s3cret:with/odd@chars")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def layer_for(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
+    """channels_redis pub/sub layers (the receiving side), flushed after the test."""
+    layers: list[RedisPubSubChannelLayer] = []
+
+    def make(url: str) -> RedisPubSubChannelLayer:
+        layer = RedisPubSubChannelLayer(hosts=[url], prefix=f"t{uuid.uuid4().hex[:8]}")
+        layers.append(layer)
+        return layer
+
+    yield make
+    for layer in layers:
+        await layer.flush()
+
+
+async def test_messages_reach_the_layers_channels_and_groups_unchanged(
+    redis_server: RedisServer, layer_for: Any
+) -> None:
+    layer = layer_for(redis_server.url)
+    channel = await layer.new_channel("worker.")
+    await layer.group_add("room", channel)
+    publisher = RedisPublisher(layer, [redis_server.url])
+    await publisher.send(channel, {"type": "direct", "n": 1, "blob": b"\x00\xff"})
+    await publisher.group_send("room", {"type": "grouped", "text": "é"})
+    assert await layer.receive(channel) == {"type": "direct", "n": 1, "blob": b"\x00\xff"}
+    assert await layer.receive(channel) == {"type": "grouped", "text": "é"}
+
+
+async def test_writes_of_one_loop_turn_arrive_in_order(
+    redis_server: RedisServer, layer_for: Any
+) -> None:
+    layer = layer_for(redis_server.url)
+    channel = await layer.new_channel("worker.")
+    publisher = RedisPublisher(layer, [redis_server.url])
+    await asyncio.gather(*(publisher.send(channel, {"type": "n", "n": n}) for n in range(500)))
+    assert [(await layer.receive(channel))["n"] for _ in range(500)] == list(range(500))
+
+
+async def test_a_caller_that_stops_waiting_still_gets_its_message_sent(
+    redis_server: RedisServer, layer_for: Any
+) -> None:
+    layer = layer_for(redis_server.url)
+    channel = await layer.new_channel("worker.")
+    publisher = RedisPublisher(layer, [redis_server.url])
+    await publisher.send(channel, {"type": "warm-up"})
+    sending = asyncio.ensure_future(publisher.send(channel, {"type": "late"}))
+    await asyncio.sleep(0)  # it runs up to waiting for Redis's reply
+    sending.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await sending
+    assert (await layer.receive(channel))["type"] == "warm-up"
+    assert (await layer.receive(channel))["type"] == "late"
+
+
+async def test_a_password_in_the_url_is_used_and_a_wrong_one_refused(
+    locked_redis: RedisServer, layer_for: Any
+) -> None:
+    layer = layer_for(locked_redis.url)
+    channel = await layer.new_channel("worker.")
+    await RedisPublisher(layer, [locked_redis.url]).send(channel, {"type": "authenticated"})
+    assert (await layer.receive(channel))["type"] == "authenticated"
+    wrong = locked_redis.url.replace("s3cret", "wrong")
+    with pytest.raises(ReplyError, match="WRONGPASS|invalid"):
+        await RedisPublisher(layer, [wrong]).send(channel, {"type": "intruder"})
+
+
+async def test_after_a_redis_restart_the_next_write_reconnects(
+    private_redis: RedisServer, layer_for: Any
+) -> None:
+    """The write that finds the old connection dead fails; the one after it is delivered
+    (the node retries a failed write once)."""
+    publisher = RedisPublisher(layer_for(private_redis.url), [private_redis.url])
+    await publisher.send("nobody", {"type": "before"})
+    private_redis.stop()
+    with pytest.raises(OSError):
+        await publisher.send("nobody", {"type": "during"})
+    private_redis.start()
+    layer = layer_for(private_redis.url)
+    channel = await layer.new_channel("worker.")
+    for attempt in (1, 2):
+        try:
+            await publisher.send(channel, {"type": "after"})
+            break
+        except OSError:
+            assert attempt == 1
+    assert (await layer.receive(channel))["type"] == "after"
+
+
+async def test_an_unreachable_server_fails_within_the_timeout(tmp_path: Path) -> None:
+    server = RedisServer(tmp_path)
+    url = server.url
+    server.stop()
+    publisher = RedisPublisher(None, [url], timeout=0.5)
+    publisher.layer = type("Layer", (), {"serialize": staticmethod(lambda m: b"x")})()
+    with pytest.raises(OSError):
+        await asyncio.wait_for(publisher.send("c", {"type": "x"}), 2)
