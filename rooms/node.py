@@ -99,6 +99,7 @@ class WorkerNode:
         self.channel = ""
         self.started = time.time()
         self._pending: dict[str, Gathered] = {}
+        self._peers: set[str] | None = None  # other live workers at the last directory scan
         self._tasks: list[asyncio.Task[None]] = []
         self._handlers: dict[str, Callable[[dict[str, Any]], Awaitable[None]]] = {
             "cluster.query": self._answer_query,
@@ -201,7 +202,7 @@ class WorkerNode:
             }
             await self._layer_call(self.publisher.group_send, group_for_room(room), message)
 
-    async def _layer_call(self, method: Callable[..., Awaitable[None]], *args: Any) -> None:
+    async def _layer_call(self, method: Callable[..., Awaitable[object]], *args: Any) -> None:
         """A channel-layer write that never hangs or kills a consumer when Redis is away.
 
         The timeout is generous because writes queue up under a burst of connects
@@ -227,9 +228,13 @@ class WorkerNode:
     async def gather(self, kind: str, **args: Any) -> tuple[dict[str, Any], int]:
         """Ask every live worker one question; (replies by procid, workers expected).
 
-        The query is published while the directory is read, so the two Redis round trips
-        overlap. Waits until every expected worker answered or the deadline passed; this
-        worker answers itself without a round trip.
+        Whom to wait for comes without a directory read in the usual case: PUBLISH says how
+        many workers' subscriptions it reached, and when that matches the live peers this
+        worker saw at its last directory scan (the janitor scans every interval), those
+        are the ones expected. When it does not match (a worker died, started, or is cut
+        off while Redis still counts its subscription), the directory is read now. Waits
+        until every expected worker answered or the deadline passed; this worker answers
+        itself without a round trip.
         """
         request = uuid.uuid4().hex
         gathered = Gathered()
@@ -243,17 +248,16 @@ class WorkerNode:
         }
         self._pending[request] = gathered
         try:
-            sending = self.publisher.group_send(CLUSTER_GROUP, message)
-            publish = asyncio.ensure_future(asyncio.wait_for(sending, self.gather_deadline))
             try:
-                alive, _dead = await self.directory.scan()
-                await publish
+                sending = self.publisher.group_send(CLUSTER_GROUP, message)
+                reached = await asyncio.wait_for(sending, self.gather_deadline)
+                others = self._peers
+                if others is None or reached is None or reached != len(others) + 1:
+                    others = self._remember_peers((await self.directory.scan())[0])
             except ClusterUnavailable:
-                publish.cancel()
                 raise
             except Exception as exc:
                 raise ClusterUnavailable(f"channel layer unreachable: {exc!r}") from exc
-            others = {w.procid for w in alive} - {self.procid}
             gathered.expect(others)
             try:
                 await asyncio.wait_for(gathered.complete.wait(), self.gather_deadline)
@@ -265,6 +269,10 @@ class WorkerNode:
         replies = dict(gathered.replies)
         replies[self.procid] = self._answer(kind, args)
         return replies, len(others) + 1
+
+    def _remember_peers(self, alive: Sequence[WorkerInfo]) -> set[str]:
+        self._peers = {w.procid for w in alive} - {self.procid}
+        return self._peers
 
     async def roster(self, room: str) -> Roster:
         replies, expected = await self.gather("roster", room=room)
@@ -359,6 +367,7 @@ class WorkerNode:
             try:
                 await self.directory.heartbeat(self.procid)
                 alive, dead = await self.directory.scan()
+                self._remember_peers(alive)
                 listed = {w.procid for w in alive} | {w.procid for w in dead}
                 if self.procid not in listed and await self.directory.subscribed(self.channel):
                     await self.directory.register(self._info())

@@ -26,8 +26,11 @@ from rooms.resp import LineReplies, ReplyError, encode_command
 
 
 class Publisher(Protocol):
-    async def group_send(self, group: str, message: dict[str, Any]) -> None: ...
-    async def send(self, channel: str, message: dict[str, Any]) -> None: ...
+    """Channel-layer writes; each returns how many subscriptions Redis delivered the
+    message to, or None where that is unknown."""
+
+    async def group_send(self, group: str, message: dict[str, Any]) -> int | None: ...
+    async def send(self, channel: str, message: dict[str, Any]) -> int | None: ...
 
 
 class LayerPublisher:
@@ -36,11 +39,13 @@ class LayerPublisher:
     def __init__(self, layer: Any) -> None:
         self.layer = layer
 
-    async def group_send(self, group: str, message: dict[str, Any]) -> None:
+    async def group_send(self, group: str, message: dict[str, Any]) -> int | None:
         await self.layer.group_send(group, message)
+        return None
 
-    async def send(self, channel: str, message: dict[str, Any]) -> None:
+    async def send(self, channel: str, message: dict[str, Any]) -> int | None:
         await self.layer.send(channel, message)
+        return None
 
 
 class PublishConnection(asyncio.Protocol):
@@ -152,21 +157,21 @@ class RedisPublisher:
         self._connections: list[PublishConnection | None] = [None] * len(urls)
         self._opening: list[asyncio.Future[PublishConnection] | None] = [None] * len(urls)
 
-    async def group_send(self, group: str, message: dict[str, Any]) -> None:
+    async def group_send(self, group: str, message: dict[str, Any]) -> int:
         # the Redis channel the pub/sub layer subscribes for a group (channels-redis 4.3)
         name = self.layer._get_layer()._get_group_channel_name(group)
-        await self._publish(name, message)
+        return await self._publish(name, message)
 
-    async def send(self, channel: str, message: dict[str, Any]) -> None:
-        await self._publish(channel, message)
+    async def send(self, channel: str, message: dict[str, Any]) -> int:
+        return await self._publish(channel, message)
 
-    async def _publish(self, name: str, message: dict[str, Any]) -> None:
+    async def _publish(self, name: str, message: dict[str, Any]) -> int:
         shard = _consistent_hash(name, len(self._urls))
         data = self.layer.serialize(message)
         connection = self._connections[shard]
         if connection is None or connection.closed:
             connection = await self._connect(shard)
-        await connection.command(b"PUBLISH", name.encode(), data)
+        return int(await connection.command(b"PUBLISH", name.encode(), data))
 
     async def _connect(self, shard: int) -> PublishConnection:
         """One connection attempt per shard at a time; concurrent writers share it."""

@@ -1,0 +1,101 @@
+"""Whom a cluster query waits for: the PUBLISH count checked against the last scan."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from rooms.directory import WorkerInfo
+from rooms.node import WorkerNode
+
+
+def info(procid: str) -> WorkerInfo:
+    return WorkerInfo(procid=procid, channel=f"ch.{procid}", pid=1, host="h", started=0.0)
+
+
+class Directory:
+    """Counts scans; `alive` is what the next scan finds."""
+
+    def __init__(self, alive: list[str]) -> None:
+        self.alive = alive
+        self.scans = 0
+
+    async def scan(self) -> tuple[list[WorkerInfo], list[WorkerInfo]]:
+        self.scans += 1
+        return [info(p) for p in self.alive], []
+
+
+class Publisher:
+    """Redis as seen by the asker: `subscribed` workers get the query, `answering` reply."""
+
+    def __init__(self, subscribed: list[str], answering: list[str]) -> None:
+        self.subscribed = subscribed
+        self.answering = answering
+        self.node: WorkerNode | None = None
+
+    async def group_send(self, group: str, message: dict[str, Any]) -> int:
+        assert self.node is not None
+        for procid in self.answering:
+            reply = {"request": message["request"], "procid": procid, "payload": [["s", procid]]}
+            asyncio.get_running_loop().call_soon(
+                asyncio.ensure_future, self.node._take_reply(reply)
+            )
+        return len(self.subscribed)
+
+    async def send(self, channel: str, message: dict[str, Any]) -> int:
+        return 1
+
+
+def make_node(directory: Directory, publisher: Publisher) -> WorkerNode:
+    node = WorkerNode(
+        layer=None, directory=directory, publisher=publisher, procid="me", gather_deadline=0.3
+    )
+    publisher.node = node
+    return node
+
+
+async def test_a_count_that_matches_the_last_scan_needs_no_directory_read() -> None:
+    directory = Directory(["me", "a", "b"])
+    node = make_node(directory, Publisher(["me", "a", "b"], ["a", "b"]))
+    first = await node.roster("r")
+    second = await node.roster("r")
+    assert directory.scans == 1  # only the first query, before any scan was remembered
+    assert sorted(e[2] for e in second.entries) == sorted(e[2] for e in first.entries)
+    assert (second.expected, second.responded) == (3, 3)
+
+
+async def test_a_worker_gone_since_the_last_scan_makes_it_read_again() -> None:
+    directory = Directory(["me", "a", "b"])
+    publisher = Publisher(["me", "a", "b"], ["a", "b"])
+    node = make_node(directory, publisher)
+    await node.roster("r")
+    directory.alive = publisher.subscribed = ["me", "a"]
+    publisher.answering = ["a"]
+    started = asyncio.get_running_loop().time()
+    roster = await node.roster("r")
+    assert directory.scans == 2
+    assert (roster.expected, roster.responded) == (2, 2)
+    assert asyncio.get_running_loop().time() - started < 0.2  # not waiting for b
+
+
+async def test_a_subscribed_worker_the_directory_calls_dead_is_not_waited_for() -> None:
+    """A cut-off host: Redis still counts its subscription, its heartbeat expired."""
+    directory = Directory(["me", "a"])
+    node = make_node(directory, Publisher(["me", "a", "cut-off"], ["a"]))
+    for _ in range(3):
+        roster = await node.roster("r")
+        assert (roster.expected, roster.responded) == (2, 2)
+    assert directory.scans == 3  # the mismatch never lets the fast path run
+
+
+async def test_a_new_worker_makes_it_read_again_and_wait_for_the_newcomer() -> None:
+    directory = Directory(["me", "a"])
+    publisher = Publisher(["me", "a"], ["a"])
+    node = make_node(directory, publisher)
+    await node.roster("r")
+    directory.alive = publisher.subscribed = ["me", "a", "new"]
+    publisher.answering = ["a", "new"]
+    roster = await node.roster("r")
+    assert directory.scans == 2
+    assert {e[2] for e in roster.entries} == {"a", "new"}  # "me" holds no sockets
+    assert (roster.expected, roster.responded) == (3, 3)
