@@ -98,6 +98,7 @@ class Cluster:
     workdir: Path
     extra_env: dict[str, str] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
+    prefix: str = field(default_factory=lambda: f"t{uuid.uuid4().hex[:8]}")
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -113,7 +114,7 @@ class Cluster:
         env.update(
             DATABASE_URL=f"sqlite:///{self.workdir / 'db.sqlite3'}",
             REDIS_URL=self.redis_url,
-            CHANNEL_PREFIX=f"t{uuid.uuid4().hex[:8]}",
+            CHANNEL_PREFIX=self.prefix,
             CLUSTER_GATHER_DEADLINE="1.0",
             CLUSTER_JANITOR_INTERVAL="0.5",
             DJANGO_SETTINGS_MODULE="identity_playground.settings",

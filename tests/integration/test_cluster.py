@@ -6,6 +6,7 @@ Real runcluster processes (4 daphne workers) on a real Redis, python-socketio cl
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import time
@@ -14,6 +15,7 @@ from itertools import groupby
 from urllib.parse import quote
 
 import pytest
+import redis
 from django.conf import settings
 
 from tests.integration.recording import Client, close_all, connect_many
@@ -156,6 +158,13 @@ def pid_of(cluster: Cluster, procid: str) -> int:
     return next(w["pid"] for w in cluster.live_workers() if w["procid"] == procid)
 
 
+def subscriber_count(cluster: Cluster, procid: str) -> Callable[[], int]:
+    """How many subscribers Redis counts on this worker's channel, asked anew each call."""
+    client = redis.Redis.from_url(cluster.redis_url)
+    channel = json.loads(client.hget(f"{cluster.prefix}:workers", procid))["channel"]
+    return lambda: int(client.pubsub_numsub(channel)[0][1])
+
+
 async def test_killed_worker_is_not_waited_for_and_is_restarted(
     faulty: tuple[Cluster, list[Client]],
 ) -> None:
@@ -164,8 +173,11 @@ async def test_killed_worker_is_not_waited_for_and_is_restarted(
     cluster, clients = faulty
     victim = clients[0].procid
     victim_pid = pid_of(cluster, victim)
+    subscribers = subscriber_count(cluster, victim)
     os.kill(victim_pid, signal.SIGKILL)
-    await asyncio.sleep(0.05)
+    # Redis drops the dead process's subscriptions once it reads the closed connection:
+    # within milliseconds, or later when this machine is busy
+    await asyncio.to_thread(wait_until, lambda: subscribers() == 0, 5, "Redis to notice")
     started = time.monotonic()
     status, headers, body = await asyncio.to_thread(roster, cluster, "faults")
     assert time.monotonic() - started < 0.5
