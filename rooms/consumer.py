@@ -25,6 +25,7 @@ from rooms.lifecycle import current_node
 from rooms.names import InvalidRoom, validate_room
 from rooms.node import WorkerNode
 from rooms.registry import LocalSocket
+from rooms.ws_frames import FrameWriter, frame_writer
 from users import services
 
 logger = logging.getLogger(__name__)
@@ -85,6 +86,7 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
     # Frames for this socket that arrived before its CONNECT reply and handshake went out
     # (room events during the room subscription at CONNECT); None once those are sent.
     held: list[str] | None = None
+    write_frame: FrameWriter | None = None  # under daphne: text frames bypass the ASGI send
 
     async def connect(self) -> None:
         self.query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
@@ -104,6 +106,7 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
         self.pong = asyncio.Event()
         self.identity_budget = TokenBucket(settings.SOCKETIO_IDENTITY_CHANGE_RATE)
         await self.accept()
+        self.write_frame = frame_writer(self.base_send)
         await self._send_packet(
             protocol.Open(
                 sid=self.eio_sid,
@@ -298,8 +301,11 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
         self.held = None
 
     async def _send_text(self, text: str) -> None:
-        """One text frame, straight to the ASGI send: Channels' two send() layers in between
-        add nothing here and cost a coroutine each, on every frame of every fan-out."""
+        """One text frame: onto the connection itself where it can (rooms/ws_frames.py),
+        else straight to the ASGI send (Channels' two send() layers in between add nothing
+        here and cost a coroutine each, on every frame of every fan-out)."""
+        if self.write_frame is not None and self.write_frame(text):
+            return
         await self.base_send({"type": "websocket.send", "text": text})
 
     async def _send_packet(self, packet: protocol.Packet) -> None:
