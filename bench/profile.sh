@@ -18,6 +18,11 @@ cd "$ROOT"
 MODE="${1:-roster}"
 PROFILE_S="${PROFILE_S:-10}"
 SOCKETS="${SOCKETS:-1000}"
+# --gil: only samples where the worker runs Python (holds the GIL). Without it py-spy also
+# counts time blocked or preempted inside a syscall, which on this 2-core VM put a fifth
+# of the samples on socket writes that `perf` showed cost a few microseconds of CPU.
+# PYSPY_GIL= (empty) records wall-clock samples instead.
+PYSPY_GIL="${PYSPY_GIL---gil}"
 STAMP="$(date -u +%Y-%m-%dT%H%M%SZ)"
 WORK="$ROOT/.tmp/bench/profile-$MODE-$STAMP"
 mkdir -p "$WORK"
@@ -69,7 +74,7 @@ esac
 log "recording $(pgrep -P "$US_PID" | wc -l) workers for ${PROFILE_S}s ($MODE, load $(loadavg))"
 pids=()
 for w in $(pgrep -P "$US_PID"); do
-  "$PYSPY" record --pid "$w" --duration "$PROFILE_S" --rate 100 --nonblocking --format raw \
+  "$PYSPY" record --pid "$w" --duration "$PROFILE_S" --rate 100 --nonblocking $PYSPY_GIL --format raw \
     --output "$WORK/w$w.txt" > "$WORK/pyspy-$w.log" 2>&1 &
   pids+=($!)
 done

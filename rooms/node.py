@@ -75,6 +75,16 @@ class Roster:
     responded: int
 
 
+@dataclass(frozen=True)
+class RosterJson:
+    """A room's sockets across the cluster as the JSON array GET /<room>/users returns,
+    joined from each worker's encoded entries without decoding them."""
+
+    json: bytes
+    expected: int
+    responded: int
+
+
 class WorkerNode:
     def __init__(
         self,
@@ -279,6 +289,11 @@ class WorkerNode:
         entries = [(sid, uid, procid) for procid, pairs in replies.items() for sid, uid in pairs]
         return Roster(entries=entries, expected=expected, responded=len(replies))
 
+    async def roster_json(self, room: str) -> RosterJson:
+        replies, expected = await self.gather("roster_json", room=room)
+        body = b"[" + b",".join(part for part in replies.values() if part) + b"]"
+        return RosterJson(json=body, expected=expected, responded=len(replies))
+
     async def workers(self) -> tuple[list[dict[str, Any]], int]:
         replies, expected = await self.gather("stats")
         return sorted(replies.values(), key=lambda w: (w["host"], w["procid"])), expected
@@ -286,6 +301,8 @@ class WorkerNode:
     def _answer(self, kind: str, args: dict[str, Any]) -> Any:
         if kind == "roster":
             return self.registry.roster(args["room"])
+        if kind == "roster_json":
+            return self.registry.roster_json(args["room"], self.procid)
         if kind == "stats":
             return self.stats()
         raise ValueError(f"unknown query kind {kind!r}")

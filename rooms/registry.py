@@ -10,6 +10,8 @@ import secrets
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
+import orjson
+
 Deliver = Callable[[str], Awaitable[None]]
 
 
@@ -36,6 +38,7 @@ class Registry:
     def __init__(self) -> None:
         self._sockets: dict[str, LocalSocket] = {}  # id_socket -> socket
         self._rooms: dict[str, set[str]] = {}  # room -> socket ids; empty rooms are deleted
+        self._entry_json: dict[str, bytes] = {}  # id_socket -> its roster entry, encoded
 
     def __len__(self) -> int:
         return len(self._sockets)
@@ -55,6 +58,7 @@ class Registry:
     def remove(self, id_socket: str) -> LocalSocket | None:
         """Forget a socket; returns it (with the rooms it was in) or None if unknown."""
         sock = self._sockets.pop(id_socket, None)
+        self._entry_json.pop(id_socket, None)
         if sock is not None:
             for room in sock.rooms:
                 self._discard_member(room, id_socket)
@@ -96,6 +100,21 @@ class Registry:
     def roster(self, room: str) -> list[tuple[str, str]]:
         """(id_socket, id_user) of this worker's sockets in the room."""
         return [(sid, self._sockets[sid].id_user) for sid in self._rooms.get(room, ())]
+
+    def roster_json(self, room: str, procid: str) -> bytes:
+        """This worker's sockets in the room as comma-separated JSON objects of the roster
+        (contract.md: id_socket, id_user, data; plus procid). Each socket's entry is encoded
+        once and kept: building 1000 fresh dicts per request cost an eighth of the CPU of
+        a 1000-socket roster, decoding and re-encoding them between workers as much again."""
+        parts = []
+        for sid in self._rooms.get(room, ()):
+            entry = self._entry_json.get(sid)
+            if entry is None:
+                user = self._sockets[sid].id_user
+                fields = {"id_socket": sid, "id_user": user, "procid": procid, "data": {}}
+                entry = self._entry_json[sid] = orjson.dumps(fields)
+            parts.append(entry)
+        return b",".join(parts)
 
     def of_user(self, id_user: str) -> list[LocalSocket]:
         return [s for s in self._sockets.values() if s.id_user == id_user]

@@ -19,6 +19,7 @@ from rooms.directory import ClusterUnavailable
 from rooms.dispatch import DirectDispatch
 from rooms.lifecycle import current_node
 from rooms.names import InvalidRoom, validate_room
+from rooms.node import Roster, RosterJson
 from users.models import PlaygroundUser
 
 logger = logging.getLogger(__name__)
@@ -44,8 +45,13 @@ class JsonHttpConsumer(DirectDispatch, AsyncHttpConsumer):
         raise NotImplementedError
 
     async def respond(self, status: int, data: Any, headers: dict[str, str] | None = None) -> None:
+        await self.respond_json(status, orjson.dumps(data), headers)
+
+    async def respond_json(
+        self, status: int, body: bytes, headers: dict[str, str] | None = None
+    ) -> None:
         extra = [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
-        await self.send_response(status, orjson.dumps(data), headers=[JSON, *extra])
+        await self.send_response(status, body, headers=[JSON, *extra])
 
     def query_flag(self, name: str) -> bool:
         values = parse_qs(self.scope.get("query_string", b"").decode("latin-1")).get(name, [""])
@@ -63,6 +69,14 @@ async def user_names(ids: set[str]) -> dict[str, str]:
     return await fetch() if ids else {}
 
 
+def workers_headers(roster: Roster | RosterJson) -> dict[str, str]:
+    """How many workers were asked and how many answered: fewer answers = a partial roster."""
+    return {
+        "X-Workers-Expected": str(roster.expected),
+        "X-Workers-Responded": str(roster.responded),
+    }
+
+
 class RoomUsersView(JsonHttpConsumer):
     """GET /<room>/users: every socket in the room across all live workers."""
 
@@ -76,20 +90,18 @@ class RoomUsersView(JsonHttpConsumer):
         except InvalidRoom as exc:
             await self.respond(400, {"error": str(exc)})
             return
-        roster = await (await current_node()).roster(room)
-        entries: list[dict[str, Any]] = [
-            {"id_socket": id_socket, "id_user": id_user, "procid": procid, "data": {}}
-            for id_socket, id_user, procid in roster.entries
+        node = await current_node()
+        if not self.query_flag("hydrate"):
+            joined = await node.roster_json(room)
+            await self.respond_json(200, joined.json, workers_headers(joined))
+            return
+        roster = await node.roster(room)
+        names = await user_names({id_user for _, id_user, _ in roster.entries})
+        entries = [
+            {"id_socket": sid, "id_user": uid, "procid": procid, "data": {"name": names.get(uid)}}
+            for sid, uid, procid in roster.entries
         ]
-        if self.query_flag("hydrate"):
-            names = await user_names({e["id_user"] for e in entries})
-            for entry in entries:
-                entry["data"] = {"name": names.get(entry["id_user"])}
-        headers = {
-            "X-Workers-Expected": str(roster.expected),
-            "X-Workers-Responded": str(roster.responded),
-        }
-        await self.respond(200, entries, headers)
+        await self.respond(200, entries, workers_headers(roster))
 
 
 class WorkersView(JsonHttpConsumer):

@@ -1,0 +1,44 @@
+"""The per-worker registry's roster, as tuples and as pre-encoded JSON."""
+
+from __future__ import annotations
+
+import orjson
+
+from rooms.registry import LocalSocket, Registry
+
+
+async def nowhere(frame: str) -> None:
+    return None
+
+
+def registry_with(*sockets: tuple[str, str, list[str]]) -> Registry:
+    registry = Registry()
+    for id_socket, id_user, rooms in sockets:
+        registry.add(LocalSocket(id_socket=id_socket, id_user=id_user, deliver=nowhere))
+        for room in rooms:
+            registry.join(id_socket, room)
+    return registry
+
+
+def test_roster_json_holds_the_same_sockets_as_the_roster() -> None:
+    registry = registry_with(("s1", "1", ["a", "b"]), ("s2", "2", ["a"]), ("s3", "1", ["b"]))
+    for room in ("a", "b"):
+        parsed = orjson.loads(b"[" + registry.roster_json(room, "w0-1-ab") + b"]")
+        assert sorted((e["id_socket"], e["id_user"]) for e in parsed) == sorted(
+            registry.roster(room)
+        )
+        assert all(e["procid"] == "w0-1-ab" and e["data"] == {} for e in parsed)
+
+
+def test_an_empty_room_gives_nothing_to_join() -> None:
+    assert registry_with(("s1", "1", ["a"])).roster_json("elsewhere", "w0") == b""
+
+
+def test_leaving_and_removing_take_sockets_out_of_the_json() -> None:
+    registry = registry_with(("s1", "1", ["a"]), ("s2", "2", ["a"]))
+    registry.roster_json("a", "w0")  # entries are now cached
+    registry.leave("s1", "a")
+    assert b"s1" not in registry.roster_json("a", "w0")
+    registry.remove("s2")
+    assert registry.roster_json("a", "w0") == b""
+    assert registry._entry_json == {"s1": registry._entry_json["s1"]}  # s2's entry forgotten
