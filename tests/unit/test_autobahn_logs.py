@@ -5,6 +5,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
+import txaio
 from autobahn.twisted import websocket as twisted_websocket
 from autobahn.websocket import protocol
 
@@ -25,6 +26,18 @@ def test_helpers_pass_values_through(installed: None) -> None:
     for module in (protocol, twisted_websocket):
         assert module.hltype(method) is method
         assert module.hlval(42, color="white") == 42
+    assert protocol.pformat([("a", 1)]) == autobahn_logs.NOT_FORMATTED
+
+
+def test_pformat_formats_for_debug_lines_only(
+    installed: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class Loud:
+        def __repr__(self) -> str:
+            raise AssertionError("formatted although no debug line is logged")
+
+    protocol.pformat(Loud())  # what autobahn does for each new connection
+    monkeypatch.setattr(txaio, "get_global_log_level", lambda: "debug")
     assert protocol.pformat([("a", 1)]) == "[('a', 1)]"
 
 
