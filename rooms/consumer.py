@@ -21,6 +21,7 @@ from django.conf import settings
 from rooms import protocol
 from rooms.directory import ClusterUnavailable
 from rooms.dispatch import DirectDispatch
+from rooms.known_users import KNOWN_USERS
 from rooms.lifecycle import current_node
 from rooms.names import InvalidRoom, validate_room
 from rooms.node import WorkerNode
@@ -168,12 +169,16 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
         if raw_user in (None, ""):
             await self._send_packet(protocol.ConnectError("Missing id_user"))
             return
-        id_user = await user_exists(raw_user)
-        if self.closing:  # a heartbeat or CONNECT timeout closed us during the lookup
-            return
+        pk = services.parse_id_user(raw_user)
+        id_user = str(pk) if pk is not None and str(pk) in KNOWN_USERS else None
         if id_user is None:
-            await self._send_packet(protocol.ConnectError(f"Unknown id_user: {raw_user}"))
-            return
+            id_user = await user_exists(raw_user)
+            if self.closing:  # a heartbeat or CONNECT timeout closed us during the lookup
+                return
+            if id_user is None:
+                await self._send_packet(protocol.ConnectError(f"Unknown id_user: {raw_user}"))
+                return
+            KNOWN_USERS.remember(id_user)
         room = None
         if raw_room not in (None, ""):
             try:

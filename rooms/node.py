@@ -23,6 +23,7 @@ from typing import Any
 
 from rooms import memory, protocol
 from rooms.directory import ClusterUnavailable, Directory, WorkerInfo
+from rooms.known_users import KNOWN_USERS
 from rooms.names import group_for_room
 from rooms.publisher import LayerPublisher, Publisher
 from rooms.registry import LocalSocket, Registry, make_procid
@@ -116,6 +117,7 @@ class WorkerNode:
             "cluster.reply": self._take_reply,
             "room.emit": self._deliver_room_emit,
             "user.renamed": self._forward_rename,
+            "user.deleted": self._forget_user,
             "worker.down": self._announce_worker_down,
         }
 
@@ -354,6 +356,9 @@ class WorkerNode:
             frame = protocol.encode_event("identity-change", {"id_user": message["id_user"]})
             await self.emit_to_rooms(rooms, frame)
 
+    async def _forget_user(self, message: dict[str, Any]) -> None:
+        KNOWN_USERS.forget(message["id_user"])
+
     async def _announce_worker_down(self, message: dict[str, Any]) -> None:
         frame = protocol.encode_event("worker-down", {"procid": message["procid"]})
         for sock in self.registry.all():
@@ -413,3 +418,8 @@ class WorkerNode:
 async def publish_rename(layer: Any, id_user: str) -> None:
     """Tell every worker that a user was renamed; each forwards it to that user's rooms."""
     await layer.group_send(CLUSTER_GROUP, {"type": "user.renamed", "id_user": id_user})
+
+
+async def publish_deletion(layer: Any, id_user: str) -> None:
+    """Tell every worker that a user is gone: new CONNECTs as that user are refused."""
+    await layer.group_send(CLUSTER_GROUP, {"type": "user.deleted", "id_user": id_user})

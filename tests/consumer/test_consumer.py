@@ -8,12 +8,15 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from channels.db import database_sync_to_async
 from pytest_django.fixtures import Settings
 
 from rooms import protocol
+from rooms.known_users import KNOWN_USERS
 from rooms.names import group_for_room
-from rooms.node import WorkerNode
+from rooms.node import WorkerNode, publish_deletion
 from tests.consumer.conftest import Client, ClientFactory, expect, quiet, socket_path
+from users.models import PlaygroundUser
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -511,3 +514,27 @@ async def test_unknown_event_without_an_ack_gets_no_reply(
     await client.assert_nothing()
     assert await client.call("join", "Physics") == {"ok": True}
     assert client.sid is not None and node.registry.get(client.sid) is not None
+
+
+async def test_a_deleted_user_is_refused_at_once_although_just_seen(
+    connect: ClientFactory, raw_client: Callable[..., Client]
+) -> None:
+    """CONNECTs trust a user seen a moment ago (no database hop); deleting the user
+    ends that trust at once, here by post_delete, elsewhere by the cluster broadcast."""
+    await connect(id_user="2")
+    assert "2" in KNOWN_USERS
+    await database_sync_to_async(PlaygroundUser.objects.filter(pk=2).delete)()
+    assert "2" not in KNOWN_USERS
+    client = raw_client(socket_path(id_user="2"))
+    await client.open()
+    assert await client.connect_refused() == "Unknown id_user: 2"
+
+
+async def test_the_deletion_broadcast_makes_every_worker_forget(node: WorkerNode) -> None:
+    KNOWN_USERS.remember("7")
+    await publish_deletion(node.layer, "7")
+    for _ in range(100):
+        if "7" not in KNOWN_USERS:
+            break
+        await asyncio.sleep(0.01)
+    assert "7" not in KNOWN_USERS
