@@ -40,35 +40,33 @@ async def layer_for(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
         await layer.flush()
 
 
-async def test_messages_reach_the_layers_channels_and_groups_unchanged(
+@pytest.fixture
+async def wired(
     redis_server: RedisServer, layer_for: Any
-) -> None:
+) -> tuple[RedisPubSubChannelLayer, str, RedisPublisher]:
+    """A layer with one subscribed channel, and our publisher on the same Redis."""
     layer = layer_for(redis_server.url)
     channel = await layer.new_channel("worker.")
+    return layer, channel, RedisPublisher(layer, [redis_server.url])
+
+
+async def test_messages_reach_the_layers_channels_and_groups_unchanged(wired: Any) -> None:
+    layer, channel, publisher = wired
     await layer.group_add("room", channel)
-    publisher = RedisPublisher(layer, [redis_server.url])
     await publisher.send(channel, {"type": "direct", "n": 1, "blob": b"\x00\xff"})
     await publisher.group_send("room", {"type": "grouped", "text": "é"})
     assert await layer.receive(channel) == {"type": "direct", "n": 1, "blob": b"\x00\xff"}
     assert await layer.receive(channel) == {"type": "grouped", "text": "é"}
 
 
-async def test_writes_of_one_loop_turn_arrive_in_order(
-    redis_server: RedisServer, layer_for: Any
-) -> None:
-    layer = layer_for(redis_server.url)
-    channel = await layer.new_channel("worker.")
-    publisher = RedisPublisher(layer, [redis_server.url])
+async def test_writes_of_one_loop_turn_arrive_in_order(wired: Any) -> None:
+    layer, channel, publisher = wired
     await asyncio.gather(*(publisher.send(channel, {"type": "n", "n": n}) for n in range(500)))
     assert [(await layer.receive(channel))["n"] for _ in range(500)] == list(range(500))
 
 
-async def test_a_caller_that_stops_waiting_still_gets_its_message_sent(
-    redis_server: RedisServer, layer_for: Any
-) -> None:
-    layer = layer_for(redis_server.url)
-    channel = await layer.new_channel("worker.")
-    publisher = RedisPublisher(layer, [redis_server.url])
+async def test_a_caller_that_stops_waiting_still_gets_its_message_sent(wired: Any) -> None:
+    layer, channel, publisher = wired
     await publisher.send(channel, {"type": "warm-up"})
     sending = asyncio.ensure_future(publisher.send(channel, {"type": "late"}))
     await asyncio.sleep(0)  # it runs up to waiting for Redis's reply
