@@ -111,11 +111,12 @@ async def test_after_a_redis_restart_the_next_write_reconnects(
     assert (await layer.receive(channel))["type"] == "after"
 
 
-async def test_an_unreachable_server_fails_within_the_timeout(tmp_path: Path) -> None:
+async def test_an_unreachable_server_fails_within_the_timeout(
+    tmp_path: Path, layer_for: Any
+) -> None:
     server = RedisServer(tmp_path)
     url = server.url
     server.stop()
-    publisher = RedisPublisher(None, [url], timeout=0.5)
-    publisher.layer = type("Layer", (), {"serialize": staticmethod(lambda m: b"x")})()
+    publisher = RedisPublisher(layer_for(url), [url], timeout=0.5)
     with pytest.raises(OSError):
         await asyncio.wait_for(publisher.send("c", {"type": "x"}), 2)
