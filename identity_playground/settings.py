@@ -145,12 +145,8 @@ def redis_connection_options(url: str) -> dict[str, Any]:
 
     Heroku Redis gives `rediss://` URLs whose certificate is self-signed: verifying it
     would always fail, so TLS is kept for encryption and the certificate check is off.
-    RESP2, not redis-py 8's default RESP3: its RESP3 parser formats every pub/sub message
-    with str() for a debug line it then drops, 12% of a worker's CPU in a 1000-socket
-    roster (py-spy --gil; redis/redis-py#4230, fixed upstream after 8.1.0). The pub/sub
-    layer needs nothing from RESP3.
     """
-    options: dict[str, Any] = {"address": url, "protocol": 2}
+    options: dict[str, Any] = {"address": url}
     if urlsplit(url).scheme == "rediss":
         options["ssl_cert_reqs"] = None
     return options

@@ -60,14 +60,14 @@ def test_redis_url_selects_pubsub_layer() -> None:
     """redis:// gives the channels_redis pub/sub layer on that address."""
     layer = settings_with(REDIS_URL="redis://127.0.0.1:6379/3")["layers"]["default"]
     assert layer["BACKEND"] == "channels_redis.pubsub.RedisPubSubChannelLayer"
-    assert layer["CONFIG"]["hosts"] == [{"address": "redis://127.0.0.1:6379/3", "protocol": 2}]
+    assert layer["CONFIG"]["hosts"] == [{"address": "redis://127.0.0.1:6379/3"}]
 
 
 def test_rediss_url_accepts_self_signed_certificates() -> None:
     """Heroku's rediss:// keeps TLS but does not verify its self-signed certificate."""
     layer = settings_with(REDIS_URL="rediss://:pw@redis.example:6380")["layers"]["default"]
     assert layer["CONFIG"]["hosts"] == [
-        {"address": "rediss://:pw@redis.example:6380", "protocol": 2, "ssl_cert_reqs": None}
+        {"address": "rediss://:pw@redis.example:6380", "ssl_cert_reqs": None}
     ]
 
 
@@ -84,8 +84,8 @@ def test_several_redis_urls_shard_the_layer() -> None:
     """A comma-separated REDIS_URL spreads the pub/sub layer over every server."""
     layer = settings_with(REDIS_URL="redis://a:6379/0, rediss://b:6380/0")["layers"]["default"]
     assert layer["CONFIG"]["hosts"] == [
-        {"address": "redis://a:6379/0", "protocol": 2},
-        {"address": "rediss://b:6380/0", "protocol": 2, "ssl_cert_reqs": None},
+        {"address": "redis://a:6379/0"},
+        {"address": "rediss://b:6380/0", "ssl_cert_reqs": None},
     ]
 
 
