@@ -70,9 +70,12 @@ start_ours() {
   [ "${BENCH_DEBUG:-0}" = 1 ] && mode=(DEBUG=on)
   local env=(env DATABASE_URL="sqlite:///$work/db.sqlite3" REDIS_URL="$BENCH_REDIS_URL"
              CHANNEL_PREFIX="$prefix" DJANGO_SETTINGS_MODULE=identity_playground.settings
-             PYTHONUNBUFFERED=1 "${mode[@]}" ${OUR_ENV:-})
-  (cd "$ROOT" && "${env[@]}" "$PY" manage.py reset_db >"$work/reset_db.log" 2>&1) \
-    || { cat "$work/reset_db.log" >&2; die "reset_db failed"; }
+             STATIC_ROOT="$work/static" PYTHONUNBUFFERED=1 "${mode[@]}" ${OUR_ENV:-})
+  # As on Heroku, production settings serve collected static files: without them whitenoise
+  # warns once per worker (a fresh checkout has no staticfiles/).
+  (cd "$ROOT" && "${env[@]}" "$PY" manage.py reset_db >"$work/reset_db.log" 2>&1 \
+     && "${env[@]}" "$PY" manage.py collectstatic --noinput -v0 >>"$work/reset_db.log" 2>&1) \
+    || { cat "$work/reset_db.log" >&2; die "reset_db or collectstatic failed"; }
   (cd "$ROOT" && exec "${env[@]}" "$PY" manage.py runcluster --workers "${WORKERS:-4}" --port "$port" \
     >"$work/ours.log" 2>&1) &
   echo $!
