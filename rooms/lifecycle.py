@@ -89,15 +89,17 @@ def install_daphne_hooks() -> None:
     """Join the cluster when daphne's reactor starts (then tune the collector and start
     trimming memory); leave when it shuts down. From now on writes on daphne's TCP
     connections are batched per loop turn (rooms.tcp_writes) and autobahn skips building
-    its unused debug-log arguments (rooms.autobahn_logs)."""
+    its unused debug-log arguments (rooms.autobahn_logs), and redis-py its pub/sub debug
+    line (rooms.redis_push_logs)."""
     if "daphne.server" not in sys.modules:
         return
     from twisted.internet import defer, reactor
 
-    from rooms import autobahn_logs, tcp_writes
+    from rooms import autobahn_logs, redis_push_logs, tcp_writes
 
     tcp_writes.install()
     autobahn_logs.install()
+    redis_push_logs.install()
 
     async def start() -> None:
         try:
