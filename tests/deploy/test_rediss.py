@@ -15,7 +15,7 @@ import pytest
 import redis
 
 from tests.deploy.processes import TlsRedisServer
-from tests.integration.recording import Client, close_all
+from tests.integration.recording import close_all, spread_clients
 from tests.integration.servers import Cluster, http
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
@@ -56,12 +56,8 @@ def test_workers_register_over_tls(tls_cluster: Cluster) -> None:
 async def test_roster_and_events_cross_workers_over_tls(tls_cluster: Cluster) -> None:
     """Sockets on both workers appear in one roster; an identity-change reaches the other."""
     room = f"tls-{uuid.uuid4().hex[:8]}"
-    clients = [await Client().connect(tls_cluster.url, "1", room)]
+    clients = await spread_clients(tls_cluster.url, room, 6)
     try:
-        while len({c.procid for c in clients}) < 2 and len(clients) < 20:
-            id_user = str(len(clients) % 10 + 1)
-            clients.append(await Client().connect(tls_cluster.url, id_user, room))
-        assert len({c.procid for c in clients}) == 2, "the kernel put every socket on one worker"
         first, other = clients[0], next(c for c in clients if c.procid != clients[0].procid)
 
         status, headers, body = await asyncio.to_thread(http, f"{tls_cluster.url}/{room}/users")

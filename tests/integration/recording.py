@@ -114,5 +114,20 @@ async def connect_many(base_url: str, specs: Iterable[tuple[str, str | None]]) -
     return list(await asyncio.gather(*(Client().connect(base_url, u, r) for u, r in specs)))
 
 
+async def spread_clients(base_url: str, room: str, count: int) -> list[Client]:
+    """`count` sockets in `room` (users 1..10 in turn), landing on at least 2 workers.
+
+    The kernel picks the worker of each connection; on a loaded machine one worker may take
+    a whole burst, so a few sequential connects are added until two workers are used.
+    """
+    clients = await connect_many(base_url, [(str(i % 10 + 1), room) for i in range(count)])
+    extra = 0
+    while len({c.procid for c in clients}) < 2 and extra < 20:
+        clients.append(await Client().connect(base_url, str(len(clients) % 10 + 1), room))
+        extra += 1
+    assert len({c.procid for c in clients}) >= 2, "the kernel put every socket on one worker"
+    return clients
+
+
 async def close_all(clients: Iterable[Client]) -> None:
     await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)

@@ -18,25 +18,10 @@ import pytest
 import redis
 from django.conf import settings
 
-from tests.integration.recording import Client, close_all, connect_many
+from tests.integration.recording import Client, close_all, connect_many, spread_clients
 from tests.integration.servers import Cluster, RedisServer, http, wait_until
 
 pytestmark = pytest.mark.integration
-
-
-async def spread_clients(cluster: Cluster, room: str, count: int) -> list[Client]:
-    """`count` sockets in `room` (users 1..10 in turn), landing on at least 2 workers.
-
-    The kernel picks the worker of each connection; on a loaded machine one worker may take
-    a whole burst, so a few sequential connects are added until two workers are used.
-    """
-    clients = await connect_many(cluster.url, [(str(i % 10 + 1), room) for i in range(count)])
-    extra = 0
-    while len({c.procid for c in clients}) < 2 and extra < 20:
-        clients.append(await Client().connect(cluster.url, str(len(clients) % 10 + 1), room))
-        extra += 1
-    assert len({c.procid for c in clients}) >= 2, "the kernel put every socket on one worker"
-    return clients
 
 
 def roster(cluster: Cluster, room: str, query: str = "") -> tuple[int, dict[str, str], list]:
@@ -45,7 +30,7 @@ def roster(cluster: Cluster, room: str, query: str = "") -> tuple[int, dict[str,
 
 async def test_roster_lists_every_socket_across_workers(cluster4: Cluster) -> None:
     """20 sockets on several workers appear exactly once each, with their id_user."""
-    clients = await spread_clients(cluster4, "everyone", 20)
+    clients = await spread_clients(cluster4.url, "everyone", 20)
     try:
         status, headers, body = roster(cluster4, "everyone")
         assert status == 200
@@ -97,7 +82,7 @@ async def test_rooms_do_not_leak_and_odd_names_work(cluster4: Cluster) -> None:
 
 async def test_identity_change_crosses_workers(cluster4: Cluster) -> None:
     """A socket's identity-change reaches room members on other workers, stamped."""
-    clients = await spread_clients(cluster4, "gossip", 8)
+    clients = await spread_clients(cluster4.url, "gossip", 8)
     sender = clients[0]
     others = [c for c in clients[1:] if c.procid != sender.procid]
     try:
@@ -113,7 +98,7 @@ async def test_identity_change_crosses_workers(cluster4: Cluster) -> None:
 
 async def test_api_rename_reaches_rooms_on_other_workers(cluster4: Cluster) -> None:
     """PUT /users/<id> makes every room holding that user get identity-change."""
-    clients = await spread_clients(cluster4, "renames", 8)
+    clients = await spread_clients(cluster4.url, "renames", 8)
     bystander = await Client().connect(cluster4.url, "5", "elsewhere-only")
     try:
         status, _, _ = http(f"{cluster4.url}/users/5", "PUT", {"name": "Steph"})
@@ -149,7 +134,7 @@ async def faulty(
     start_cluster: Callable[..., Cluster],
 ) -> AsyncIterator[tuple[Cluster, list[Client]]]:
     cluster = start_cluster(workers=4)
-    clients = await spread_clients(cluster, "faults", 16)
+    clients = await spread_clients(cluster.url, "faults", 16)
     yield cluster, clients
     await close_all(clients)
 
