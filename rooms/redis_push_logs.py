@@ -16,6 +16,8 @@ from typing import Any
 from redis._parsers.resp3 import _AsyncRESP3Parser
 
 push_logger = logging.getLogger("push_response")
+STOCK_HANDLER = _AsyncRESP3Parser.handle_pubsub_push_response
+"""redis-py's own handler, which `install` replaces (the tests compare the two)."""
 
 
 async def log_push_if_enabled(_parser: _AsyncRESP3Parser, response: Any) -> Any:

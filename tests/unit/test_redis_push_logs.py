@@ -18,12 +18,15 @@ class Unformattable(bytes):
 
 
 @pytest.fixture
-def parser(monkeypatch: pytest.MonkeyPatch) -> _AsyncRESP3Parser:
-    monkeypatch.setattr(
-        _AsyncRESP3Parser,
-        "handle_pubsub_push_response",
-        _AsyncRESP3Parser.handle_pubsub_push_response,
-    )
+def as_shipped(monkeypatch: pytest.MonkeyPatch) -> None:
+    """redis-py's handler, whatever an earlier test installed (importing
+    identity_playground.asgi next to daphne installs the module)."""
+    handler = redis_push_logs.STOCK_HANDLER
+    monkeypatch.setattr(_AsyncRESP3Parser, "handle_pubsub_push_response", handler)
+
+
+@pytest.fixture
+def parser(as_shipped: None) -> _AsyncRESP3Parser:
     redis_push_logs.install()
     return _AsyncRESP3Parser(socket_read_size=65536)
 
@@ -42,7 +45,7 @@ async def test_the_debug_line_is_still_there_when_enabled(
     assert "Push response: [b'message', b'channel', b'payload']" in caplog.text
 
 
-async def test_without_it_redis_py_would_format_every_message() -> None:
+async def test_without_it_redis_py_would_format_every_message(as_shipped: None) -> None:
     """Proves the first test can fail: redis-py 8.1's own handler stringifies the payload
     (when redis-py ships its fix this fails, and the module can go)."""
     stock = _AsyncRESP3Parser(socket_read_size=65536)
