@@ -1,0 +1,48 @@
+"""What each WebSocket connection leaves behind, freed by reference counting at once.
+
+Two reference cycles outlived every WebSocket connection daphne served:
+- the upgrade: daphne hands the TCP transport from its HTTP channel to a WebSocket
+  protocol and leaves the channel and its request pointing at each other
+  (`channel.requests[0].channel`), with the handshake's headers and body;
+- the close: autobahn resolves `is_closed` with the protocol itself, so the protocol holds
+  a Deferred that holds the protocol, and with it all of autobahn's per-connection state.
+Only a full collection frees an old cycle, and CPython starts one when the objects promoted
+since the last one reach a quarter of the heap: 2-3 per worker in a whole `make soak`, whose
+workers grew about 10 MB a minute of such garbage (bench/README.md). Here each cycle is cut
+where it is made, so the objects go as soon as nothing else holds them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from daphne.http_protocol import WebRequest
+from daphne.ws_protocol import WebSocketProtocol
+from twisted.internet import defer
+
+_process = WebRequest.process
+_connection_lost = WebSocketProtocol.connectionLost
+
+
+def process_then_let_go_of_an_upgrade(request: WebRequest) -> Any:
+    """daphne's request handling; a request whose transport went to a WebSocket protocol
+    (daphne does that before its first yield) is then dropped from its HTTP channel, which
+    serves no more requests."""
+    processing = _process(request)
+    channel = request.channel
+    if request.transport is None and channel is not None and request in channel.requests:
+        channel.requests.remove(request)
+    return processing
+
+
+def connection_lost_without_holding_itself(protocol: WebSocketProtocol, reason: Any) -> None:
+    """autobahn's close handling; `is_closed` then stays fired but with None, not the
+    protocol (nothing in daphne or Channels waits on it)."""
+    _connection_lost(protocol, reason)
+    protocol.is_closed = defer.succeed(None)
+
+
+def install() -> None:
+    """Idempotent; affects requests and connections from now on."""
+    WebRequest.process = process_then_let_go_of_an_upgrade
+    WebSocketProtocol.connectionLost = connection_lost_without_holding_itself
