@@ -188,7 +188,14 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
                 return
         self.sid, self.id_user = new_socket_id(), id_user
         self.held = []
-        self.node.add(LocalSocket(id_socket=self.sid, id_user=id_user, deliver=self._deliver))
+        self.node.add(
+            LocalSocket(
+                id_socket=self.sid,
+                id_user=id_user,
+                deliver=self._deliver,
+                deliver_now=self._deliver_now,
+            )
+        )
         if room is not None:
             # subscribed before the client hears it is connected: from its handshake on,
             # it receives every event of the room (those arriving meanwhile are held)
@@ -292,6 +299,11 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
             await self._close()
 
     # ---- sending and closing ------------------------------------------------------------
+
+    def _deliver_now(self, frame: str) -> bool:
+        """The frame written at once, unless frames are held or it must take the ASGI path
+        (then `_deliver` does it)."""
+        return self.held is None and self.write_frame is not None and self.write_frame(frame)
 
     async def _deliver(self, frame: str) -> None:
         if self.held is not None:

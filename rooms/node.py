@@ -343,10 +343,14 @@ class WorkerNode:
         rooms: list[str] = message["rooms"]
         index: int = message["index"]
         earlier = rooms[:index]
+        frame: str = message["frame"]
         for sock in self.registry.in_room(rooms[index]):
-            if sock.id_socket == message["except"] or any(r in sock.rooms for r in earlier):
+            if sock.id_socket == message["except"] or (
+                earlier and any(r in sock.rooms for r in earlier)
+            ):
                 continue
-            await self._deliver(sock, message["frame"])
+            if not sock.deliver_now(frame):
+                await self._deliver(sock, frame)
 
     async def _forward_rename(self, message: dict[str, Any]) -> None:
         rooms = sorted(
