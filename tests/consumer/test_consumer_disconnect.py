@@ -59,6 +59,24 @@ async def test_client_closing_the_websocket_tells_its_rooms_once(
     await assert_departed(node, leaver, watchers)
 
 
+async def test_a_close_takes_no_thread_hop_to_close_database_connections(
+    connect: ClientFactory, node: WorkerNode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Channels' own websocket_disconnect runs `aclose_old_connections` on asgiref's thread
+    for every close; this consumer's does not (it reaches the database only through
+    `database_sync_to_async`, which does that itself)."""
+    hops: list[str] = []
+
+    async def record() -> None:
+        hops.append("aclose_old_connections")
+
+    monkeypatch.setattr("channels.generic.websocket.aclose_old_connections", record)
+    leaver, watchers = await two_rooms_with_a_leaver(connect)
+    await leaver.finish()
+    await assert_departed(node, leaver, watchers)
+    assert hops == []
+
+
 async def test_socketio_disconnect_packet_tells_its_rooms_once(
     connect: ClientFactory, node: WorkerNode
 ) -> None:
