@@ -15,7 +15,9 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+from channels_redis.utils import _consistent_hash
 
+from rooms.names import group_for_room
 from tests.integration.recording import Client, close_all, connect_many
 from tests.integration.servers import http, wait_until
 from tests.multihost.netns import GATHER_DEADLINE, WORKER_TTL, HostCluster, Hosts
@@ -287,12 +289,31 @@ async def test_killed_host_is_not_waited_for(make_hosts: Callable[..., Hosts]) -
 # ---- a channel layer sharded over two Redis servers ----------------------------------
 
 
+def shard_channel(prefix: str, room: str) -> str:
+    """The Redis channel of a room's group, as channels_redis's pub/sub layer names it."""
+    return f"{prefix}:__group__{group_for_room(room)}"
+
+
+def rooms_on_each_shard(prefix: str, per_shard: int) -> list[str]:
+    """Room names whose groups land `per_shard` on each of two Redis servers. Fixed names
+    could all hash to one server for some prefix (CRC32 of names that differ in one
+    character is far from independent), and then the first server serves no room at all."""
+    picked: dict[int, list[str]] = {0: [], 1: []}
+    for i in range(200):
+        room = f"shard-{i}"
+        shard = picked[_consistent_hash(shard_channel(prefix, room), 2)]
+        if len(shard) < per_shard:
+            shard.append(room)
+    assert all(len(rooms) == per_shard for rooms in picked.values())
+    return picked[0] + picked[1]
+
+
 async def test_sharded_channel_layer_across_hosts(make_hosts: Callable[..., Hosts]) -> None:
     """REDIS_URL lists two Redis servers: the layer spreads over both, the worker
     directory lives on the first, and rosters, identity-change and worker-down still
     cross hosts."""
     hosts = make_hosts(redis_ports=(6379, 6380))
-    rooms = [f"shard-{i}" for i in range(6)]
+    rooms = rooms_on_each_shard(hosts.prefix, per_shard=3)
     on_b = await connect_many(hosts.b.url, [(str(i + 1), room) for i, room in enumerate(rooms)])
     on_c = await connect_many(hosts.c.url, [(str(i + 5), room) for i, room in enumerate(rooms)])
     c_procids = hosts.workers_by_host()["host-c"]
@@ -300,9 +321,11 @@ async def test_sharded_channel_layer_across_hosts(make_hosts: Callable[..., Host
         first, second = hosts.redis
         assert len(await asyncio.to_thread(first.command, "HKEYS", f"{hosts.prefix}:workers")) == 4
         assert await asyncio.to_thread(second.command, "EXISTS", f"{hosts.prefix}:workers") == 0
-        for server in hosts.redis:
-            channels = await asyncio.to_thread(server.command, "PUBSUB", "CHANNELS")
-            assert channels, f"nothing subscribed on {server.url}: the layer is not sharded"
+        for room in rooms:
+            group_channel = shard_channel(hosts.prefix, room)
+            server = hosts.redis[_consistent_hash(group_channel, 2)]
+            subscribed = await asyncio.to_thread(server.command, "PUBSUB", "NUMSUB", group_channel)
+            assert subscribed[1] == 2, f"{room} not subscribed by both hosts on {server.url}"
 
         for i, room in enumerate(rooms):
             status, headers, body = await asyncio.to_thread(roster, hosts.b, room)
