@@ -294,6 +294,7 @@ def versions(ref_dir: Path, redis_version: str) -> dict[str, Any]:
         "daphne": py("daphne"),
         "twisted": py("twisted"),
         "redis-py": py("redis"),
+        "hiredis": py("hiredis"),
         "orjson": py("orjson"),
         "node": subprocess.run([node, "--version"], capture_output=True, text=True).stdout.strip()
         if node
