@@ -26,6 +26,10 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+for step in $STEPS; do  # before anything starts: a typo would otherwise run node without a tool
+  case "$step" in roster-10|roster-100|roster-1000|fanout-100|fanout-1000|connect) ;;
+    *) die "unknown step $step" ;; esac
+done
 ensure_venv; ensure_redis; ensure_reference
 mkdir -p "$WORK/a" "$WORK/b"
 git -C "$ROOT" worktree add --detach -q "$A_DIR" "$BASE" || die "no commit $BASE"
@@ -46,7 +50,6 @@ step_args() {
     fanout-100) echo "$H/fanout.js --sockets 101 --messages 60 --interval 60" ;;
     fanout-1000) echo "$H/fanout.js --sockets 1001 --messages 30 --interval 200" ;;
     connect) echo "$H/connect-rate.js --sockets 1000 --rounds 1" ;;
-    *) die "unknown step $1" ;;
   esac
 }
 for round in $(seq 1 "$ROUNDS"); do
