@@ -24,6 +24,7 @@ from rooms import memory
 from rooms.directory import ClusterUnavailable, LocalDirectory, RedisDirectory
 from rooms.node import WorkerNode
 from rooms.publisher import RedisPublisher
+from rooms.subscriber import RedisSubscriber
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ def build_node() -> WorkerNode:
             settings.REDIS_URLS, prefix=settings.CHANNEL_PREFIX, ttl=settings.CLUSTER_WORKER_TTL
         ),
         publisher=RedisPublisher(layer, settings.REDIS_URLS),
+        subscriber=RedisSubscriber(layer, settings.REDIS_URLS),
         gather_deadline=settings.CLUSTER_GATHER_DEADLINE,
         janitor_interval=settings.CLUSTER_JANITOR_INTERVAL,
     )

@@ -1,10 +1,10 @@
 """This worker's seat in the cluster: one channel, one receive loop, scatter-gather.
 
-Every worker process owns exactly one channel-layer channel and one long-lived receive
-loop on it (cancelling a pub/sub-layer receive unsubscribes it and loses replies:
-shared/docs/measured-floors.md, pitfall 1). Sockets have no channel of their own: the
-worker joins the group of a room while it holds a socket in it and hands messages to its
-sockets from the registry. So a roster query is one broadcast to the `cluster` group and
+Every worker process owns exactly one channel-layer channel, read by one subscriber
+(rooms/subscriber.py) whose messages are handled in arrival order by one long-lived loop;
+replies to this worker's own queries skip that queue. Sockets have no channel of their own:
+the worker joins the group of a room while it holds a socket in it and hands messages to
+its sockets from the registry. So a roster query is one broadcast to the `cluster` group and
 one reply per worker, and an event for a room is one PUBLISH however many sockets listen.
 """
 
@@ -27,6 +27,7 @@ from rooms.known_users import KNOWN_USERS
 from rooms.names import group_for_room
 from rooms.publisher import LayerPublisher, Publisher
 from rooms.registry import LocalSocket, Registry, make_procid
+from rooms.subscriber import LayerSubscriber, Subscriber
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +94,7 @@ class WorkerNode:
         layer: Any,
         directory: Directory,
         publisher: Publisher | None = None,
+        subscriber: Subscriber | None = None,
         registry: Registry | None = None,
         procid: str | None = None,
         gather_deadline: float = 1.0,
@@ -102,6 +104,7 @@ class WorkerNode:
         self.layer = layer
         self.directory = directory
         self.publisher = publisher or LayerPublisher(layer)
+        self.subscriber = subscriber or LayerSubscriber(layer)
         self.registry = registry or Registry()
         self.procid = procid or make_procid()
         self.gather_deadline = gather_deadline
@@ -110,11 +113,11 @@ class WorkerNode:
         self.channel = ""
         self.started = time.time()
         self._pending: dict[str, Gathered] = {}
+        self._inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._peers: set[str] | None = None  # other live workers at the last directory scan
         self._tasks: list[asyncio.Task[None]] = []
         self._handlers: dict[str, Callable[[dict[str, Any]], Awaitable[None]]] = {
             "cluster.query": self._answer_query,
-            "cluster.reply": self._take_reply,
             "room.emit": self._deliver_room_emit,
             "user.renamed": self._forward_rename,
             "user.deleted": self._forget_user,
@@ -125,9 +128,14 @@ class WorkerNode:
 
     async def start(self) -> None:
         """Subscribe this worker's channel, join the cluster group, register, listen."""
-        self.channel = await self.layer.new_channel("worker.")
-        await self.layer.group_add(CLUSTER_GROUP, self.channel)
-        await self.directory.register(self._info())
+        self.subscriber.listen(self._on_message)
+        try:
+            self.channel = await self.subscriber.new_channel("worker.")
+            await self.subscriber.group_add(CLUSTER_GROUP)
+            await self.directory.register(self._info())
+        except BaseException:
+            await self.subscriber.close()  # no reconnecting for a node that never started
+            raise
         self._tasks = [
             asyncio.create_task(self._listen(), name=f"{self.procid} listener"),
             asyncio.create_task(self._janitor(), name=f"{self.procid} janitor"),
@@ -142,9 +150,9 @@ class WorkerNode:
         self._tasks = []
         try:
             await self.directory.unregister(self.procid)
-            await self.layer.group_discard(CLUSTER_GROUP, self.channel)
         except Exception as exc:  # Redis away: the directory forgets us by NUMSUB anyway
             logger.warning("worker %s could not leave the cluster cleanly: %s", self.procid, exc)
+        await self.subscriber.close()
         logger.info("worker %s left the cluster", self.procid)
 
     def _info(self) -> WorkerInfo:
@@ -184,16 +192,16 @@ class WorkerNode:
             return []
         for room in sock.rooms:
             if not self.registry.has_room(room):
-                await self._layer_call(self.layer.group_discard, group_for_room(room), self.channel)
+                await self._layer_call(self.subscriber.group_discard, group_for_room(room))
         return sorted(sock.rooms)
 
     async def join(self, id_socket: str, room: str) -> None:
         if self.registry.join(id_socket, room):
-            await self._layer_call(self.layer.group_add, group_for_room(room), self.channel)
+            await self._layer_call(self.subscriber.group_add, group_for_room(room))
 
     async def leave(self, id_socket: str, room: str) -> None:
         if self.registry.leave(id_socket, room):
-            await self._layer_call(self.layer.group_discard, group_for_room(room), self.channel)
+            await self._layer_call(self.subscriber.group_discard, group_for_room(room))
 
     async def emit_to_rooms(
         self, rooms: Sequence[str], frame: str, *, except_socket: str | None = None
@@ -217,11 +225,10 @@ class WorkerNode:
     async def _layer_call(self, method: Callable[..., Awaitable[object]], *args: Any) -> None:
         """A channel-layer write that never hangs or kills a consumer when Redis is away.
 
-        The timeout is generous because writes queue up under a burst of connects
-        (subscriptions behind the pub/sub layer's lock, publishes on our connection; a queued
-        publish is still sent after its caller stopped waiting). A connection error is
-        retried once: the first write after a Redis restart fails on the pool's stale
-        connection, and the retry gets a fresh one.
+        The timeout is generous because publishes queue up on our connection under a burst
+        of connects (a queued publish is still sent after its caller stopped waiting). A
+        connection error is retried once: the first write after a Redis restart fails on the
+        stale connection, and the retry gets a fresh one.
         """
         for attempt in (1, 2):
             try:
@@ -311,9 +318,17 @@ class WorkerNode:
 
     # ---- the receive loop ---------------------------------------------------------------
 
+    def _on_message(self, message: dict[str, Any]) -> None:
+        """A reply to a query of this worker completes it at once; everything else waits
+        its turn in the inbox."""
+        if message.get("type") == "cluster.reply":
+            self._take_reply(message)
+        else:
+            self._inbox.put_nowait(message)
+
     async def _listen(self) -> None:
         while True:
-            message = await self.layer.receive(self.channel)
+            message = await self._inbox.get()
             handler = self._handlers.get(message.get("type", ""))
             if handler is None:
                 logger.warning("ignoring message of unknown type %r", message.get("type"))
@@ -334,7 +349,7 @@ class WorkerNode:
         }
         await self._layer_call(self.publisher.send, message["reply_to"], reply)
 
-    async def _take_reply(self, message: dict[str, Any]) -> None:
+    def _take_reply(self, message: dict[str, Any]) -> None:
         gathered = self._pending.get(message["request"])
         if gathered is not None:  # late replies find nothing and are dropped
             gathered.add(message["procid"], message["payload"])

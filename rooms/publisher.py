@@ -9,19 +9,18 @@ subscribers receive it unchanged, over one connection per Redis server that spea
 PUBLISH (rooms/resp.py): every write of one event-loop turn leaves in one send(), and the
 replies are read without redis-py's pipeline machinery, which cost more than half of the
 CPU a worker spent answering a roster query (bench/README.md).
-Subscriptions (group_add/discard, receive) stay with the layer.
+Subscriptions and reads have a connection of their own too (rooms/subscriber.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import ssl
 from collections import deque
 from typing import Any, Protocol
-from urllib.parse import unquote, urlsplit
 
 from channels_redis.utils import _consistent_hash
 
+from rooms.redis_connect import CommandConnection, open_redis_connection
 from rooms.resp import LineReplies, ReplyError, encode_command
 
 
@@ -48,7 +47,7 @@ class LayerPublisher:
         return None
 
 
-class PublishConnection(asyncio.Protocol):
+class PublishConnection(CommandConnection):
     """One connection to one Redis server that only PUBLISHes (and AUTHs once).
 
     Commands written in one loop turn go out in one send(); each caller gets its own reply
@@ -57,37 +56,10 @@ class PublishConnection(asyncio.Protocol):
     """
 
     def __init__(self) -> None:
-        self.transport: asyncio.Transport | None = None
         self.closed = False
         self._outgoing: list[bytes] = []
         self._waiting: deque[asyncio.Future[Any]] = deque()
         self._replies = LineReplies()
-
-    @classmethod
-    async def open(cls, url: str) -> PublishConnection:
-        """Connect to a redis:// or rediss:// URL (TLS without certificate checks, as
-        Heroku Redis's certificate is self-signed) and authenticate if it has a password."""
-        parts = urlsplit(url)
-        context: ssl.SSLContext | None = None
-        if parts.scheme == "rediss":
-            context = ssl.create_default_context()
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-        loop = asyncio.get_running_loop()
-        opening = loop.create_connection(
-            cls, parts.hostname or "127.0.0.1", parts.port or 6379, ssl=context
-        )
-        _, connection = await opening
-        if parts.password is not None:
-            credentials = [unquote(parts.password).encode()]
-            if parts.username:
-                credentials.insert(0, unquote(parts.username).encode())
-            try:
-                await connection.command(b"AUTH", *credentials)
-            except BaseException:
-                connection.close()
-                raise
-        return connection
 
     def command(self, *parts: bytes) -> asyncio.Future[Any]:
         """Queue one command for this loop turn's send(); the future gets its reply.
@@ -104,20 +76,12 @@ class PublishConnection(asyncio.Protocol):
         self._waiting.append(future)
         return future
 
-    def close(self) -> None:
-        if self.transport is not None:
-            self.transport.close()
-
     def _flush(self) -> None:
         if self._outgoing and self.transport is not None and not self.closed:
             self.transport.write(b"".join(self._outgoing))
         self._outgoing = []
 
     # ---- asyncio.Protocol -----------------------------------------------------------------
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -184,7 +148,7 @@ class RedisPublisher:
 
     async def _open(self, url: str) -> PublishConnection:
         async with asyncio.timeout(self._timeout):
-            return await PublishConnection.open(url)
+            return await open_redis_connection(url, PublishConnection)
 
     def _opened(self, shard: int) -> None:
         opening = self._opening[shard]

@@ -1,0 +1,292 @@
+"""Channel-layer reads on a lean connection of our own.
+
+channels_redis's pub/sub layer reads with redis-py: every message goes through
+`PubSub.get_message(timeout=0.1)` (a timeout context, redis-py's connection and push
+handling), then the layer's per-channel asyncio.Queue, then the caller's `receive()`. A
+scatter-gather of four processes costs about 0.75-1.0 ms through redis.asyncio and
+0.2-0.3 ms over plain asyncio connections fed to hiredis (bench/README.md): a roster pays
+that twice, once for the query and once for the replies. Here one connection per Redis
+server subscribes to the very channel names the layer would (and on the shard it would
+pick), and each message is handed to the owner from `data_received`, decoded by the
+layer's own serializer, so publishers through the layer and through rooms.publisher reach
+it unchanged.
+
+What the layer did besides is kept: every name stays wanted until it is unsubscribed, so
+after a lost connection (Redis restarted, a network cut) a new one is opened with backoff
+and subscribes every wanted name again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections import deque
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import hiredis
+from channels_redis.utils import _consistent_hash
+
+from rooms.redis_connect import CommandConnection, open_redis_connection
+from rooms.resp import ReplyError, encode_command
+
+logger = logging.getLogger(__name__)
+
+OnMessage = Callable[[dict[str, Any]], None]
+
+
+class Subscriber(Protocol):
+    """Channel-layer reads: a channel of this process's own, and the groups it joins.
+    Every message reaches the `on_message` given to `listen`, once, in arrival order."""
+
+    def listen(self, on_message: OnMessage) -> None: ...
+    async def new_channel(self, prefix: str) -> str: ...
+    async def group_add(self, group: str) -> None: ...
+    async def group_discard(self, group: str) -> None: ...
+    async def close(self) -> None: ...
+
+
+class LayerSubscriber:
+    """Reads through the layer (the in-memory layer of a single process)."""
+
+    def __init__(self, layer: Any) -> None:
+        self.layer = layer
+        self.channel = ""
+        self._on_message: OnMessage | None = None
+        self._receiving: asyncio.Task[None] | None = None
+
+    def listen(self, on_message: OnMessage) -> None:
+        self._on_message = on_message
+
+    async def new_channel(self, prefix: str) -> str:
+        self.channel = await self.layer.new_channel(prefix)
+        self._receiving = asyncio.create_task(self._receive(), name=f"{self.channel} receiver")
+        return self.channel
+
+    async def group_add(self, group: str) -> None:
+        await self.layer.group_add(group, self.channel)
+
+    async def group_discard(self, group: str) -> None:
+        await self.layer.group_discard(group, self.channel)
+
+    async def close(self) -> None:
+        if self._receiving is not None:
+            self._receiving.cancel()
+            await asyncio.gather(self._receiving, return_exceptions=True)
+            self._receiving = None
+
+    async def _receive(self) -> None:
+        while True:
+            message = await self.layer.receive(self.channel)
+            if self._on_message is not None:
+                self._on_message(message)
+
+
+class SubscribeConnection(CommandConnection):
+    """One connection to one Redis server in subscribe mode.
+
+    Messages go to `on_message(channel, data)` as they are parsed; every other reply (the
+    confirmation of a SUBSCRIBE, UNSUBSCRIBE or AUTH, or an error) answers the oldest
+    command still waiting, since Redis answers the commands of one connection in order.
+    """
+
+    def __init__(self, on_message: Callable[[bytes, bytes], None]) -> None:
+        self.on_message = on_message
+        self.closed = False
+        self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._reader = hiredis.Reader()
+        self._waiting: deque[asyncio.Future[Any]] = deque()
+
+    def command(self, *parts: bytes) -> asyncio.Future[Any]:
+        future = asyncio.get_running_loop().create_future()
+        if self.closed or self.transport is None:
+            future.set_exception(ConnectionError("connection to Redis lost"))
+            return future
+        self.transport.write(encode_command(*parts))
+        self._waiting.append(future)
+        return future
+
+    # ---- asyncio.Protocol -----------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        self._reader.feed(data)
+        while True:
+            try:
+                reply = self._reader.gets()
+            except hiredis.ProtocolError as exc:  # the stream cannot be trusted any more
+                self._fail(ConnectionError(f"bad reply from Redis: {exc}"))
+                self.close()
+                return
+            if reply is False:
+                return
+            if type(reply) is list and len(reply) == 3 and reply[0] == b"message":
+                self.on_message(reply[1], reply[2])
+            else:
+                self._answer(reply)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._fail(ConnectionError(f"connection to Redis lost: {exc or 'closed'}"))
+        if not self.lost.done():
+            self.lost.set_result(None)
+
+    def _answer(self, reply: Any) -> None:
+        if not self._waiting:
+            return  # a confirmation nobody waits for any more
+        future = self._waiting.popleft()
+        if future.done():
+            return
+        if isinstance(reply, hiredis.ReplyError):
+            future.set_exception(ReplyError(str(reply)))
+        else:
+            future.set_result(reply)
+
+    def _fail(self, error: Exception) -> None:
+        self.closed = True
+        while self._waiting:
+            future = self._waiting.popleft()
+            if not future.done():
+                future.set_exception(error)
+
+
+class ShardSubscriptions:
+    """The wanted subscriptions on one Redis server, and the connection that holds them.
+
+    A connection is opened on the first subscription and, once lost, reopened with backoff
+    (0.1 s doubling to 2 s) for as long as any name is wanted; every wanted name is
+    subscribed again on it before it serves new subscriptions.
+    """
+
+    def __init__(self, url: str, on_message: Callable[[bytes, bytes], None], timeout: float):
+        self.url = url
+        self.on_message = on_message
+        self.timeout = timeout
+        self.wanted: set[bytes] = set()
+        self.closed = False
+        self._connection: SubscribeConnection | None = None
+        self._opening: asyncio.Future[SubscribeConnection] | None = None
+        self._keeping: asyncio.Task[None] | None = None
+
+    async def subscribe(self, name: bytes) -> None:
+        self.wanted.add(name)
+        connection = await self._connected()
+        if name in self.wanted:  # not unsubscribed meanwhile
+            await connection.command(b"SUBSCRIBE", name)
+
+    async def unsubscribe(self, name: bytes) -> None:
+        self.wanted.discard(name)
+        connection = self._connection
+        if connection is not None and not connection.closed:
+            await connection.command(b"UNSUBSCRIBE", name)
+
+    async def close(self) -> None:
+        self.closed = True
+        self.wanted.clear()
+        if self._keeping is not None:
+            self._keeping.cancel()
+            await asyncio.gather(self._keeping, return_exceptions=True)
+        if self._connection is not None:
+            self._connection.close()
+
+    async def _connected(self) -> SubscribeConnection:
+        """The live connection, once it holds every wanted name; raises when the attempt
+        under way fails (the next subscription or the reconnect loop tries again)."""
+        if self.closed:
+            raise ConnectionError("subscriber closed")
+        if self._connection is not None and not self._connection.closed:
+            return self._connection
+        if self._opening is None:
+            self._opening = asyncio.ensure_future(self._open())
+        return await asyncio.shield(self._opening)
+
+    async def _open(self) -> SubscribeConnection:
+        try:
+            async with asyncio.timeout(self.timeout):
+                connection = await open_redis_connection(
+                    self.url, lambda: SubscribeConnection(self.on_message)
+                )
+                try:
+                    await asyncio.gather(
+                        *(connection.command(b"SUBSCRIBE", name) for name in self.wanted)
+                    )
+                except BaseException:
+                    connection.close()
+                    raise
+            if self.closed:
+                connection.close()
+                raise ConnectionError("subscriber closed")
+            self._connection = connection
+            connection.lost.add_done_callback(lambda _: self._on_lost())
+            return connection
+        finally:
+            self._opening = None
+
+    def _on_lost(self) -> None:
+        if not self.closed and self.wanted and self._keeping is None:
+            self._keeping = asyncio.ensure_future(self._reconnect())
+
+    async def _reconnect(self) -> None:
+        delay = 0.1
+        try:
+            while not self.closed and self.wanted:
+                try:
+                    await self._connected()
+                    logger.info("subscriptions on %s restored", _safe(self.url))
+                    return
+                except (OSError, TimeoutError, ReplyError) as exc:
+                    logger.warning("cannot resubscribe on %s: %s", _safe(self.url), exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+        finally:
+            self._keeping = None
+
+
+class RedisSubscriber:
+    """Subscriptions spread over the Redis servers as channels_redis spreads them."""
+
+    def __init__(self, layer: Any, urls: list[str], *, timeout: float = 1.0) -> None:
+        self.layer = layer
+        self._on_message: OnMessage | None = None
+        self._shards = [ShardSubscriptions(url, self._received, timeout) for url in urls]
+
+    def listen(self, on_message: OnMessage) -> None:
+        self._on_message = on_message
+
+    async def new_channel(self, prefix: str) -> str:
+        """A channel name as the layer makes them (its prefix, ours, a uuid), subscribed."""
+        channel = f"{self.layer._get_layer().prefix}{prefix}{uuid.uuid4().hex}"
+        await self._shard(channel).subscribe(channel.encode())
+        return channel
+
+    async def group_add(self, group: str) -> None:
+        name = self._group_channel(group)
+        await self._shard(name).subscribe(name.encode())
+
+    async def group_discard(self, group: str) -> None:
+        name = self._group_channel(group)
+        await self._shard(name).unsubscribe(name.encode())
+
+    async def close(self) -> None:
+        await asyncio.gather(*(shard.close() for shard in self._shards))
+
+    def _group_channel(self, group: str) -> str:
+        # the Redis channel the pub/sub layer subscribes for a group (channels-redis 4.3)
+        return str(self.layer._get_layer()._get_group_channel_name(group))
+
+    def _shard(self, name: str) -> ShardSubscriptions:
+        return self._shards[int(_consistent_hash(name, len(self._shards)))]
+
+    def _received(self, channel: bytes, data: bytes) -> None:
+        try:
+            message = self.layer.deserialize(data)
+        except Exception as exc:  # not a layer message: someone else publishing here
+            logger.warning("ignoring undecodable message on %r: %s", channel, exc)
+            return
+        if self._on_message is not None:
+            self._on_message(message)
+
+
+def _safe(url: str) -> str:
+    """A URL for a log line, without its password."""
+    head, _, host = url.rpartition("@")
+    return f"{head.split('://')[0]}://{host}" if head else url
