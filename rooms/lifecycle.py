@@ -91,18 +91,16 @@ def install_daphne_hooks() -> None:
     """Join the cluster when daphne's reactor starts (then tune the collector and start
     trimming memory); leave when it shuts down. From now on writes on daphne's TCP
     connections are batched per loop turn (rooms.tcp_writes) and autobahn skips building
-    its unused debug-log arguments (rooms.autobahn_logs), and redis-py its pub/sub debug
-    line (rooms.redis_push_logs); closed WebSocket connections no longer leave reference
-    cycles behind (rooms.connection_cycles)."""
+    its unused debug-log arguments (rooms.autobahn_logs); closed WebSocket connections no
+    longer leave reference cycles behind (rooms.connection_cycles)."""
     if "daphne.server" not in sys.modules:
         return
     from twisted.internet import defer, reactor
 
-    from rooms import autobahn_logs, connection_cycles, redis_push_logs, tcp_writes
+    from rooms import autobahn_logs, connection_cycles, tcp_writes
 
     tcp_writes.install()
     autobahn_logs.install()
-    redis_push_logs.install()
     connection_cycles.install()
 
     async def start() -> None:
