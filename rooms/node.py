@@ -114,10 +114,10 @@ class WorkerNode:
         self.started = time.time()
         self._pending: dict[str, Gathered] = {}
         self._inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._answering: set[asyncio.Task[None]] = set()
         self._peers: set[str] | None = None  # other live workers at the last directory scan
         self._tasks: list[asyncio.Task[None]] = []
         self._handlers: dict[str, Callable[[dict[str, Any]], Awaitable[None]]] = {
-            "cluster.query": self._answer_query,
             "room.emit": self._deliver_room_emit,
             "user.renamed": self._forward_rename,
             "user.deleted": self._forget_user,
@@ -232,7 +232,8 @@ class WorkerNode:
         """
         for attempt in (1, 2):
             try:
-                await asyncio.wait_for(method(*args), self.send_timeout)
+                async with asyncio.timeout(self.send_timeout):
+                    await method(*args)
                 return
             except TimeoutError:
                 timeout = self.send_timeout
@@ -268,8 +269,8 @@ class WorkerNode:
         self._pending[request] = gathered
         try:
             try:
-                sending = self.publisher.group_send(CLUSTER_GROUP, message)
-                reached = await asyncio.wait_for(sending, self.gather_deadline)
+                async with asyncio.timeout(self.gather_deadline):
+                    reached = await self.publisher.group_send(CLUSTER_GROUP, message)
                 others = self._peers
                 if others is None or reached is None or reached != len(others) + 1:
                     others = self._remember_peers((await self.directory.scan())[0])
@@ -279,7 +280,8 @@ class WorkerNode:
                 raise ClusterUnavailable(f"channel layer unreachable: {exc!r}") from exc
             gathered.expect(others)
             try:
-                await asyncio.wait_for(gathered.complete.wait(), self.gather_deadline)
+                async with asyncio.timeout(self.gather_deadline):
+                    await gathered.complete.wait()
             except TimeoutError:
                 missing = sorted(others - set(gathered.replies))
                 logger.warning("%s query: no answer in time from %s", kind, missing)
@@ -319,10 +321,18 @@ class WorkerNode:
     # ---- the receive loop ---------------------------------------------------------------
 
     def _on_message(self, message: dict[str, Any]) -> None:
-        """A reply to a query of this worker completes it at once; everything else waits
-        its turn in the inbox."""
-        if message.get("type") == "cluster.reply":
+        """A reply to a query of this worker completes it at once, and a query is answered
+        at once from the registry: neither waits behind room events being delivered.
+        Everything else takes its turn in the inbox, in arrival order."""
+        kind = message.get("type")
+        if kind == "cluster.reply":
             self._take_reply(message)
+        elif kind == "cluster.query":
+            if message["origin"] == self.procid:
+                return  # the asker answers itself without a round trip
+            answering = asyncio.ensure_future(self._answer_query(message))
+            self._answering.add(answering)  # held until done: the loop keeps weak references
+            answering.add_done_callback(self._answering.discard)
         else:
             self._inbox.put_nowait(message)
 
@@ -339,13 +349,16 @@ class WorkerNode:
                 logger.exception("handling %s failed", message.get("type"))
 
     async def _answer_query(self, message: dict[str, Any]) -> None:
-        if message["origin"] == self.procid:
+        try:
+            payload = self._answer(message["kind"], message["args"])
+        except Exception:  # e.g. a kind only a newer worker knows: it gets no reply from us
+            logger.exception("cannot answer a %r query", message.get("kind"))
             return
         reply = {
             "type": "cluster.reply",
             "request": message["request"],
             "procid": self.procid,
-            "payload": self._answer(message["kind"], message["args"]),
+            "payload": payload,
         }
         await self._layer_call(self.publisher.send, message["reply_to"], reply)
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from rooms.directory import WorkerInfo
 from rooms.node import WorkerNode
+from rooms.registry import LocalSocket
 
 
 def info(procid: str) -> WorkerInfo:
@@ -104,3 +105,34 @@ async def test_a_new_worker_makes_it_read_again_and_wait_for_the_newcomer() -> N
     assert directory.scans == 2
     assert {e[2] for e in roster.entries} == {"a", "new"}  # "me" holds no sockets
     assert (roster.expected, roster.responded) == (3, 3)
+
+
+async def test_a_query_is_answered_while_room_events_are_still_being_delivered() -> None:
+    publisher = Publisher(["me"], [])
+    node = make_node(Directory(["me"]), publisher)
+    sent: list[tuple[str, dict[str, Any]]] = []
+
+    async def record(channel: str, message: dict[str, Any]) -> int:
+        sent.append((channel, message))
+        return 1
+
+    publisher.send = record  # type: ignore[method-assign]
+    stuck = asyncio.Event()
+
+    async def never_done(frame: str) -> None:
+        await stuck.wait()
+
+    node.add(LocalSocket("slow", "1", deliver=never_done))
+    node.registry.join("slow", "r")
+    listening = asyncio.create_task(node._listen())
+    try:
+        event = {"rooms": ["r"], "index": 0, "frame": "42", "except": None}
+        node._on_message({"type": "room.emit", **event})
+        query = {"kind": "roster_json", "args": {"room": "r"}, "request": "q1"}
+        node._on_message({"type": "cluster.query", "reply_to": "asker", "origin": "a", **query})
+        for _ in range(10):
+            await asyncio.sleep(0)
+        assert [(channel, m["request"]) for channel, m in sent] == [("asker", "q1")]
+        assert not stuck.is_set()  # the room event is still on its way
+    finally:
+        listening.cancel()
