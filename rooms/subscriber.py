@@ -182,9 +182,10 @@ class ShardSubscriptions:
     async def close(self) -> None:
         self.closed = True
         self.wanted.clear()
-        if self._keeping is not None:
-            self._keeping.cancel()
-            await asyncio.gather(self._keeping, return_exceptions=True)
+        pending = [task for task in (self._keeping, self._opening) if task is not None]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
         if self._connection is not None:
             self._connection.close()
 
@@ -206,9 +207,10 @@ class ShardSubscriptions:
                     self.url, lambda: SubscribeConnection(self.on_message)
                 )
                 try:
-                    await asyncio.gather(
-                        *(connection.command(b"SUBSCRIBE", name) for name in self.wanted)
-                    )
+                    names = set(self.wanted)
+                    await asyncio.gather(*(connection.command(b"SUBSCRIBE", n) for n in names))
+                    stale = names - self.wanted  # unsubscribed while this was under way
+                    await asyncio.gather(*(connection.command(b"UNSUBSCRIBE", n) for n in stale))
                 except BaseException:
                     connection.close()
                     raise

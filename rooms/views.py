@@ -1,8 +1,11 @@
 """HTTP in, JSON out for the cluster endpoints.
 
-These are Channels HTTP consumers rather than Django views: the roster is the hot path and
+These are plain ASGI handlers rather than Django views: the roster is the hot path and
 Django's ASGI handler (threads, middleware) costs more than the Redis round trip itself
-(shared/docs/measured-floors.md). They have no channel-layer channel of their own.
+(shared/docs/measured-floors.md). Nor are they Channels' AsyncHttpConsumer, which runs
+every request through `await_many_dispatch` (a task per receive, asyncio.wait, a
+cancelled task at the end) for a request these endpoints answer without reading its body
+(bench/README.md). They have no channel-layer channel of their own.
 """
 
 from __future__ import annotations
@@ -12,11 +15,10 @@ from typing import Any
 from urllib.parse import parse_qs, unquote_to_bytes
 
 import orjson
+from asgiref.typing import ASGIReceiveCallable, ASGISendCallable
 from channels.db import database_sync_to_async
-from channels.generic.http import AsyncHttpConsumer
 
 from rooms.directory import ClusterUnavailable
-from rooms.dispatch import DirectDispatch
 from rooms.lifecycle import current_node
 from rooms.names import InvalidRoom, validate_room
 from rooms.node import Roster, RosterJson
@@ -27,11 +29,23 @@ logger = logging.getLogger(__name__)
 JSON = (b"Content-Type", b"application/json")
 
 
-class JsonHttpConsumer(DirectDispatch, AsyncHttpConsumer):
-    channel_layer_alias = "no-per-request-channel"
+class JsonHttpHandler:
+    """One request, one JSON response; an instance per request, as Channels makes consumers."""
+
     allowed_methods: tuple[str, ...] = ("GET", "HEAD")
 
-    async def handle(self, body: bytes) -> None:
+    def __init__(self, scope: dict[str, Any], send: ASGISendCallable) -> None:
+        self.scope = scope
+        self.send = send
+
+    @classmethod
+    def as_asgi(cls) -> Any:
+        async def app(scope: Any, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
+            await cls(scope, send).handle()
+
+        return app
+
+    async def handle(self) -> None:
         if self.scope["method"] not in self.allowed_methods:
             await self.respond(405, {"error": "Method not allowed"})
             return
@@ -51,7 +65,15 @@ class JsonHttpConsumer(DirectDispatch, AsyncHttpConsumer):
         self, status: int, body: bytes, headers: dict[str, str] | None = None
     ) -> None:
         extra = [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
-        await self.send_response(status, body, headers=[JSON, *extra])
+        await self.send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [JSON, *extra],
+                "trailers": False,
+            }
+        )
+        await self.send({"type": "http.response.body", "body": body, "more_body": False})
 
     def query_flag(self, name: str) -> bool:
         values = parse_qs(self.scope.get("query_string", b"").decode("latin-1")).get(name, [""])
@@ -77,7 +99,7 @@ def workers_headers(roster: Roster | RosterJson) -> dict[str, str]:
     }
 
 
-class RoomUsersView(JsonHttpConsumer):
+class RoomUsersView(JsonHttpHandler):
     """GET /<room>/users: every socket in the room across all live workers."""
 
     async def get(self) -> None:
@@ -104,7 +126,7 @@ class RoomUsersView(JsonHttpConsumer):
         await self.respond(200, entries, workers_headers(roster))
 
 
-class WorkersView(JsonHttpConsumer):
+class WorkersView(JsonHttpHandler):
     """GET /workers: the live workers and what each holds."""
 
     async def get(self) -> None:
@@ -123,7 +145,7 @@ def database_answers() -> bool:
     return True
 
 
-class HealthView(JsonHttpConsumer):
+class HealthView(JsonHttpHandler):
     """GET /healthz: 200 when the database and the channel layer answer, else 503."""
 
     async def get(self) -> None:
@@ -136,7 +158,7 @@ class HealthView(JsonHttpConsumer):
         await self.respond(200 if healthy else 503, {"ok": healthy, **checks})
 
 
-class EngineIOHttpRefusal(JsonHttpConsumer):
+class EngineIOHttpRefusal(JsonHttpHandler):
     """Plain HTTP on /socket.io/ (long-polling): refused as the reference server does."""
 
     allowed_methods = ("GET", "HEAD", "POST", "OPTIONS")
