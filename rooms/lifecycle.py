@@ -91,17 +91,19 @@ def install_daphne_hooks() -> None:
     """Join the cluster when daphne's reactor starts (then tune the collector and start
     trimming memory); leave when it shuts down. From now on writes on daphne's TCP
     connections are batched per loop turn (rooms.tcp_writes) and autobahn skips building
-    its unused debug-log arguments (rooms.autobahn_logs); closed WebSocket connections no
-    longer leave reference cycles behind (rooms.connection_cycles)."""
+    its unused debug-log arguments (rooms.autobahn_logs), Twisted its unseen access-log line
+    (rooms.twisted_access_log); closed WebSocket connections no longer leave reference
+    cycles behind (rooms.connection_cycles)."""
     if "daphne.server" not in sys.modules:
         return
     from twisted.internet import defer, reactor
 
-    from rooms import autobahn_logs, connection_cycles, tcp_writes
+    from rooms import autobahn_logs, connection_cycles, tcp_writes, twisted_access_log
 
     tcp_writes.install()
     autobahn_logs.install()
     connection_cycles.install()
+    twisted_access_log.install()
 
     async def start() -> None:
         try:
