@@ -279,13 +279,19 @@ class RedisSubscriber:
         return self._shards[int(_consistent_hash(name, len(self._shards)))]
 
     def _received(self, channel: bytes, data: bytes) -> None:
+        """Called from the connection's data_received: nothing may escape, or asyncio would
+        close the connection (and with it every subscription) over one bad message."""
         try:
             message = self.layer.deserialize(data)
         except Exception as exc:  # not a layer message: someone else publishing here
             logger.warning("ignoring undecodable message on %r: %s", channel, exc)
             return
-        if self._on_message is not None:
+        if self._on_message is None:
+            return
+        try:
             self._on_message(message)
+        except Exception:
+            logger.exception("handling a message on %r failed", channel)
 
 
 def _safe(url: str) -> str:
