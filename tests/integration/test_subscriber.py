@@ -165,11 +165,9 @@ async def test_a_message_that_is_not_the_layers_is_skipped_with_a_warning(
 
 
 async def test_a_message_its_owner_cannot_handle_costs_nothing_but_a_log_line(
-    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+    redis_server: RedisServer, subscriber_for: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
-    layer = RedisPubSubChannelLayer(hosts=[redis_server.url], prefix=f"t{uuid.uuid4().hex[:8]}:")
-    subscriber = RedisSubscriber(layer, [redis_server.url])
-    inbox = Inbox()
+    subscriber, inbox, layer = subscriber_for(redis_server.url)
 
     def picky(message: dict[str, Any]) -> None:
         inbox(message)
@@ -177,17 +175,13 @@ async def test_a_message_its_owner_cannot_handle_costs_nothing_but_a_log_line(
             raise KeyError("origin")
 
     subscriber.listen(picky)
-    try:
-        channel = await subscriber.new_channel("worker.")
-        with caplog.at_level(logging.ERROR, logger="rooms.subscriber"):
-            await layer.send(channel, {"type": "bad"})
-            await layer.send(channel, {"type": "good"})
-            assert [(await inbox.next())["type"] for _ in range(2)] == ["bad", "good"]
-        assert await subscribers(redis_server.url, channel) == 1  # the same subscription
-        assert "handling a message" in caplog.text
-    finally:
-        await subscriber.close()
-        await layer.flush()
+    channel = await subscriber.new_channel("worker.")
+    with caplog.at_level(logging.ERROR, logger="rooms.subscriber"):
+        await layer.send(channel, {"type": "bad"})
+        await layer.send(channel, {"type": "good"})
+        assert [(await inbox.next())["type"] for _ in range(2)] == ["bad", "good"]
+    assert await subscribers(redis_server.url, channel) == 1  # the same subscription
+    assert "handling a message" in caplog.text
 
 
 async def test_each_name_is_subscribed_on_the_server_channels_redis_picks(
