@@ -330,7 +330,12 @@ class WorkerNode:
         elif kind == "cluster.query":
             if message["origin"] == self.procid:
                 return  # the asker answers itself without a round trip
-            answering = asyncio.ensure_future(self._answer_query(message))
+            reply = self._reply_to(message)
+            if reply is None or self.publisher.send_soon(message["reply_to"], reply):
+                return
+            answering = asyncio.ensure_future(
+                self._layer_call(self.publisher.send, message["reply_to"], reply)
+            )
             self._answering.add(answering)  # held until done: the loop keeps weak references
             answering.add_done_callback(self._answering.discard)
         else:
@@ -348,19 +353,18 @@ class WorkerNode:
             except Exception:
                 logger.exception("handling %s failed", message.get("type"))
 
-    async def _answer_query(self, message: dict[str, Any]) -> None:
+    def _reply_to(self, query: dict[str, Any]) -> dict[str, Any] | None:
         try:
-            payload = self._answer(message["kind"], message["args"])
+            payload = self._answer(query["kind"], query["args"])
         except Exception:  # e.g. a kind only a newer worker knows: it gets no reply from us
-            logger.exception("cannot answer a %r query", message.get("kind"))
-            return
-        reply = {
+            logger.exception("cannot answer a %r query", query.get("kind"))
+            return None
+        return {
             "type": "cluster.reply",
-            "request": message["request"],
+            "request": query["request"],
             "procid": self.procid,
             "payload": payload,
         }
-        await self._layer_call(self.publisher.send, message["reply_to"], reply)
 
     def _take_reply(self, message: dict[str, Any]) -> None:
         gathered = self._pending.get(message["request"])

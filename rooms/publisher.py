@@ -15,6 +15,7 @@ Subscriptions and reads have a connection of their own too (rooms/subscriber.py)
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import deque
 from typing import Any, Protocol
 
@@ -23,6 +24,8 @@ from channels_redis.utils import _consistent_hash
 from rooms.redis_connect import CommandConnection, open_redis_connection
 from rooms.resp import LineReplies, ReplyError, encode_command
 
+logger = logging.getLogger(__name__)
+
 
 class Publisher(Protocol):
     """Channel-layer writes; each returns how many subscriptions Redis delivered the
@@ -30,6 +33,10 @@ class Publisher(Protocol):
 
     async def group_send(self, group: str, message: dict[str, Any]) -> int | None: ...
     async def send(self, channel: str, message: dict[str, Any]) -> int | None: ...
+    def send_soon(self, channel: str, message: dict[str, Any]) -> bool:
+        """Queue the write now, without waiting for Redis; False when that cannot be done
+        here and now (no open connection) and the caller must `send` instead."""
+        ...
 
 
 class LayerPublisher:
@@ -45,6 +52,9 @@ class LayerPublisher:
     async def send(self, channel: str, message: dict[str, Any]) -> int | None:
         await self.layer.send(channel, message)
         return None
+
+    def send_soon(self, channel: str, message: dict[str, Any]) -> bool:
+        return False
 
 
 class PublishConnection(CommandConnection):
@@ -129,6 +139,14 @@ class RedisPublisher:
     async def send(self, channel: str, message: dict[str, Any]) -> int:
         return await self._publish(channel, message)
 
+    def send_soon(self, channel: str, message: dict[str, Any]) -> bool:
+        connection = self._connections[_consistent_hash(channel, len(self._urls))]
+        if connection is None or connection.closed:
+            return False
+        publishing = connection.command(b"PUBLISH", channel.encode(), self.layer.serialize(message))
+        publishing.add_done_callback(_log_failure)
+        return True
+
     async def _publish(self, name: str, message: dict[str, Any]) -> int:
         shard = _consistent_hash(name, len(self._urls))
         data = self.layer.serialize(message)
@@ -155,3 +173,9 @@ class RedisPublisher:
         self._opening[shard] = None
         if opening is not None and not opening.cancelled() and opening.exception() is None:
             self._connections[shard] = opening.result()
+
+
+def _log_failure(publishing: asyncio.Future[Any]) -> None:
+    """The outcome of a write nobody awaits: logged when it failed (and so retrieved)."""
+    if not publishing.cancelled() and publishing.exception() is not None:
+        logger.warning("channel layer write failed: %s", publishing.exception())

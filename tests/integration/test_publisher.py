@@ -120,3 +120,12 @@ async def test_an_unreachable_server_fails_within_the_timeout(
     publisher = RedisPublisher(layer_for(url), [url], timeout=0.5)
     with pytest.raises(OSError):
         await asyncio.wait_for(publisher.send("c", {"type": "x"}), 2)
+
+
+async def test_send_soon_needs_an_open_connection_then_writes_without_waiting(wired: Any) -> None:
+    layer, channel, publisher = wired
+    assert publisher.send_soon(channel, {"type": "too early"}) is False  # nothing sent
+    await publisher.send(channel, {"type": "first"})
+    assert publisher.send_soon(channel, {"type": "soon"}) is True
+    assert (await layer.receive(channel))["type"] == "first"
+    assert (await layer.receive(channel))["type"] == "soon"

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
 from rooms.directory import WorkerInfo
 from rooms.node import WorkerNode
 from rooms.registry import LocalSocket
@@ -50,6 +52,9 @@ class Publisher:
 
     async def send(self, channel: str, message: dict[str, Any]) -> int:
         return 1
+
+    def send_soon(self, channel: str, message: dict[str, Any]) -> bool:
+        return False
 
 
 def make_node(directory: Directory, publisher: Publisher) -> WorkerNode:
@@ -107,7 +112,11 @@ async def test_a_new_worker_makes_it_read_again_and_wait_for_the_newcomer() -> N
     assert (roster.expected, roster.responded) == (3, 3)
 
 
-async def test_a_query_is_answered_while_room_events_are_still_being_delivered() -> None:
+@pytest.mark.parametrize("connected", [True, False], ids=["written at once", "awaited"])
+async def test_a_query_is_answered_while_room_events_are_still_being_delivered(
+    connected: bool,
+) -> None:
+    """Written at once where the publisher can (`send_soon`), else by a task of its own."""
     publisher = Publisher(["me"], [])
     node = make_node(Directory(["me"]), publisher)
     sent: list[tuple[str, dict[str, Any]]] = []
@@ -116,7 +125,13 @@ async def test_a_query_is_answered_while_room_events_are_still_being_delivered()
         sent.append((channel, message))
         return 1
 
+    def record_soon(channel: str, message: dict[str, Any]) -> bool:
+        if connected:
+            sent.append((channel, message))
+        return connected
+
     publisher.send = record  # type: ignore[method-assign]
+    publisher.send_soon = record_soon  # type: ignore[method-assign]
     stuck = asyncio.Event()
 
     async def never_done(frame: str) -> None:
