@@ -13,7 +13,9 @@ it unchanged.
 
 What the layer did besides is kept: every name stays wanted until it is unsubscribed, so
 after a lost connection (Redis restarted, a network cut) a new one is opened with backoff
-and subscribes every wanted name again.
+and subscribes every wanted name again. A connection that only receives cannot tell a
+quiet Redis from one gone silently (a cut that sent no reset, then a Redis restart behind
+it): each connection is PINGed every few seconds and replaced when no answer comes.
 """
 
 from __future__ import annotations
@@ -98,6 +100,11 @@ class SubscribeConnection(CommandConnection):
         self._reader = hiredis.Reader()
         self._waiting: deque[asyncio.Future[Any]] = deque()
 
+    def abort(self) -> None:
+        """Drop the connection at once, even with unsent data (a peer gone silent)."""
+        if self.transport is not None:
+            self.transport.abort()
+
     def command(self, *parts: bytes) -> asyncio.Future[Any]:
         future = asyncio.get_running_loop().create_future()
         if self.closed or self.transport is None:
@@ -154,18 +161,27 @@ class ShardSubscriptions:
 
     A connection is opened on the first subscription and, once lost, reopened with backoff
     (0.1 s doubling to 2 s) for as long as any name is wanted; every wanted name is
-    subscribed again on it before it serves new subscriptions.
+    subscribed again on it before it serves new subscriptions. A connection that leaves a
+    PING (every `health_interval`) unanswered for `timeout` is dropped as lost.
     """
 
-    def __init__(self, url: str, on_message: Callable[[bytes, bytes], None], timeout: float):
+    def __init__(
+        self,
+        url: str,
+        on_message: Callable[[bytes, bytes], None],
+        timeout: float,
+        health_interval: float,
+    ):
         self.url = url
         self.on_message = on_message
         self.timeout = timeout
+        self.health_interval = health_interval
         self.wanted: set[bytes] = set()
         self.closed = False
         self._connection: SubscribeConnection | None = None
         self._opening: asyncio.Future[SubscribeConnection] | None = None
         self._keeping: asyncio.Task[None] | None = None
+        self._watching: asyncio.Task[None] | None = None
 
     async def subscribe(self, name: bytes) -> None:
         self.wanted.add(name)
@@ -182,7 +198,8 @@ class ShardSubscriptions:
     async def close(self) -> None:
         self.closed = True
         self.wanted.clear()
-        pending = [task for task in (self._keeping, self._opening) if task is not None]
+        tasks = (self._keeping, self._opening, self._watching)
+        pending = [task for task in tasks if task is not None]
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
@@ -219,9 +236,25 @@ class ShardSubscriptions:
                 raise ConnectionError("subscriber closed")
             self._connection = connection
             connection.lost.add_done_callback(lambda _: self._on_lost())
+            self._watching = asyncio.ensure_future(self._watch(connection))
             return connection
         finally:
             self._opening = None
+
+    async def _watch(self, connection: SubscribeConnection) -> None:
+        while not connection.closed:
+            await asyncio.sleep(self.health_interval)
+            if connection.closed:
+                return
+            try:
+                async with asyncio.timeout(self.timeout):
+                    await connection.command(b"PING")
+            except (OSError, TimeoutError, ReplyError) as exc:
+                if connection.closed:
+                    return  # lost meanwhile: the reconnect loop has it
+                logger.warning("%s did not answer a PING (%r): reconnecting", _safe(self.url), exc)
+                connection.abort()
+                return
 
     def _on_lost(self) -> None:
         if not self.closed and self.wanted and self._keeping is None:
@@ -246,10 +279,14 @@ class ShardSubscriptions:
 class RedisSubscriber:
     """Subscriptions spread over the Redis servers as channels_redis spreads them."""
 
-    def __init__(self, layer: Any, urls: list[str], *, timeout: float = 1.0) -> None:
+    def __init__(
+        self, layer: Any, urls: list[str], *, timeout: float = 1.0, health_interval: float = 3.0
+    ) -> None:
         self.layer = layer
         self._on_message: OnMessage | None = None
-        self._shards = [ShardSubscriptions(url, self._received, timeout) for url in urls]
+        self._shards = [
+            ShardSubscriptions(url, self._received, timeout, health_interval) for url in urls
+        ]
 
     def listen(self, on_message: OnMessage) -> None:
         self._on_message = on_message

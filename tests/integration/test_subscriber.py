@@ -210,3 +210,81 @@ async def test_each_name_is_subscribed_on_the_server_channels_redis_picks(
     finally:
         for server in servers:
             server.stop()
+
+
+class SilencingProxy:
+    """A TCP proxy to Redis that can go silent on the connections it carries, as a network
+    cut without a reset does: nothing passes, nothing is closed. New connections pass."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.silenced: list[asyncio.StreamWriter] = []
+        self.carried: list[asyncio.StreamWriter] = []
+        self.server: asyncio.Server | None = None
+
+    async def start(self) -> str:
+        self.server = await asyncio.start_server(self._carry, "127.0.0.1", 0)
+        return f"redis://127.0.0.1:{self.server.sockets[0].getsockname()[1]}/0"
+
+    def silence(self) -> None:
+        self.silenced.extend(self.carried)
+
+    async def stop(self) -> None:
+        for writer in self.carried:
+            writer.close()
+        if self.server is not None:
+            self.server.close()
+
+    async def _carry(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        upstream_reader, upstream = await asyncio.open_connection("127.0.0.1", self.port)
+        self.carried += [writer, upstream]
+        await asyncio.gather(
+            self._pump(reader, upstream, writer), self._pump(upstream_reader, writer, upstream)
+        )
+
+    async def _pump(
+        self, reader: asyncio.StreamReader, to: asyncio.StreamWriter, mine: asyncio.StreamWriter
+    ) -> None:
+        while data := await reader.read(65536):
+            if mine not in self.silenced and to not in self.silenced:
+                to.write(data)
+
+
+async def test_a_connection_gone_silent_is_replaced_and_resubscribed(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    proxy = SilencingProxy(redis_server.port)
+    url = await proxy.start()
+    layer = RedisPubSubChannelLayer(hosts=[redis_server.url], prefix=f"t{uuid.uuid4().hex[:8]}:")
+    subscriber = RedisSubscriber(layer, [url], timeout=0.3, health_interval=0.2)
+    inbox = Inbox()
+    subscriber.listen(inbox)
+    try:
+        channel = await subscriber.new_channel("worker.")
+        await subscriber.group_add("room")
+        proxy.silence()
+        with caplog.at_level(logging.WARNING, logger="rooms.subscriber"):
+            for attempt in range(30):  # a PING goes unanswered, a new connection subscribes
+                await layer.group_send("room", {"type": "back", "attempt": attempt})
+                await layer.send(channel, {"type": "direct", "attempt": attempt})
+                try:
+                    first = await asyncio.wait_for(inbox.messages.get(), 0.2)
+                    break
+                except TimeoutError:
+                    continue
+            else:
+                pytest.fail("nothing arrived after the connection went silent")
+        assert first["type"] in ("back", "direct")
+        assert "did not answer a PING" in caplog.text
+        await layer.group_send("room", {"type": "group", "final": True})
+        await layer.send(channel, {"type": "channel", "final": True})
+        finals = set()
+        while len(finals) < 2:  # both the group and the worker's channel came back
+            message = await inbox.next()
+            if message.get("final"):
+                finals.add(message["type"])
+        assert finals == {"group", "channel"}
+    finally:
+        await subscriber.close()
+        await layer.flush()
+        await proxy.stop()
