@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any, Protocol
 
 import redis.asyncio as aioredis
@@ -41,6 +41,17 @@ class WorkerInfo:
     pid: int
     host: str
     started: float
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> WorkerInfo | None:
+        """A directory entry; fields this version does not know (written by a newer worker
+        during a rolling deploy) are ignored, and an entry it cannot read is None."""
+        try:
+            entry = json.loads(raw)
+            return cls(**{field.name: entry[field.name] for field in fields(cls)})
+        except (ValueError, TypeError, KeyError) as exc:
+            logger.warning("ignoring unreadable directory entry %r: %r", raw[:80], exc)
+            return None
 
 
 class Directory(Protocol):
@@ -137,7 +148,7 @@ class RedisDirectory:
         liveness of the workers seen last time is checked; only workers new since then
         cost a second one."""
         raw, live = await self._read(self._known, with_hash=True)
-        workers = [WorkerInfo(**json.loads(value)) for value in raw.values()]
+        workers = [w for w in map(WorkerInfo.from_json, raw.values()) if w is not None]
         unseen = [w for w in workers if w.procid not in live]
         if unseen:
             live.update((await self._read(unseen, with_hash=False))[1])

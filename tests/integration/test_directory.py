@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -83,3 +85,24 @@ async def test_expired_heartbeat_is_dead_even_while_subscribed(
     assert ([w.procid for w in alive], [w.procid for w in dead]) == (["beating"], ["silent"])
     await directory.heartbeat(silent.procid)  # the partition heals
     assert len((await directory.scan())[0]) == 2
+
+
+async def test_entries_of_newer_workers_are_read_and_unreadable_ones_skipped(
+    redis_server: RedisServer, second_redis: RedisServer, subscribe
+) -> None:
+    """A rolling deploy: a newer worker's entry may carry fields this version lacks."""
+    prefix = uuid.uuid4().hex
+    directory = RedisDirectory([redis_server.url, second_redis.url], prefix=prefix)
+    newer = worker("newer")
+    client = aioredis.Redis.from_url(redis_server.url)
+    try:
+        entry = {**dataclasses.asdict(newer), "speaks": ["roster_json", "roster_v2"]}
+        await client.hset(f"{prefix}:workers", mapping={
+            "newer": json.dumps(entry), "garbage": "{not json", "partial": '{"procid": "p"}'
+        })  # fmt: skip
+        await client.set(f"{prefix}:alive:newer", 1)
+    finally:
+        await client.aclose()
+    await subscribe(newer.channel)
+    alive, dead = await directory.scan()
+    assert (alive, dead) == ([newer], [])
