@@ -40,10 +40,13 @@ class Gathered:
 
     Replies may arrive before the asker knows whom to expect (the query is published while
     the directory is read): they are kept, and `expect` then keeps only the expected ones.
+    A worker that cannot answer (a kind it does not know, in a rolling deploy) declines:
+    it is waited for no longer, and its part is missing from the answer.
     """
 
     expected: set[str] | None = None
     replies: dict[str, Any] = field(default_factory=dict)
+    declined: set[str] = field(default_factory=set)
     complete: asyncio.Event = field(default_factory=asyncio.Event)
 
     def add(self, procid: str, payload: Any) -> None:
@@ -52,13 +55,20 @@ class Gathered:
         self.replies.setdefault(procid, payload)  # duplicates keep the first reply
         self._check()
 
+    def decline(self, procid: str) -> None:
+        if self.expected is None or procid in self.expected:
+            self.declined.add(procid)
+            self._check()
+
     def expect(self, procids: set[str]) -> None:
         self.expected = procids
         self.replies = {p: r for p, r in self.replies.items() if p in procids}
+        self.declined &= procids
         self._check()
 
     def _check(self) -> None:
-        if self.expected is not None and len(self.replies) == len(self.expected):
+        answered = len(self.replies) + len(self.declined - self.replies.keys())
+        if self.expected is not None and answered == len(self.expected):
             self.complete.set()
 
 
@@ -115,6 +125,7 @@ class WorkerNode:
         self._pending: dict[str, Gathered] = {}
         self._inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._answering: set[asyncio.Task[None]] = set()
+        self._declined_kinds: set[str] = set()
         self._peers: set[str] | None = None  # other live workers at the last directory scan
         self._tasks: list[asyncio.Task[None]] = []
         self._handlers: dict[str, Callable[[dict[str, Any]], Awaitable[None]]] = {
@@ -331,7 +342,7 @@ class WorkerNode:
             if message["origin"] == self.procid:
                 return  # the asker answers itself without a round trip
             reply = self._reply_to(message)
-            if reply is None or self.publisher.send_soon(message["reply_to"], reply):
+            if self.publisher.send_soon(message["reply_to"], reply):
                 return
             answering = asyncio.ensure_future(
                 self._layer_call(self.publisher.send, message["reply_to"], reply)
@@ -353,22 +364,28 @@ class WorkerNode:
             except Exception:
                 logger.exception("handling %s failed", message.get("type"))
 
-    def _reply_to(self, query: dict[str, Any]) -> dict[str, Any] | None:
+    def _reply_to(self, query: dict[str, Any]) -> dict[str, Any]:
+        """The answer, or a refusal that spares the asker its deadline (a kind only a newer
+        worker knows, in a rolling deploy). A refusal has no "payload": askers of earlier
+        versions cannot mistake it for an empty answer."""
+        reply = {"type": "cluster.reply", "request": query["request"], "procid": self.procid}
         try:
-            payload = self._answer(query["kind"], query["args"])
-        except Exception:  # e.g. a kind only a newer worker knows: it gets no reply from us
-            logger.exception("cannot answer a %r query", query.get("kind"))
-            return None
-        return {
-            "type": "cluster.reply",
-            "request": query["request"],
-            "procid": self.procid,
-            "payload": payload,
-        }
+            reply["payload"] = self._answer(query["kind"], query["args"])
+        except Exception as exc:
+            kind = str(query.get("kind"))
+            if kind not in self._declined_kinds:  # once per kind: a deploy asks it often
+                self._declined_kinds.add(kind)
+                logger.warning("declining %r queries: %r", kind, exc)
+            reply["declined"] = repr(exc)
+        return reply
 
     def _take_reply(self, message: dict[str, Any]) -> None:
         gathered = self._pending.get(message["request"])
-        if gathered is not None:  # late replies find nothing and are dropped
+        if gathered is None:
+            return  # late replies find nothing and are dropped
+        if "declined" in message:
+            gathered.decline(message["procid"])
+        else:
             gathered.add(message["procid"], message["payload"])
 
     async def _deliver_room_emit(self, message: dict[str, Any]) -> None:

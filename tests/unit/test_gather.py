@@ -151,3 +151,30 @@ async def test_a_query_is_answered_while_room_events_are_still_being_delivered(
         assert not stuck.is_set()  # the room event is still on its way
     finally:
         listening.cancel()
+
+
+async def test_a_worker_that_declines_is_not_waited_for_and_the_answer_says_partial() -> None:
+    """A rolling deploy: "old" does not know the kind asked and says so at once."""
+    publisher = Publisher(["me", "a", "old"], ["a"])
+    node = make_node(Directory(["me", "a", "old"]), publisher)
+    refusal = {"type": "cluster.reply", "procid": "old", "declined": "ValueError('unknown')"}
+    sending = publisher.group_send
+
+    async def group_send(group: str, message: dict[str, Any]) -> int:
+        loop = asyncio.get_running_loop()
+        loop.call_soon(node._on_message, {**refusal, "request": message["request"]})
+        return await sending(group, message)
+
+    publisher.group_send = group_send  # type: ignore[method-assign]
+    started = asyncio.get_running_loop().time()
+    roster = await node.roster("r")
+    assert asyncio.get_running_loop().time() - started < 0.2  # the deadline is 0.3 s
+    assert (roster.expected, roster.responded) == (3, 2)
+    assert {e[2] for e in roster.entries} == {"a"}
+
+
+def test_a_query_of_an_unknown_kind_is_declined_without_a_payload() -> None:
+    node = make_node(Directory(["me"]), Publisher(["me"], []))
+    query = {"kind": "roster_v9", "args": {}, "request": "q", "reply_to": "c", "origin": "x"}
+    reply = node._reply_to(query)
+    assert "payload" not in reply and "roster_v9" in reply["declined"]
