@@ -247,8 +247,8 @@ def target_figures(rows: list[dict[str, Any]], target: str, log_total: str) -> d
     return out
 
 
-def floor_figures(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    runs = [r for r in rows if r["target"] == "floor" and r["data"]]
+def floor_figures(rows: list[dict[str, Any]], target: str = "floor") -> dict[str, Any]:
+    runs = [r for r in rows if r["target"] == target and r["data"]]
     out: dict[str, Any] = {}
     for size in ("0", *SIZES):
         vals = [r["data"]["sizes"][size] for r in runs if size in r["data"]["sizes"]]
@@ -336,6 +336,7 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
     ref = target_figures(rows, "ref", totals.get("ref", "0,0"))
     us["errors"]["dropped_layer_writes"] = args.us_dropped_writes
     floor = floor_figures(rows)
+    floor_hiredis = floor_figures(rows, "floor-hiredis")
     pick = {
         "roster_p50_10": ("roster", "10", "p50_ms"),
         "roster_p50_100": ("roster", "100", "p50_ms"),
@@ -351,6 +352,13 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
     http_p50 = get(us, "http_floor", "p50_ms")
     floor_ratio_http_adjusted = {
         s: ratio(get(us, "roster", s, "p50_ms") - http_p50, get(floor, s, "p50_ms"))
+        if get(us, "roster", s, "p50_ms") is not None and http_p50 is not None
+        else None
+        for s in SIZES
+    }
+    # the same over the lean client's floor: how far the cluster part is from the nearer bound
+    hiredis_ratio_http_adjusted = {
+        s: ratio(get(us, "roster", s, "p50_ms") - http_p50, get(floor_hiredis, s, "p50_ms"))
         if get(us, "roster", s, "p50_ms") is not None and http_p50 is not None
         else None
         for s in SIZES
@@ -391,12 +399,14 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
         "ratios": ratios,
         "floor_ratio": floor_ratio,
         "floor_ratio_http_adjusted": floor_ratio_http_adjusted,
+        "hiredis_floor_ratio_http_adjusted": hiredis_ratio_http_adjusted,
         "targets": targets,
         "targets_met": sum(t["met"] for t in targets),
         "targets_total": len(targets),
         "us": us,
         "reference": ref,
         "floor": floor,
+        "floor_hiredis": floor_hiredis,
         "machine": machine(args.load_before, args.load_after),
         "versions": versions(Path(args.ref_dir), args.redis_version),
         "method": {
@@ -413,6 +423,8 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
             "on clusters warmed only by the 10-socket steps",
             "floor": "bench/floor.py: PUBLISH to 4 subscriber processes, 4 replies of size/4 "
             "entries, redis.asyncio + orjson, 300 rounds",
+            "floor_hiredis": "the same through plain asyncio connections parsed by hiredis "
+            "(bench/floor.py --client hiredis): context, not a target",
         },
         "work_dir": args.work,
     }
@@ -512,6 +524,12 @@ def markdown(r: dict[str, Any]) -> str:
             f"| pub/sub floor {size} p50 / p99 (bench/floor.py) | "
             f"{fmt(get(floor, size, 'p50_ms'))} / {fmt(get(floor, size, 'p99_ms'))} | | |"
         )
+    lean = r.get("floor_hiredis") or {}
+    for size in SIZES:
+        lines.append(
+            f"| pub/sub floor {size} over hiredis p50 / p99 (floor.py --client hiredis) | "
+            f"{fmt(get(lean, size, 'p50_ms'))} / {fmt(get(lean, size, 'p99_ms'))} | | |"
+        )
     ue, re_ = us["errors"], ref["errors"]
     for label, key in (
         ("wrong rosters", "wrong_rosters"),
@@ -541,7 +559,11 @@ def markdown(r: dict[str, Any]) -> str:
         "Context: (roster p50 - our HTTP floor p50) / pub-sub floor p50 = "
         + ", ".join(f"{fmt(adj[s])} at {s}" for s in SIZES)
         + " (the HTTP request itself, through daphne on a fresh TCP connection, is not in "
-        "the pub/sub floor).",
+        "the pub/sub floor); over the hiredis floor, "
+        + ", ".join(
+            f"{fmt(r.get('hiredis_floor_ratio_http_adjusted', {}).get(s))} at {s}" for s in SIZES
+        )
+        + ".",
     ]
     v = r["versions"]
     lines += [

@@ -128,15 +128,20 @@ for ROUND in $(seq 1 "$ROUNDS"); do
   # reference's own "fanout-1000-slow" load (20 ms saturates this machine)
   both fanout-100          "$H/fanout.js" --sockets 101  --messages 60 --interval 60
   both fanout-1000         "$H/fanout.js" --sockets 1001 --messages 30 --interval 200
-  # the raw pub/sub floor, same Redis, same moment
-  f0=$(date +%s.%N); l0="$(cut -d' ' -f1 /proc/loadavg)"
-  timeout "$STEP_TIMEOUT" "$PY" "$ROOT/bench/floor.py" --redis-url "$BENCH_REDIS_URL" \
-    --prefix "$US_PREFIX" --workers "$WORKERS" --rounds 300 \
-    --out "$WORK/steps/r$ROUND-floor-floor.json" > /dev/null 2> "$WORK/steps/r$ROUND-floor-floor.err"
-  rc=$?
-  printf '%s\tfloor\tfloor\t%s\t%.1f\t%s\t%s\t0\t0\t%s\n' "$ROUND" "$rc" "$(echo "$(date +%s.%N) - $f0" | bc)" \
-    "$l0" "$(cut -d' ' -f1 /proc/loadavg)" "r$ROUND-floor-floor.json" >> "$MANIFEST"
-  log "r$ROUND floor: rc=$rc"
+  # the raw pub/sub floor, same Redis, same moment: through redis.asyncio (the targets'
+  # floor), then through a lean hiredis client (the nearer bound)
+  for client in redis-py hiredis; do
+    target=floor; [ "$client" = hiredis ] && target=floor-hiredis
+    f0=$(date +%s.%N); l0="$(cut -d' ' -f1 /proc/loadavg)"
+    timeout "$STEP_TIMEOUT" "$PY" "$ROOT/bench/floor.py" --redis-url "$BENCH_REDIS_URL" \
+      --client "$client" --prefix "$US_PREFIX" --workers "$WORKERS" --rounds 300 \
+      --out "$WORK/steps/r$ROUND-$target-floor.json" > /dev/null 2> "$WORK/steps/r$ROUND-$target-floor.err"
+    rc=$?
+    printf '%s\t%s\tfloor\t%s\t%.1f\t%s\t%s\t0\t0\t%s\n' "$ROUND" "$target" "$rc" \
+      "$(echo "$(date +%s.%N) - $f0" | bc)" "$l0" "$(cut -d' ' -f1 /proc/loadavg)" \
+      "r$ROUND-$target-floor.json" >> "$MANIFEST"
+    log "r$ROUND $target: rc=$rc"
+  done
   ROUND_S=$(( $(date +%s) - r0 - ${FIRST_ONLY_S:-0} )); FIRST_ONLY_S=0
 done
 
