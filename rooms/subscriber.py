@@ -81,8 +81,12 @@ class LayerSubscriber:
     async def _receive(self) -> None:
         while True:
             message = await self.layer.receive(self.channel)
-            if self._on_message is not None:
+            if self._on_message is None:
+                continue
+            try:
                 self._on_message(message)
+            except Exception:  # one bad message must not end the receiving
+                logger.exception("handling a message on %s failed", self.channel)
 
 
 class SubscribeConnection(CommandConnection):
