@@ -65,11 +65,12 @@ class JsonHttpHandler:
         self, status: int, body: bytes, headers: dict[str, str] | None = None
     ) -> None:
         extra = [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
+        length = (b"Content-Length", b"%d" % len(body))  # else HTTP/1.1 answers go chunked
         await self.send(
             {
                 "type": "http.response.start",
                 "status": status,
-                "headers": [JSON, *extra],
+                "headers": [JSON, length, *extra],
                 "trailers": False,
             }
         )

@@ -41,6 +41,8 @@ async def test_roster_lists_every_socket_across_workers(cluster4: Cluster) -> No
         assert all(e["data"] == {} for e in body)
         assert {e["procid"] for e in body} == {c.procid for c in clients}
         assert headers["X-Workers-Expected"] == headers["X-Workers-Responded"] == "4"
+        assert "Transfer-Encoding" not in headers  # a plain body of a known length
+        assert int(headers["Content-Length"]) == len(json.dumps(body, separators=(",", ":")))
         runs = [procid for procid, _ in groupby(e["procid"] for e in body)]
         assert len(runs) == len(set(runs)), runs  # grouped by worker, in no other order
     finally:
