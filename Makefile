@@ -4,13 +4,21 @@ PY      := $(VENV)/bin/python
 PORT    ?= 8000
 WORKERS ?= 4
 
-.PHONY: setup run test check format bench soak clean
+.PHONY: setup run test check format bench soak clean FORCE
 
 ## setup: create .venv and node_modules from the pinned requirements (idempotent)
 setup: $(VENV)/.installed node_modules/.installed
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
-	test -x $(PY) || python3.11 -m venv $(VENV) || python3 -m venv $(VENV)
+# The interpreter .venv is built with: scripts/pick-python says which and why (PYTHON=...
+# overrides). A .venv built with another interpreter is built again.
+PYTHON_BIN := $(shell PYTHON="$(PYTHON)" scripts/pick-python)
+
+$(VENV)/.python: FORCE
+	@test -n "$(PYTHON_BIN)"
+	@if [ "$$(cat $@ 2>/dev/null)" != "$(PYTHON_BIN)" ]; then \
+	  rm -rf $(VENV) && $(PYTHON_BIN) -m venv $(VENV) && echo "$(PYTHON_BIN)" > $@; fi
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt $(VENV)/.python
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@
@@ -61,3 +69,5 @@ format: setup
 
 clean:
 	rm -rf $(VENV) node_modules staticfiles .pytest_cache .mypy_cache .ruff_cache
+
+FORCE:
