@@ -189,6 +189,7 @@ class WorkerNode:
                 "collections": [generation["collections"] for generation in gc.get_stats()],
             },
             "memory": memory.stats(),
+            "event_loop": _event_loop_name(),
         }
 
     # ---- this worker's sockets ----------------------------------------------------------
@@ -476,3 +477,9 @@ async def publish_rename(layer: Any, id_user: str) -> None:
 async def publish_deletion(layer: Any, id_user: str) -> None:
     """Tell every worker that a user is gone: new CONNECTs as that user are refused."""
     await layer.group_send(CLUSTER_GROUP, {"type": "user.deleted", "id_user": id_user})
+
+
+def _event_loop_name() -> str:
+    """uvloop.Loop under runcluster (rooms/worker_main.py), an asyncio loop elsewhere."""
+    loop_type = type(asyncio.get_running_loop())
+    return f"{loop_type.__module__}.{loop_type.__qualname__}"

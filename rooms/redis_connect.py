@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from urllib.parse import unquote, urlsplit
 
 
@@ -26,8 +26,8 @@ class CommandConnection(asyncio.Protocol):
             self.transport.close()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # a stream transport, but not necessarily an asyncio.Transport instance (uvloop's)
+        self.transport = cast(asyncio.Transport, transport)
 
 
 ConnectionT = TypeVar("ConnectionT", bound=CommandConnection)

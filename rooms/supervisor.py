@@ -2,8 +2,9 @@
 
 The parent binds the port once (with a large backlog: daphne's own listen() uses 50,
 which makes bursts of connects wait for SYN retries) and each worker serves it through
-`daphne --fd`. Workers are direct children; their output is merged with a prefix; a
-worker that dies is restarted with backoff; SIGTERM/SIGINT stops them all within 10 s.
+`daphne --fd`, on uvloop's event loop (rooms/worker_main.py). Workers are direct children;
+their output is merged with a prefix; a worker that dies is restarted with backoff;
+SIGTERM/SIGINT stops them all within 10 s.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def listening_socket(host: str, port: int) -> socket.socket:
 def worker_command(config: ClusterConfig, fd: int) -> list[str]:
     """The daphne command line of one worker serving the inherited socket `fd`."""
     command = [
-        sys.executable, "-m", "daphne",
+        sys.executable, "-m", "rooms.worker_main",
         "--fd", str(fd),
         "--websocket-max-message-size", str(config.websocket_max_message_size),
         "--application-close-timeout", "5",

@@ -115,8 +115,8 @@ async def test_api_rename_reaches_rooms_on_other_workers(cluster4: Cluster) -> N
 
 
 async def test_workers_and_healthz(cluster4: Cluster) -> None:
-    """/workers lists the 4 workers with their pids, tuned collectors and memory; /healthz
-    is 200."""
+    """/workers lists the 4 workers with their pids, tuned collectors, memory and event
+    loop; /healthz is 200."""
     workers = cluster4.live_workers()
     assert sorted(w["pid"] for w in workers) == sorted(cluster4.children())
     assert {"procid", "pid", "host", "sockets", "rooms", "started"} <= set(workers[0])
@@ -124,6 +124,7 @@ async def test_workers_and_healthz(cluster4: Cluster) -> None:
         assert worker["gc"]["thresholds"] == settings.WORKER_GC_THRESHOLDS, worker
         assert worker["gc"]["frozen"] > 10_000, worker
         assert worker["memory"]["rss_kb"] > 10_000, worker
+        assert worker["event_loop"] == "uvloop.Loop", worker  # rooms.worker_main
     status, _, body = http(f"{cluster4.url}/healthz")
     assert (status, body["ok"]) == (200, True)
 
