@@ -29,7 +29,8 @@ def process_then_let_go_of_an_upgrade(request: WebRequest) -> Any:
     (daphne does that before its first yield) is then dropped from its HTTP channel, which
     serves no more requests."""
     processing = _process(request)
-    channel = request.channel
+    # a request daphne answered at once (its 400 for a bad header) no longer has a channel
+    channel = getattr(request, "channel", None)
     if request.transport is None and channel is not None and request in channel.requests:
         channel.requests.remove(request)
     return processing

@@ -127,3 +127,21 @@ async def test_without_it_the_closed_websocket_waits_for_a_full_collection(
     }
     gc.collect()
     assert all(ref() is None for ref in refs.values())
+
+
+async def test_a_request_daphne_refuses_at_once_still_gets_its_answer(installed: None) -> None:
+    """daphne answers a bad header value with a 400 inside `process`, and Twisted then drops
+    the request's channel attribute: the wrapper must not fail on it (it once did, and the
+    client got a closed connection instead of the 400)."""
+    server = Server(
+        application=accepting_app(asyncio.Event()),
+        endpoints=["tcp:port=0:interface=127.0.0.1"],
+    )
+    server.connections = {}
+    server.http_factory = HTTPFactory(server)
+    transport = StringTransport(peerAddress=PEER)
+    channel = server.http_factory.buildProtocol(PEER)
+    channel.makeConnection(transport)
+    channel.dataReceived(b"GET / HTTP/1.1\r\nX: a\x0bb\r\nConnection: close\r\n\r\n")
+    assert transport.value().startswith(b"HTTP/1.1 400 Bad Request\r\n")
+    assert transport.disconnecting
