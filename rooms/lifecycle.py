@@ -89,7 +89,8 @@ async def stop_node() -> None:
 
 def install_daphne_hooks() -> None:
     """Join the cluster when daphne's reactor starts (then tune the collector and start
-    trimming memory); leave when it shuts down. From now on writes on daphne's TCP
+    trimming memory); leave when it shuts down. From now on simple requests for the
+    cluster's endpoints skip Twisted's HTTP (rooms.fast_http), writes on daphne's TCP
     connections are batched per loop turn (rooms.tcp_writes) and autobahn skips building
     its unused debug-log arguments (rooms.autobahn_logs), Twisted its unseen access-log line
     (rooms.twisted_access_log); closed WebSocket connections no longer leave reference
@@ -98,8 +99,9 @@ def install_daphne_hooks() -> None:
         return
     from twisted.internet import defer, reactor
 
-    from rooms import autobahn_logs, connection_cycles, tcp_writes, twisted_access_log
+    from rooms import autobahn_logs, connection_cycles, fast_http, tcp_writes, twisted_access_log
 
+    fast_http.install(reactor)
     tcp_writes.install()
     autobahn_logs.install()
     connection_cycles.install()

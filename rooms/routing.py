@@ -14,16 +14,19 @@ from rooms.views import EngineIOHttpRefusal, HealthView, RoomUsersView, WorkersV
 # /<room>/users on the raw, still percent-encoded path, so that a room name holding "/"
 # (sent as %2F) stays one segment. /ui/users is the page of room "users", not a roster.
 _ROSTER_PATH = re.compile(rb"/(?!ui/users$)([^/]+)/users")
+_FIXED_VIEWS = {"/socket.io/": EngineIOHttpRefusal, "/workers": WorkersView, "/healthz": HealthView}
+_FIXED_RAW_PATHS = frozenset(path.encode() for path in _FIXED_VIEWS)
+
+
+def served_without_django(raw_path: bytes) -> bool:
+    """Whether HttpRouter answers this (still percent-encoded) path itself."""
+    return raw_path in _FIXED_RAW_PATHS or _ROSTER_PATH.fullmatch(raw_path) is not None
 
 
 class HttpRouter:
     def __init__(self, django_app: Any) -> None:
         self.roster = RoomUsersView.as_asgi()
-        self.fixed = {
-            "/socket.io/": EngineIOHttpRefusal.as_asgi(),
-            "/workers": WorkersView.as_asgi(),
-            "/healthz": HealthView.as_asgi(),
-        }
+        self.fixed = {path: view.as_asgi() for path, view in _FIXED_VIEWS.items()}
         self.django_app = django_app
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:

@@ -23,7 +23,7 @@ from twisted.internet.error import ConnectionDone
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 
-from rooms import connection_cycles
+from rooms import connection_cycles, fast_http
 
 PEER = IPv4Address("TCP", "127.0.0.1", 40000)
 HANDSHAKE = (
@@ -55,10 +55,12 @@ def no_collector() -> Iterator[None]:
 
 @pytest.fixture
 def as_shipped(monkeypatch: pytest.MonkeyPatch) -> None:
-    """daphne's and autobahn's own methods, whatever an earlier test installed
-    (importing identity_playground.asgi next to daphne installs the module)."""
+    """daphne's and autobahn's own methods, and no first look (rooms.fast_http), whatever an
+    earlier test installed (importing identity_playground.asgi next to daphne installs
+    them)."""
     monkeypatch.setattr(WebRequest, "process", connection_cycles._process)
     monkeypatch.setattr(WebSocketProtocol, "connectionLost", connection_cycles._connection_lost)
+    monkeypatch.setattr(HTTPFactory, "buildProtocol", fast_http._daphne_build_protocol)
 
 
 @pytest.fixture
