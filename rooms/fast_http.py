@@ -32,12 +32,12 @@ from twisted.protocols.policies import ProtocolWrapper
 
 from rooms.http_head import SimpleRequest, parse_simple_request
 from rooms.routing import served_without_django
+from rooms.views import JSON
 
 logger = logging.getLogger(__name__)
 
 _daphne_build_protocol = HTTPFactory.buildProtocol
 SWEEP_INTERVAL = 5.0
-JSON = (b"Content-Type", b"application/json")
 
 
 class FirstLook(protocol.Protocol):
@@ -121,9 +121,9 @@ class _Response:
         self.disconnected = asyncio.get_running_loop().create_future()
         server = connection.factory.server
         application = _single_callable(server.application)
-        self.task = asyncio.ensure_future(application(self.scope(), self.receive, self.send))
-        _running.add(self.task)
-        self.task.add_done_callback(self.ended)
+        task = asyncio.ensure_future(application(self.scope(), self.receive, self.send))
+        _running.add(task)
+        task.add_done_callback(self.ended)
 
     def scope(self) -> dict[str, Any]:
         request = self.request
