@@ -18,6 +18,7 @@ from daphne.server import Server
 from daphne.ws_protocol import WebSocketFactory, WebSocketProtocol
 from twisted.internet.address import IPv4Address
 from twisted.internet.testing import StringTransport
+from twisted.protocols.policies import WrappingFactory
 
 from rooms import fast_http
 
@@ -276,3 +277,20 @@ def test_connections_that_send_nothing_are_closed_after_the_idle_timeout(
     fast_http.close_idle(now=100.0 + server.http_factory.timeOut)
     assert (quiet.disconnecting, fresh.disconnecting) == (True, False)
     assert list(fast_http._waiting) == [fresh.protocol]
+
+
+async def test_a_wrapped_connection_tls_say_goes_to_daphne_at_once(stock_build: None) -> None:
+    """Under a wrapping protocol (TLS is one) daphne works out scheme and protocol itself:
+    the first look steps aside before any byte arrives."""
+    HTTPFactory.buildProtocol = fast_http.build_first_look
+    app = App()
+    server = make_server(app)
+    transport = StringTransport(hostAddress=HOST, peerAddress=PEER)
+    wrapper = WrappingFactory(server.http_factory).buildProtocol(PEER)
+    wrapper.makeConnection(transport)
+    assert not isinstance(wrapper.wrappedProtocol, fast_http.FirstLook)
+    assert not fast_http._waiting
+    wrapper.dataReceived(ROSTER)
+    await settle()
+    assert transport.value().endswith(b"\r\n\r\n" + BODY)
+    assert [scope["path"] for scope in app.scopes] == ["/lobby/1/users"]
