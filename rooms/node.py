@@ -39,36 +39,50 @@ class Gathered:
     """Replies to one cluster query, keyed by the procid that sent each.
 
     Replies may arrive before the asker knows whom to expect (the query is published while
-    the directory is read): they are kept, and `expect` then keeps only the expected ones.
+    the directory is read): they are kept, and only the expected ones are the answer.
     A worker that cannot answer (a kind it does not know, in a rolling deploy) declines:
-    it is waited for no longer, and its part is missing from the answer.
+    it is waited for no longer, and its part is missing from the answer. When whom to
+    expect was guessed from a count rather than read from the directory, a reply from a
+    worker outside the guess proves it wrong (a dead worker replaced by a new one keeps the
+    count): the query then completes at once as `stale`, for the asker to read the
+    directory.
     """
 
     expected: set[str] | None = None
+    guessed: bool = False
     replies: dict[str, Any] = field(default_factory=dict)
     declined: set[str] = field(default_factory=set)
     complete: asyncio.Event = field(default_factory=asyncio.Event)
 
     def add(self, procid: str, payload: Any) -> None:
-        if self.expected is not None and procid not in self.expected:
-            return  # a stranger: not alive when the directory was read
         self.replies.setdefault(procid, payload)  # duplicates keep the first reply
         self._check()
 
     def decline(self, procid: str) -> None:
-        if self.expected is None or procid in self.expected:
-            self.declined.add(procid)
-            self._check()
-
-    def expect(self, procids: set[str]) -> None:
-        self.expected = procids
-        self.replies = {p: r for p, r in self.replies.items() if p in procids}
-        self.declined &= procids
+        self.declined.add(procid)
         self._check()
 
+    def expect(self, procids: set[str], *, guessed: bool = False) -> None:
+        self.expected, self.guessed = procids, guessed
+        self.complete.clear()
+        self._check()
+
+    @property
+    def stale(self) -> bool:
+        return self.guessed and not self.replies.keys() <= (self.expected or set())
+
+    def answers(self) -> dict[str, Any]:
+        """The replies of expected workers (a stranger was not alive when the directory was
+        read)."""
+        expected = self.expected or set()
+        return {procid: reply for procid, reply in self.replies.items() if procid in expected}
+
     def _check(self) -> None:
-        answered = len(self.replies) + len(self.declined - self.replies.keys())
-        if self.expected is not None and answered == len(self.expected):
+        if self.expected is None:
+            return
+        answered = self.replies.keys() & self.expected
+        declined = self.declined & self.expected - answered
+        if len(answered) + len(declined) == len(self.expected) or self.stale:
             self.complete.set()
 
 
@@ -264,9 +278,10 @@ class WorkerNode:
         many workers' subscriptions it reached, and when that matches the live peers this
         worker saw at its last directory scan (the janitor scans every interval), those
         are the ones expected. When it does not match (a worker died, started, or is cut
-        off while Redis still counts its subscription), the directory is read now. Waits
-        until every expected worker answered or the deadline passed; this worker answers
-        itself without a round trip.
+        off while Redis still counts its subscription), the directory is read now, and also
+        when a worker outside the guess answers (one died and a new one took its place,
+        keeping the count). Waits until every expected worker answered or the deadline
+        passed; this worker answers itself without a round trip.
         """
         request = uuid.uuid4().hex
         gathered = Gathered()
@@ -284,22 +299,27 @@ class WorkerNode:
                 async with asyncio.timeout(self.gather_deadline):
                     reached = await self.publisher.group_send(CLUSTER_GROUP, message)
                 others = self._peers
-                if others is None or reached is None or reached != len(others) + 1:
+                guessed = others is not None and reached == len(others) + 1
+                if others is None or not guessed:
                     others = self._remember_peers((await self.directory.scan())[0])
             except ClusterUnavailable:
                 raise
             except Exception as exc:
                 raise ClusterUnavailable(f"channel layer unreachable: {exc!r}") from exc
-            gathered.expect(others)
+            gathered.expect(others, guessed=guessed)
             try:
                 async with asyncio.timeout(self.gather_deadline):
                     await gathered.complete.wait()
+                    if gathered.stale:
+                        others = self._remember_peers((await self.directory.scan())[0])
+                        gathered.expect(others)
+                        await gathered.complete.wait()
             except TimeoutError:
                 missing = sorted(others - set(gathered.replies))
                 logger.warning("%s query: no answer in time from %s", kind, missing)
         finally:
             del self._pending[request]
-        replies = dict(gathered.replies)
+        replies = gathered.answers()
         replies[self.procid] = self._answer(kind, args)
         return replies, len(others) + 1
 

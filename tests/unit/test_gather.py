@@ -178,3 +178,22 @@ def test_a_query_of_an_unknown_kind_is_declined_without_a_payload() -> None:
     query = {"kind": "roster_v9", "args": {}, "request": "q", "reply_to": "c", "origin": "x"}
     reply = node._reply_to(query)
     assert "payload" not in reply and "roster_v9" in reply["declined"]
+
+
+async def test_a_worker_replaced_since_the_last_scan_keeps_the_count_but_is_not_waited_for() -> (
+    None
+):
+    """A worker dies and the supervisor's replacement subscribes before the next scan: the
+    count still matches, but the newcomer's reply shows the guess is stale."""
+    directory = Directory(["me", "a", "dead"])
+    publisher = Publisher(["me", "a", "dead"], ["a", "dead"])
+    node = make_node(directory, publisher)
+    await node.roster("r")
+    directory.alive = publisher.subscribed = ["me", "a", "new"]
+    publisher.answering = ["a", "new"]
+    started = asyncio.get_running_loop().time()
+    roster = await node.roster("r")
+    assert asyncio.get_running_loop().time() - started < 0.2  # not the 0.3 s deadline
+    assert directory.scans == 2
+    assert {e[2] for e in roster.entries} == {"a", "new"}
+    assert (roster.expected, roster.responded) == (3, 3)
