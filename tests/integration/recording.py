@@ -117,12 +117,15 @@ async def connect_many(base_url: str, specs: Iterable[tuple[str, str | None]]) -
 async def spread_clients(base_url: str, room: str, count: int) -> list[Client]:
     """`count` sockets in `room` (users 1..10 in turn), landing on at least 2 workers.
 
-    The kernel picks the worker of each connection; on a loaded machine one worker may take
-    a whole burst, so a few sequential connects are added until two workers are used.
+    The kernel picks the worker of each connection: every worker is woken and the first to
+    run accepts, so on a loaded machine one worker may take a whole burst and the next
+    connects too (seen in CI with 20 more). Sequential connects are added, each after a
+    short pause that lets the other workers be scheduled, until two workers are used.
     """
     clients = await connect_many(base_url, [(str(i % 10 + 1), room) for i in range(count)])
     extra = 0
-    while len({c.procid for c in clients}) < 2 and extra < 20:
+    while len({c.procid for c in clients}) < 2 and extra < 100:
+        await asyncio.sleep(0.02)
         clients.append(await Client().connect(base_url, str(len(clients) % 10 + 1), room))
         extra += 1
     assert len({c.procid for c in clients}) >= 2, "the kernel put every socket on one worker"
