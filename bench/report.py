@@ -131,6 +131,7 @@ def fanout_figures(rows: list[dict[str, Any]], target: str, step: str) -> dict[s
                 "wrong_id_user_stamp": d["wrong_id_user_stamp"],
                 "sender_self_echo": d["sender_self_echo"],
                 "server_cpu_ms": d["server_cpu_ms"],
+                "harness_cpu_ms": d.get("client_cpu_ms"),
                 "connect_rate_per_s": r["data"]["connect"]["rate_per_s"],
                 "connect_failed": r["data"]["connect"]["failed"],
                 "load1": [float(r["load1_start"]), float(r["load1_end"])],
@@ -141,6 +142,13 @@ def fanout_figures(rows: list[dict[str, Any]], target: str, step: str) -> dict[s
         "p99_ms": median([x["p99"] for x in per_round]),
         "all_have_it_p50_ms": median([x["all_have_it_p50"] for x in per_round]),
         "all_have_it_p99_ms": median([x["all_have_it_p99"] for x in per_round]),
+        # one Node process decodes every delivery: its CPU per message against "all have it"
+        "harness_cpu_ms_per_message": median(
+            [x["harness_cpu_ms"] / x["messages"] for x in per_round if x["harness_cpu_ms"]]
+        ),
+        "server_cpu_ms_per_message": median(
+            [x["server_cpu_ms"] / x["messages"] for x in per_round if x["server_cpu_ms"]]
+        ),
         "rounds": per_round,
     }
 
@@ -512,6 +520,15 @@ def markdown(r: dict[str, Any]) -> str:
                 get(us, "fanout", size, key),
                 get(ref, "fanout", size, key),
             )
+    for label, key in (
+        ("harness CPU ms per message (one Node process)", "harness_cpu_ms_per_message"),
+        ("cluster CPU ms per message", "server_cpu_ms_per_message"),
+    ):
+        row(
+            f"fan-out 1000 receivers {label}",
+            get(us, "fanout", "1000", key),
+            get(ref, "fanout", "1000", key),
+        )
     row(
         "connects/s (1000 into one room)",
         get(us, "capacity", "connects_per_s"),
