@@ -6,7 +6,8 @@
 #   bash bench/ab.sh BASE                         # ROUNDS=4 STEPS="roster-10 roster-100 roster-1000"
 #   ROUNDS=6 STEPS="fanout-1000 connect" bash bench/ab.sh HEAD~1
 #
-# Steps: roster-10, roster-100, roster-1000, fanout-100, fanout-1000, connect (1000 sockets
+# Steps: roster-10, roster-100, roster-1000, hydrate-10, hydrate-100, hydrate-1000 (the
+# rosters with ?hydrate=1), fanout-100, fanout-1000, connect (1000 sockets
 # in rooms of their own, then 1000 into one room). Compare `cpu` (the harness's server CPU,
 # steadier than latency here) and latencies across rounds, never one pair. The cluster started
 # first showed a higher 1000-socket roster p99 even with identical code: read p99 across the
@@ -27,8 +28,8 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 for step in $STEPS; do  # before anything starts: a typo would otherwise run node without a tool
-  case "$step" in roster-10|roster-100|roster-1000|fanout-100|fanout-1000|connect) ;;
-    *) die "unknown step $step" ;; esac
+  case "$step" in roster-10|roster-100|roster-1000|hydrate-10|hydrate-100|hydrate-1000) ;;
+    fanout-100|fanout-1000|connect) ;; *) die "unknown step $step" ;; esac
 done
 ensure_venv; ensure_redis; ensure_reference
 mkdir -p "$WORK/a" "$WORK/b"
@@ -47,6 +48,7 @@ H="$REF_DIR/bench"
 step_args() {
   case "$1" in
     roster-10|roster-100|roster-1000) echo "$H/roomusers.js --sockets ${1#roster-} --requests 200" ;;
+    hydrate-*) echo "$H/roomusers.js --sockets ${1#hydrate-} --requests 200 --hydrate" ;;
     fanout-100) echo "$H/fanout.js --sockets 101 --messages 60 --interval 60" ;;
     fanout-1000) echo "$H/fanout.js --sockets 1001 --messages 30 --interval 200" ;;
     connect) echo "$H/connect-rate.js --sockets 1000 --rounds 1" ;;
