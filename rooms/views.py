@@ -23,6 +23,7 @@ from rooms.lifecycle import current_node
 from rooms.names import InvalidRoom, validate_room
 from rooms.node import Roster, RosterJson
 from users.models import PlaygroundUser
+from users.services import user_names
 
 logger = logging.getLogger(__name__)
 
@@ -81,17 +82,6 @@ class JsonHttpHandler:
         return values[0] in ("1", "true", "yes")
 
 
-async def user_names(ids: set[str]) -> dict[str, str]:
-    """Names of these users, in one query."""
-
-    @database_sync_to_async
-    def fetch() -> dict[str, str]:
-        rows = PlaygroundUser.objects.filter(pk__in=[int(i) for i in ids]).values_list("id", "name")
-        return {str(pk): name for pk, name in rows}
-
-    return await fetch() if ids else {}
-
-
 def workers_headers(roster: Roster | RosterJson) -> dict[str, str]:
     """How many workers were asked and how many answered: fewer answers = a partial roster."""
     return {
@@ -119,7 +109,8 @@ class RoomUsersView(JsonHttpHandler):
             await self.respond_json(200, joined.json, workers_headers(joined))
             return
         roster = await node.roster(room)
-        names = await user_names({id_user for _, id_user, _ in roster.entries})
+        ids = {id_user for _, id_user, _ in roster.entries}
+        names = await database_sync_to_async(user_names)(ids) if ids else {}
         entries = [
             {"id_socket": sid, "id_user": uid, "procid": procid, "data": {"name": names.get(uid)}}
             for sid, uid, procid in roster.entries

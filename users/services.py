@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any
+
+from django.db import connection
 
 from users.models import NAME_MAX_LENGTH, PlaygroundUser
 
@@ -44,6 +47,26 @@ def user_get(*, id_user: object) -> PlaygroundUser:
 
 def user_list() -> list[PlaygroundUser]:
     return list(PlaygroundUser.objects.order_by("id"))
+
+
+def user_names(id_users: Iterable[str]) -> dict[str, str]:
+    """The names of these users by id_user, in one query; ids nobody has are left out.
+
+    The SQL is written out rather than built by a queryset: every roster with ?hydrate=1
+    asks this, and building `filter(pk__in=...).values_list(...)` cost about 150 us of
+    Python a call against 30 us for running its SQL (bench/README.md, "Names for a roster").
+    """
+    keys = sorted({key for raw in id_users if (key := parse_id_user(raw)) is not None})
+    if not keys:
+        return {}
+    quote = connection.ops.quote_name
+    meta = PlaygroundUser._meta
+    pk, name = quote(meta.pk.column), quote(meta.get_field("name").column)
+    placeholders = ", ".join(["%s"] * len(keys))
+    sql = f"SELECT {pk}, {name} FROM {quote(meta.db_table)} WHERE {pk} IN ({placeholders})"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, keys)
+        return {str(row_pk): row_name for row_pk, row_name in cursor.fetchall()}
 
 
 def validate_rename_body(body: Any) -> str:
