@@ -529,42 +529,24 @@ def markdown(r: dict[str, Any]) -> str:
             get(us, "fanout", "1000", key),
             get(ref, "fanout", "1000", key),
         )
-    row(
-        "connects/s (1000 into one room)",
-        get(us, "capacity", "connects_per_s"),
-        get(ref, "capacity", "connects_per_s"),
-    )
-    row(
-        "connects/s (1000 sockets, a room each)",
-        get(us, "capacity", "connects_per_s_distinct_rooms"),
-        get(ref, "capacity", "connects_per_s_distinct_rooms"),
-    )
-    row(
-        "harness CPU ms per connect into one room (one Node process)",
-        get(us, "capacity", "harness_cpu_ms_per_connect"),
-        get(ref, "capacity", "harness_cpu_ms_per_connect"),
-    )
-    row(
-        "harness CPU / elapsed while connecting (1.0 = harness-bound)",
-        get(us, "capacity", "harness_busy"),
-        get(ref, "capacity", "harness_busy"),
-        False,
-    )
-    row(
-        "RSS KB/socket (2000 sockets)",
-        get(us, "capacity", "rss_kb_per_socket"),
-        get(ref, "capacity", "rss_kb_per_socket"),
-    )
-    row(
-        "RSS KB/socket, first 1000",
-        get(us, "capacity", "rss_kb_per_socket_first_1000"),
-        get(ref, "capacity", "rss_kb_per_socket_first_1000"),
-    )
-    row(
-        "RSS KB/socket, second 1000",
-        get(us, "capacity", "rss_kb_per_socket_second_1000"),
-        get(ref, "capacity", "rss_kb_per_socket_second_1000"),
-    )
+    for label, key, with_ratio in (
+        ("connects/s (1000 into one room)", "connects_per_s", True),
+        ("connects/s (1000 sockets, a room each)", "connects_per_s_distinct_rooms", True),
+        (
+            "harness CPU ms per connect into one room (one Node process)",
+            "harness_cpu_ms_per_connect",
+            True,
+        ),
+        (
+            "harness CPU / elapsed while connecting (1.0 = harness-bound)",
+            "harness_busy",
+            False,
+        ),
+        ("RSS KB/socket (2000 sockets)", "rss_kb_per_socket", True),
+        ("RSS KB/socket, first 1000", "rss_kb_per_socket_first_1000", True),
+        ("RSS KB/socket, second 1000", "rss_kb_per_socket_second_1000", True),
+    ):
+        row(label, get(us, "capacity", key), get(ref, "capacity", key), with_ratio)
     row(
         "HTTP floor p50 (refused GET, no Redis)",
         get(us, "http_floor", "p50_ms"),
