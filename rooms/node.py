@@ -86,6 +86,18 @@ class Gathered:
             self.complete.set()
 
 
+async def _set_within(event: asyncio.Event, seconds: float) -> bool:
+    """Whether the event is set now or within `seconds`."""
+    if event.is_set():
+        return True
+    try:
+        async with asyncio.timeout(seconds):
+            await event.wait()
+    except TimeoutError:
+        return False
+    return True
+
+
 RosterEntry = tuple[str, str, str]
 """(id_socket, id_user, procid): a plain tuple, as 1000 small objects cost more than the
 JSON encoding of the whole roster."""
@@ -122,6 +134,7 @@ class WorkerNode:
         registry: Registry | None = None,
         procid: str | None = None,
         gather_deadline: float = 1.0,
+        gather_recheck: float = 0.1,
         janitor_interval: float = 1.0,
         send_timeout: float = 5.0,
     ) -> None:
@@ -132,6 +145,7 @@ class WorkerNode:
         self.registry = registry or Registry()
         self.procid = procid or make_procid()
         self.gather_deadline = gather_deadline
+        self.gather_recheck = gather_recheck
         self.janitor_interval = janitor_interval
         self.send_timeout = send_timeout
         self.channel = ""
@@ -280,8 +294,11 @@ class WorkerNode:
         are the ones expected. When it does not match (a worker died, started, or is cut
         off while Redis still counts its subscription), the directory is read now, and also
         when a worker outside the guess answers (one died and a new one took its place,
-        keeping the count). Waits until every expected worker answered or the deadline
-        passed; this worker answers itself without a round trip.
+        keeping the count). When the answers take longer than `gather_recheck`, the
+        directory is read once more: a SIGKILLed worker's subscription is counted until
+        Redis reads its closed connection, which on a busy machine can come after the
+        query. Waits until every expected worker answered or the deadline passed; this
+        worker answers itself without a round trip.
         """
         request = uuid.uuid4().hex
         gathered = Gathered()
@@ -309,8 +326,9 @@ class WorkerNode:
             gathered.expect(others, guessed=guessed)
             try:
                 async with asyncio.timeout(self.gather_deadline):
-                    await gathered.complete.wait()
-                    if gathered.stale:
+                    if not await _set_within(gathered.complete, self.gather_recheck) or (
+                        gathered.stale
+                    ):
                         others = self._remember_peers((await self.directory.scan())[0])
                         gathered.expect(others)
                         await gathered.complete.wait()

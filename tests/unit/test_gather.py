@@ -59,7 +59,12 @@ class Publisher:
 
 def make_node(directory: Directory, publisher: Publisher) -> WorkerNode:
     node = WorkerNode(
-        layer=None, directory=directory, publisher=publisher, procid="me", gather_deadline=0.3
+        layer=None,
+        directory=directory,
+        publisher=publisher,
+        procid="me",
+        gather_deadline=0.3,
+        gather_recheck=0.05,
     )
     publisher.node = node
     return node
@@ -197,3 +202,34 @@ async def test_a_worker_replaced_since_the_last_scan_keeps_the_count_but_is_not_
     assert directory.scans == 2
     assert {e[2] for e in roster.entries} == {"a", "new"}
     assert (roster.expected, roster.responded) == (3, 3)
+
+
+async def test_a_killed_worker_redis_still_counts_is_waited_for_only_until_the_recheck() -> None:
+    """SIGKILL: the dead process's subscription is counted until Redis reads its closed
+    connection, which on a busy machine can come after the query; the count matches the
+    last scan, so the dead worker is expected, until the recheck reads the directory."""
+    directory = Directory(["me", "a", "b"])
+    publisher = Publisher(["me", "a", "b"], ["a", "b"])
+    node = make_node(directory, publisher)
+    await node.roster("r")
+    publisher.answering = ["a"]  # b is dead; Redis has not noticed yet
+    directory.alive = ["me", "a"]  # by the recheck it has
+    started = asyncio.get_running_loop().time()
+    roster = await node.roster("r")
+    assert asyncio.get_running_loop().time() - started < 0.2  # not the 0.3 s deadline
+    assert directory.scans == 2
+    assert (roster.expected, roster.responded) == (2, 2)
+
+
+async def test_a_hung_worker_is_still_waited_for_after_the_recheck() -> None:
+    """SIGSTOP: the directory still finds it alive, so the answer waits the deadline."""
+    directory = Directory(["me", "a", "b"])
+    publisher = Publisher(["me", "a", "b"], ["a", "b"])
+    node = make_node(directory, publisher)
+    await node.roster("r")
+    publisher.answering = ["a"]
+    started = asyncio.get_running_loop().time()
+    roster = await node.roster("r")
+    assert asyncio.get_running_loop().time() - started >= 0.29
+    assert directory.scans == 2
+    assert (roster.expected, roster.responded) == (3, 2)
