@@ -68,8 +68,11 @@ def worker_command(config: ClusterConfig, fd: int) -> list[str]:
 
 
 def restart_delay(recent_failures: int) -> float:
-    """Backoff for a worker that keeps dying: 0.1 s, 0.2 s, ... capped at 5 s."""
-    return float(min(0.1 * 2**recent_failures, 5.0))
+    """No wait for a worker that had been running (as Node's cluster does); backoff for one
+    that keeps dying within 10 s of its start: 0.1 s, 0.2 s, ... capped at 5 s."""
+    if recent_failures == 0:
+        return 0.0
+    return float(min(0.1 * 2 ** (recent_failures - 1), 5.0))
 
 
 def _die_with_parent() -> None:
