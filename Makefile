@@ -4,7 +4,7 @@ PY      := $(VENV)/bin/python
 PORT    ?= 8000
 WORKERS ?= 4
 
-.PHONY: setup run test check format bench soak clean FORCE
+.PHONY: setup run test check format bench soak faults clean FORCE
 
 ## setup: create .venv and node_modules from the pinned requirements (idempotent)
 setup: $(VENV)/.installed node_modules/.installed
@@ -62,6 +62,10 @@ bench: setup
 ## soak: 2000 churning sockets over 4 workers for about 5 minutes (DURATION=60 shortens it)
 soak: setup
 	bash bench/soak.sh
+
+## faults: a killed and a hung worker, ours and the reference side by side (about 3 minutes)
+faults: setup
+	bash bench/faults.sh
 
 format: setup
 	$(VENV)/bin/ruff format .
