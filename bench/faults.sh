@@ -18,29 +18,16 @@ cd "$ROOT"
 KILL_TRIALS="${KILL_TRIALS:-8}"; STOP_TRIALS="${STOP_TRIALS:-2}"
 STAMP="$(date -u +%Y-%m-%dT%H%M%SZ)"
 WORK="$ROOT/.tmp/bench/faults-$STAMP"
-US_PID=""; REF_PID=""
-US_PREFIX="bench-faults-$STAMP-us"; REF_PREFIX="bench-faults-$STAMP-ref"
-cleanup() {
-  stop_cluster "$US_PID"; stop_cluster "$REF_PID"
-  drop_prefix "$US_PREFIX"; drop_prefix "$REF_PREFIX"
-}
-trap cleanup EXIT
+trap stop_pair EXIT
 trap 'exit 130' INT TERM
 
 mkdir -p "$WORK"
 ensure_venv; ensure_redis; ensure_reference
-US_PORT="$(free_port)"; REF_PORT="$(free_port)"
-while [ "$REF_PORT" = "$US_PORT" ]; do REF_PORT="$(free_port)"; done
-US_PID="$(start_ours "$US_PORT" "$US_PREFIX" "$WORK")"
-REF_PID="$(start_ref "$REF_PORT" "$REF_PREFIX" "$WORK")"
-wait_ready "http://127.0.0.1:$US_PORT" "$US_PID" || { tail -30 "$WORK/ours.log" >&2; die "our cluster did not come up"; }
-wait_ready "http://127.0.0.1:$REF_PORT" "$REF_PID" || { tail -30 "$WORK/ref.log" >&2; die "the reference did not come up"; }
-log "ours: port $US_PORT (pid $US_PID), reference: port $REF_PORT (pid $REF_PID), load $(loadavg)"
+start_pair "$WORK" "bench-faults-$STAMP"
 
 rc_us=0
 for target in us ref; do
-  if [ "$target" = us ]; then port="$US_PORT"; pid="$US_PID"; else port="$REF_PORT"; pid="$REF_PID"; fi
-  url="http://127.0.0.1:$port"
+  if [ "$target" = us ]; then url="$US_URL"; pid="$US_PID"; else url="$REF_URL"; pid="$REF_PID"; fi
   node "$REF_DIR/bench/verify.js" --url "$url" --cluster-pid "$pid" \
     > "$WORK/$target-verify.json" 2> "$WORK/$target-verify.err"
   rc=$?; log "$target verify.js: rc=$rc"; [ "$target" = us ] && [ "$rc" != 0 ] && rc_us=1

@@ -128,3 +128,27 @@ drop_prefix() {
 }
 
 loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
+
+# start_pair WORKDIR PREFIX: our cluster and the reference on two free ports, same Redis,
+# keys under PREFIX-us and PREFIX-ref, both up with every worker listed. Sets US_PID,
+# REF_PID, US_URL, REF_URL, US_PREFIX and REF_PREFIX; the caller's EXIT trap runs stop_pair.
+start_pair() {
+  local work="$1"
+  US_PREFIX="$2-us"; REF_PREFIX="$2-ref"
+  local us_port ref_port; us_port="$(free_port)"; ref_port="$(free_port)"
+  while [ "$ref_port" = "$us_port" ]; do ref_port="$(free_port)"; done
+  US_URL="http://127.0.0.1:$us_port"; REF_URL="http://127.0.0.1:$ref_port"
+  US_PID="$(start_ours "$us_port" "$US_PREFIX" "$work")"
+  REF_PID="$(start_ref "$ref_port" "$REF_PREFIX" "$work")"
+  wait_ready "$US_URL" "$US_PID" || { tail -30 "$work/ours.log" >&2; die "our cluster did not come up"; }
+  wait_ready "$REF_URL" "$REF_PID" || { tail -30 "$work/ref.log" >&2; die "the reference did not come up"; }
+  log "ours: $US_URL (pid $US_PID)   reference: $REF_URL (pid $REF_PID)   load $(loadavg)"
+}
+
+# stop_pair: stop what start_pair started (if still running) and drop its Redis keys.
+stop_pair() {
+  stop_cluster "${US_PID:-}"; stop_cluster "${REF_PID:-}"
+  [ -n "${US_PREFIX:-}" ] && drop_prefix "$US_PREFIX"
+  [ -n "${REF_PREFIX:-}" ] && drop_prefix "$REF_PREFIX"
+  US_PID=""; REF_PID=""
+}

@@ -30,14 +30,7 @@ RESULTS="$ROOT/bench/results"
 mkdir -p "$WORK/steps" "$RESULTS"
 T0=$(date +%s)
 LOAD_BEFORE="$(loadavg)"
-US_PID=""; REF_PID=""
-US_PREFIX="bench-$STAMP-us"; REF_PREFIX="bench-$STAMP-ref"
-
-cleanup() {
-  stop_cluster "$US_PID"; stop_cluster "$REF_PID"
-  drop_prefix "$US_PREFIX"; drop_prefix "$REF_PREFIX"
-}
-trap cleanup EXIT
+trap stop_pair EXIT
 trap 'exit 130' INT TERM
 
 log "setup (work dir $WORK)"
@@ -46,14 +39,7 @@ ensure_redis
 ensure_reference
 export REF_DIR
 
-US_PORT="$(free_port)"; REF_PORT="$(free_port)"
-while [ "$REF_PORT" = "$US_PORT" ]; do REF_PORT="$(free_port)"; done
-US_URL="http://127.0.0.1:$US_PORT"; REF_URL="http://127.0.0.1:$REF_PORT"
-US_PID="$(start_ours "$US_PORT" "$US_PREFIX" "$WORK")"
-REF_PID="$(start_ref "$REF_PORT" "$REF_PREFIX" "$WORK")"
-wait_ready "$US_URL" "$US_PID" || { tail -30 "$WORK/ours.log" >&2; die "our cluster did not come up"; }
-wait_ready "$REF_URL" "$REF_PID" || { tail -30 "$WORK/ref.log" >&2; die "the reference did not come up"; }
-log "ours: $US_URL (pid $US_PID)   reference: $REF_URL (pid $REF_PID)   load $(loadavg)"
+start_pair "$WORK" "bench-$STAMP"
 
 # manifest: one line per step, read by bench/report.py
 MANIFEST="$WORK/steps.tsv"
@@ -146,9 +132,8 @@ for ROUND in $(seq 1 "$ROUNDS"); do
 done
 
 LOAD_AFTER="$(loadavg)"
-stop_cluster "$US_PID"; stop_cluster "$REF_PID"
+stop_pair
 US_LOG_TOTAL="$(log_counts "$WORK/ours.log" 0)"; REF_LOG_TOTAL="$(log_counts "$WORK/ref.log" 0)"
-US_PID=""; REF_PID=""
 # rooms/node.py logs each channel-layer write it gave up on (a lost event) as a warning
 # ("channel layer write to ... timed out", "channel layer write failed")
 US_DROPPED="$(grep -c 'channel layer write' "$WORK/ours.log")"
