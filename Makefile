@@ -48,11 +48,12 @@ test: setup
 	  DATABASE_URL=$(PG_URL) $(PY) -m pytest -q tests/users tests/consumer tests/unit; \
 	else echo "PostgreSQL not available: PostgreSQL run skipped"; fi
 
-## check: the fast loop: lint, format, types, unit tests
+## check: the fast loop: lint, format, types, layer contracts, unit tests
 check: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest tests/unit -q
 
 ## bench: our 4-worker cluster and the socket.io reference side by side (about 10 minutes)

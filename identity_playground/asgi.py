@@ -1,6 +1,8 @@
-"""ASGI entry point: HTTP through rooms.routing (Django behind it), WebSockets to Socket.IO.
+"""ASGI entry point: HTTP through rooms.http.routing (Django behind it), WebSockets to
+Socket.IO; every scope carries this process's cluster node (rooms.runtime.ClusterScope).
 
-Under daphne the worker joins the cluster when the reactor starts (rooms.lifecycle).
+Importing this module changes nothing in daphne, Twisted or autobahn: a cluster worker's
+entry point (rooms.runner.worker_main) installs the server tuning itself.
 """
 
 from __future__ import annotations
@@ -12,13 +14,17 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "identity_playground.settings")
 django_asgi_app = get_asgi_application()
 
-from channels.routing import ProtocolTypeRouter  # noqa: E402  (needs Django set up)
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402  (needs Django)
+from django.urls import path  # noqa: E402
 
-from rooms.lifecycle import StartNodeOnFirstScope, install_daphne_hooks  # noqa: E402
-from rooms.origin import OriginValidator  # noqa: E402
-from rooms.routing import HttpRouter, websocket_routes  # noqa: E402
+from rooms.http.routing import HttpRouter  # noqa: E402
+from rooms.runtime import ClusterScope  # noqa: E402
+from rooms.socketio.consumer import SocketIOConsumer  # noqa: E402
+from rooms.socketio.origin import OriginValidator  # noqa: E402
 
-application = StartNodeOnFirstScope(
+websocket_routes = URLRouter([path("socket.io/", SocketIOConsumer.as_asgi())])
+
+application = ClusterScope(
     ProtocolTypeRouter(
         {
             "http": HttpRouter(django_asgi_app),
@@ -26,4 +32,3 @@ application = StartNodeOnFirstScope(
         }
     )
 )
-install_daphne_hooks()

@@ -209,6 +209,10 @@ WORKER_GC_THRESHOLDS: list[int] = env.list("WORKER_GC_THRESHOLDS", cast=int, def
 # worker; 0 turns it off (bench/README.md, "Where the soak's memory goes")
 WORKER_MALLOC_TRIM_INTERVAL: float = env.float("WORKER_MALLOC_TRIM_INTERVAL", default=10.0)
 
+# daphne/Twisted/autobahn patches installed by each worker (rooms/server/tuning.py): on, off,
+# or a comma-separated list of patch names (bench/README.md, "Server tuning")
+SERVER_TUNING: str = env.str("SERVER_TUNING", default="on")
+
 # ---- Production: HTTPS behind Heroku's router (begin) ----------------------------------
 # `manage.py check --deploy` is clean with DEBUG off and these defaults. Each setting is on
 # by default when DEBUG is off and off when DEBUG is on; each can be set on its own through

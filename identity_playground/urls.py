@@ -6,5 +6,5 @@ from django.urls import include, path
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("users.urls")),
-    path("", include("rooms.urls")),
+    path("", include("rooms.http.urls")),
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.core.management import call_command
 
-from rooms.known_users import KNOWN_USERS
+from rooms.cluster.known_users import KNOWN_USERS
 
 
 @pytest.fixture(autouse=True)

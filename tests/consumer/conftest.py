@@ -1,6 +1,6 @@
 """Socket.IO clients driven by WebsocketCommunicator against the real ASGI stack.
 
-Every test gets the in-memory channel layer, a fresh WorkerNode on its own event loop (stopped
+Every test gets the in-process bus, a fresh WorkerNode on its own event loop (stopped
 at teardown, so its listener and janitor tasks do not outlive the loop) and the ten seed users.
 """
 
@@ -16,14 +16,14 @@ from urllib.parse import urlencode
 
 import pytest
 from asgiref.sync import SyncToAsync
-from channels.layers import channel_layers
 from channels.testing import WebsocketCommunicator
 from django.db import connections
 from pytest_django.fixtures import Settings
 
 from identity_playground.asgi import application
-from rooms import lifecycle, protocol
-from rooms.node import WorkerNode
+from rooms.cluster.node import WorkerNode
+from rooms.runtime import NODE
+from rooms.socketio import codec
 
 # Generous per-frame timeouts: they only bound a failing test, a passing one never waits them out.
 FRAME_TIMEOUT = 3.0
@@ -44,18 +44,18 @@ class Client:
         self.auto_pong = True  # answer the server's pings while reading, as real clients do
         self.pings = 0
         self._next_ack = 0
-        self._pending: deque[protocol.Packet] = deque()  # frames read while awaiting an ack
+        self._pending: deque[codec.Packet] = deque()  # frames read while awaiting an ack
         self._finished = False
         self.handshake: tuple[Any, ...] = ()
 
     # ---- Engine.IO ----------------------------------------------------------------------
 
-    async def open(self) -> protocol.Open:
+    async def open(self) -> codec.Open:
         """Upgrade and read the OPEN packet."""
         connected, detail = await self.comm.connect(timeout=FRAME_TIMEOUT)
         assert connected, f"WebSocket refused with close code {detail}"
         packet = await self.recv()
-        assert isinstance(packet, protocol.Open), packet
+        assert isinstance(packet, codec.Open), packet
         return packet
 
     async def send(self, frame: str) -> None:
@@ -67,21 +67,21 @@ class Client:
         assert isinstance(frame, str), f"binary frame from the server: {frame!r}"
         return frame
 
-    async def recv(self, within: float = FRAME_TIMEOUT) -> protocol.Packet:
+    async def recv(self, within: float = FRAME_TIMEOUT) -> codec.Packet:
         """The next packet other than a PING (answered with a PONG when auto_pong is on)."""
         if self._pending:
             return self._pending.popleft()
         while True:
-            packet = protocol.decode(await self.recv_frame(within))
-            if not isinstance(packet, protocol.Ping):
+            packet = codec.decode(await self.recv_frame(within))
+            if not isinstance(packet, codec.Ping):
                 return packet
             self.pings += 1
             if self.auto_pong:
-                await self.send(protocol.encode(protocol.Pong(packet.data)))
+                await self.send(codec.encode(codec.Pong(packet.data)))
 
-    async def recv_event(self, within: float = FRAME_TIMEOUT) -> protocol.Event:
+    async def recv_event(self, within: float = FRAME_TIMEOUT) -> codec.Event:
         packet = await self.recv(within)
-        assert isinstance(packet, protocol.Event), packet
+        assert isinstance(packet, codec.Event), packet
         return packet
 
     async def assert_nothing(self, within: float = QUIET) -> None:
@@ -124,7 +124,7 @@ class Client:
         """CONNECT ("40" or "40{auth}"), read the sid and the handshake event."""
         await self.send("40" if auth is None else "40" + json.dumps(auth))
         reply = await self.recv()
-        assert isinstance(reply, protocol.Connect), reply
+        assert isinstance(reply, codec.Connect), reply
         assert reply.auth is not None and set(reply.auth) == {"sid"}, reply
         sid = reply.auth["sid"]
         assert isinstance(sid, str) and sid, reply
@@ -138,12 +138,12 @@ class Client:
         """CONNECT that the server answers with CONNECT_ERROR; returns its message."""
         await self.send("40" if auth is None else "40" + json.dumps(auth))
         reply = await self.recv()
-        assert isinstance(reply, protocol.ConnectError), reply
+        assert isinstance(reply, codec.ConnectError), reply
         assert reply.namespace == "/"
         return reply.message
 
     async def emit(self, name: str, *args: Any) -> None:
-        await self.send(protocol.encode(protocol.Event(name, args)))
+        await self.send(codec.encode(codec.Event(name, args)))
 
     async def call(self, name: str, *args: Any) -> Any:
         """EVENT with an ack id; returns the ACK's single argument.
@@ -152,20 +152,20 @@ class Client:
         """
         self._next_ack += 1
         ack_id = self._next_ack
-        await self.send(protocol.encode(protocol.Event(name, args, ack_id)))
+        await self.send(codec.encode(codec.Event(name, args, ack_id)))
         return await self.ack(ack_id)
 
     async def emit_with_ack(self, name: str, *args: Any) -> int:
         """EVENT with an ack id, without waiting; returns the ack id."""
         self._next_ack += 1
-        await self.send(protocol.encode(protocol.Event(name, args, self._next_ack)))
+        await self.send(codec.encode(codec.Event(name, args, self._next_ack)))
         return self._next_ack
 
     async def ack(self, ack_id: int) -> Any:
-        early: list[protocol.Packet] = []
+        early: list[codec.Packet] = []
         while True:
             packet = await self.recv()
-            if isinstance(packet, protocol.Ack):
+            if isinstance(packet, codec.Ack):
                 assert packet.ack_id == ack_id, f"ACK {packet.ack_id}, expected {ack_id}"
                 assert len(packet.args) == 1, packet
                 self._pending.extend(early)
@@ -198,19 +198,17 @@ def close_thread_connections(django_db_setup: None) -> Iterator[None]:
 
 @pytest.fixture
 async def socketio_env(settings: Settings, seeded: None) -> AsyncIterator[Settings]:
-    """Single-process settings, a fresh in-memory layer, the node stopped afterwards."""
+    """Single-process settings (the in-process bus), the node stopped afterwards."""
     settings.REDIS_URL = ""
-    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
-    channel_layers.backends = {}
+    settings.REDIS_URLS = []
     yield settings
-    await lifecycle.stop_node()
-    channel_layers.backends = {}
+    await NODE.stop()
 
 
 @pytest.fixture
 async def node(socketio_env: Settings) -> WorkerNode:
     """This test's node: the one the consumers on this event loop use."""
-    return await lifecycle.current_node()
+    return await NODE.node()
 
 
 @pytest.fixture

@@ -11,10 +11,12 @@ import pytest
 from channels.db import database_sync_to_async
 from pytest_django.fixtures import Settings
 
-from rooms import protocol
-from rooms.known_users import KNOWN_USERS
-from rooms.names import group_for_room
-from rooms.node import WorkerNode, publish_deletion
+from rooms.cluster.known_users import KNOWN_USERS
+from rooms.cluster.names import group_for_room
+from rooms.cluster import events
+from rooms.cluster.events import CLUSTER_GROUP
+from rooms.cluster.node import WorkerNode
+from rooms.socketio import codec
 from tests.consumer.conftest import Client, ClientFactory, expect, quiet, socket_path
 from users.models import PlaygroundUser
 
@@ -100,7 +102,7 @@ async def test_origin_must_be_an_allowed_host_when_present(
     connected, _ = await client.comm.connect()
     assert connected is accepted
     if accepted:
-        assert isinstance(await client.recv(), protocol.Open)
+        assert isinstance(await client.recv(), codec.Open)
         await client.connect_namespace()
 
 
@@ -192,8 +194,8 @@ async def test_room_is_subscribed_before_the_connect_reply(
     client = raw_client(socket_path(id_user="4", room="Maths"))
     await client.open()
     await client.send("40")
-    assert isinstance(await client.recv(), protocol.Connect)
-    assert node.channel in node.layer.groups.get(group_for_room("Maths"), {})
+    assert isinstance(await client.recv(), codec.Connect)
+    assert group_for_room("Maths") in node.subscriber.groups  # type: ignore[attr-defined]
 
 
 async def test_room_events_during_the_connect_come_after_the_handshake(
@@ -205,16 +207,16 @@ async def test_room_events_during_the_connect_come_after_the_handshake(
 
     async def join_while_an_event_arrives(id_socket: str, room: str) -> None:
         await subscribe(id_socket, room)
-        await node.emit_to_rooms([room], protocol.encode_event("socket-connected", "early"))
+        await node.emit_to_rooms([room], codec.encode_event("socket-connected", "early"))
         await asyncio.sleep(0.05)  # the worker's listener delivers it before CONNECT goes on
 
     monkeypatch.setattr(node, "join", join_while_an_event_arrives)
     client = raw_client(socket_path(id_user="4", room="Maths"))
     await client.open()
     await client.send("40")
-    assert isinstance(await client.recv(), protocol.Connect)
-    assert await client.recv() == protocol.Event("handshake", ({"procid": node.procid},))
-    assert await client.recv() == protocol.Event("socket-connected", ("early",))
+    assert isinstance(await client.recv(), codec.Connect)
+    assert await client.recv() == codec.Event("handshake", ({"procid": node.procid},))
+    assert await client.recv() == codec.Event("socket-connected", ("early",))
 
 
 @pytest.mark.parametrize("id_user", ["5", 5])
@@ -458,10 +460,10 @@ async def test_identity_change_burst_beyond_the_rate_is_dropped(
     errors: list[Any] = []
     while len(replies) < burst:
         packet = await sender.recv()
-        if isinstance(packet, protocol.Ack):
+        if isinstance(packet, codec.Ack):
             replies[packet.ack_id] = packet.args
         else:
-            assert isinstance(packet, protocol.Event) and packet.name == "error", packet
+            assert isinstance(packet, codec.Event) and packet.name == "error", packet
             errors.append(packet.args)
     assert sorted(replies) == ids
     ok = [i for i in ids if replies[i] == ({"ok": True},)]
@@ -532,7 +534,7 @@ async def test_a_deleted_user_is_refused_at_once_although_just_seen(
 
 async def test_the_deletion_broadcast_makes_every_worker_forget(node: WorkerNode) -> None:
     KNOWN_USERS.remember("7")
-    await publish_deletion(node.layer, "7")
+    await node.publisher.group_send(CLUSTER_GROUP, events.user_deleted("7"))
     for _ in range(100):
         if "7" not in KNOWN_USERS:
             break

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 from pytest_django.fixtures import Settings
 
-from rooms.node import WorkerNode
+from rooms.cluster.node import WorkerNode
 from tests.consumer.conftest import Client, ClientFactory, expect, quiet, socket_path
 
 pytestmark = pytest.mark.django_db(transaction=True)

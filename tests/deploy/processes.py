@@ -22,7 +22,7 @@ from pathlib import Path
 
 import redis
 
-from rooms.embedded_redis import free_port, redis_server_binary
+from rooms.runner.embedded_redis import free_port, redis_server_binary
 from tests.integration.servers import ROOT, wait_until
 
 PROCFILE = ROOT / "Procfile"

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from rooms.embedded_redis import free_port, redis_server_binary
+from rooms.runner.embedded_redis import free_port, redis_server_binary
 
 ROOT = Path(__file__).resolve().parents[2]
 

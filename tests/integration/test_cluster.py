@@ -120,11 +120,11 @@ async def test_workers_and_healthz(cluster4: Cluster) -> None:
     workers = cluster4.live_workers()
     assert sorted(w["pid"] for w in workers) == sorted(cluster4.children())
     assert {"procid", "pid", "host", "sockets", "rooms", "started"} <= set(workers[0])
-    for worker in workers:  # tuned at start-up (rooms.lifecycle.tune_garbage_collector)
+    for worker in workers:  # tuned at start-up (rooms.runner.lifecycle.tune_garbage_collector)
         assert worker["gc"]["thresholds"] == settings.WORKER_GC_THRESHOLDS, worker
         assert worker["gc"]["frozen"] > 10_000, worker
         assert worker["memory"]["rss_kb"] > 10_000, worker
-        assert worker["event_loop"] == "uvloop.Loop", worker  # rooms.worker_main
+        assert worker["event_loop"] == "uvloop.Loop", worker  # rooms.runner.worker_main
     status, _, body = http(f"{cluster4.url}/healthz")
     assert (status, body["ok"]) == (200, True)
 

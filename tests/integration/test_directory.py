@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
-from channels_redis.utils import _consistent_hash
+from rooms.bus.names import shard_index
 
-from rooms.directory import RedisDirectory, WorkerInfo
+from rooms.cluster.membership import RedisDirectory, WorkerInfo
 from tests.integration.servers import RedisServer
 
 pytestmark = pytest.mark.integration
@@ -33,13 +33,13 @@ def worker(name: str) -> WorkerInfo:
 
 @pytest.fixture
 async def subscribe(redis_server: RedisServer, second_redis: RedisServer) -> AsyncIterator:
-    """Subscribe a channel on the server channels_redis would pick among the two."""
+    """Subscribe a channel on the server the bus carries it on, of the two."""
     urls = [redis_server.url, second_redis.url]
     clients = [aioredis.Redis.from_url(url) for url in urls]
     pubsubs = []
 
     async def on_its_shard(channel: str) -> None:
-        pubsub = clients[_consistent_hash(channel, 2)].pubsub()
+        pubsub = clients[shard_index(channel, 2)].pubsub()
         await pubsub.subscribe(channel)
         pubsubs.append(pubsub)
 
@@ -56,7 +56,7 @@ async def test_alive_needs_a_subscriber_on_the_channels_own_shard(
     """Over two servers, each channel's NUMSUB is asked of its own shard."""
     directory = RedisDirectory([redis_server.url, second_redis.url], prefix=uuid.uuid4().hex)
     workers = [worker(f"w{i}") for i in range(8)]
-    while {_consistent_hash(w.channel, 2) for w in workers[:5]} != {0, 1}:
+    while {shard_index(w.channel, 2) for w in workers[:5]} != {0, 1}:
         workers = [worker(f"w{i}") for i in range(8)]  # make both shards hold live workers
     for w in workers:
         await directory.register(w)

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from channels_redis.pubsub import RedisPubSubChannelLayer
 
-from rooms.publisher import RedisPublisher
-from rooms.resp import ReplyError
+from rooms.bus.publisher import RedisPublisher
+from rooms.bus.resp import ReplyError
 from tests.integration.servers import RedisServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(30)]

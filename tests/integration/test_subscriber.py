@@ -15,9 +15,9 @@ import redis.asyncio as aioredis
 from channels_redis.pubsub import RedisPubSubChannelLayer
 from channels_redis.utils import _consistent_hash
 
-from rooms.publisher import RedisPublisher
-from rooms.resp import ReplyError
-from rooms.subscriber import RedisSubscriber
+from rooms.bus.publisher import RedisPublisher
+from rooms.bus.resp import ReplyError
+from rooms.bus.subscriber import RedisSubscriber
 from tests.integration.servers import RedisServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(30)]
@@ -155,7 +155,7 @@ async def test_a_message_that_is_not_the_layers_is_skipped_with_a_warning(
     channel = await subscriber.new_channel("worker.")
     client = aioredis.Redis.from_url(redis_server.url)
     try:
-        with caplog.at_level(logging.WARNING, logger="rooms.subscriber"):
+        with caplog.at_level(logging.WARNING, logger="rooms.bus.subscriber"):
             await client.publish(channel, b"\xc1 not msgpack")
             await layer.send(channel, {"type": "next"})
             assert await inbox.next() == {"type": "next"}
@@ -176,7 +176,7 @@ async def test_a_message_its_owner_cannot_handle_costs_nothing_but_a_log_line(
 
     subscriber.listen(picky)
     channel = await subscriber.new_channel("worker.")
-    with caplog.at_level(logging.ERROR, logger="rooms.subscriber"):
+    with caplog.at_level(logging.ERROR, logger="rooms.bus.subscriber"):
         await layer.send(channel, {"type": "bad"})
         await layer.send(channel, {"type": "good"})
         assert [(await inbox.next())["type"] for _ in range(2)] == ["bad", "good"]
@@ -263,7 +263,7 @@ async def test_a_connection_gone_silent_is_replaced_and_resubscribed(
         channel = await subscriber.new_channel("worker.")
         await subscriber.group_add("room")
         proxy.silence()
-        with caplog.at_level(logging.WARNING, logger="rooms.subscriber"):
+        with caplog.at_level(logging.WARNING, logger="rooms.bus.subscriber"):
             for attempt in range(30):  # a PING goes unanswered, a new connection subscribes
                 await layer.group_send("room", {"type": "back", "attempt": attempt})
                 await layer.send(channel, {"type": "direct", "attempt": attempt})

@@ -15,9 +15,9 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from channels_redis.utils import _consistent_hash
 
-from rooms.names import group_for_room
+from rooms.bus.names import BusNames, shard_index
+from rooms.cluster.names import group_for_room
 from tests.integration.recording import Client, close_all, connect_many
 from tests.integration.servers import http, wait_until
 from tests.multihost.netns import GATHER_DEADLINE, WORKER_TTL, HostCluster, Hosts
@@ -286,12 +286,12 @@ async def test_killed_host_is_not_waited_for(make_hosts: Callable[..., Hosts]) -
         await close_within(c for c, _ in on_b + on_c)
 
 
-# ---- a channel layer sharded over two Redis servers ----------------------------------
+# ---- a bus sharded over two Redis servers ----------------------------------
 
 
 def shard_channel(prefix: str, room: str) -> str:
-    """The Redis channel of a room's group, as channels_redis's pub/sub layer names it."""
-    return f"{prefix}:__group__{group_for_room(room)}"
+    """The Redis channel of a room's group on the bus (rooms.bus.names)."""
+    return BusNames(prefix).group(group_for_room(room))
 
 
 def rooms_on_each_shard(prefix: str, per_shard: int) -> list[str]:
@@ -301,7 +301,7 @@ def rooms_on_each_shard(prefix: str, per_shard: int) -> list[str]:
     picked: dict[int, list[str]] = {0: [], 1: []}
     for i in range(200):
         room = f"shard-{i}"
-        shard = picked[_consistent_hash(shard_channel(prefix, room), 2)]
+        shard = picked[shard_index(shard_channel(prefix, room), 2)]
         if len(shard) < per_shard:
             shard.append(room)
     assert all(len(rooms) == per_shard for rooms in picked.values())
@@ -323,7 +323,7 @@ async def test_sharded_channel_layer_across_hosts(make_hosts: Callable[..., Host
         assert await asyncio.to_thread(second.command, "EXISTS", f"{hosts.prefix}:workers") == 0
         for room in rooms:
             group_channel = shard_channel(hosts.prefix, room)
-            server = hosts.redis[_consistent_hash(group_channel, 2)]
+            server = hosts.redis[shard_index(group_channel, 2)]
             subscribed = await asyncio.to_thread(server.command, "PUBSUB", "NUMSUB", group_channel)
             assert subscribed[1] == 2, f"{room} not subscribed by both hosts on {server.url}"
 

@@ -9,7 +9,7 @@ import txaio
 from autobahn.twisted import websocket as twisted_websocket
 from autobahn.websocket import protocol
 
-from rooms import autobahn_logs
+from rooms.server import autobahn_logs
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from twisted.internet.error import ConnectionDone
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 
-from rooms import connection_cycles, fast_http
+from rooms.server import connection_cycles, fast_http
 
 PEER = IPv4Address("TCP", "127.0.0.1", 40000)
 HANDSHAKE = (

@@ -20,7 +20,8 @@ from twisted.internet.address import IPv4Address
 from twisted.internet.testing import StringTransport
 from twisted.protocols.policies import WrappingFactory
 
-from rooms import fast_http
+from rooms.http.routing import served_without_django
+from rooms.server import fast_http
 
 PEER = IPv4Address("TCP", "127.0.0.1", 40000)
 HOST = IPv4Address("TCP", "127.0.0.1", 8000)
@@ -57,6 +58,7 @@ def stock_build(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """daphne's own buildProtocol to start from (whatever an earlier test installed), and
     whatever was there before afterwards."""
     monkeypatch.setattr(HTTPFactory, "buildProtocol", fast_http._daphne_build_protocol)
+    monkeypatch.setattr(fast_http, "_served_here", served_without_django)
     yield
     fast_http._waiting.clear()
 
@@ -220,7 +222,7 @@ async def test_a_websocket_handshake_is_upgraded_by_daphne(stock_build: None) ->
 async def test_a_failing_application_gets_a_500_and_a_log_line(
     stock_build: None, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.ERROR, logger="rooms.fast_http"):
+    with caplog.at_level(logging.ERROR, logger="rooms.server.fast_http"):
         transport = await serve(b"GET /boom/users HTTP/1.1\r\n\r\n", first_look=True)
     assert transport.value().startswith(b"HTTP/1.1 500 Internal Server Error\r\n")
     assert transport.value().endswith(b'\r\n\r\n{"error":"Internal Server Error"}')

@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
-from rooms.directory import WorkerInfo
-from rooms.node import WorkerNode
-from rooms.registry import LocalSocket
+from rooms.bus.local import LocalBus
+from rooms.cluster.membership import WorkerInfo
+from rooms.cluster.node import WorkerNode
+from rooms.cluster.registry import LocalSocket
 
 
 def info(procid: str) -> WorkerInfo:
@@ -59,9 +60,10 @@ class Publisher:
 
 def make_node(directory: Directory, publisher: Publisher) -> WorkerNode:
     node = WorkerNode(
-        layer=None,
         directory=directory,
         publisher=publisher,
+        subscriber=LocalBus(),
+        encode_event=lambda name, *args: f"{name}{args}",
         procid="me",
         gather_deadline=0.3,
         gather_recheck=0.05,

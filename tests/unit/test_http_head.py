@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rooms.http_head import MAX_HEAD, SimpleRequest, parse_simple_request
+from rooms.server.http_head import MAX_HEAD, SimpleRequest, parse_simple_request
 
 
 def test_a_roster_request_as_the_benchmark_sends_it() -> None:

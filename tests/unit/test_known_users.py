@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rooms.known_users import KnownUsers
+from rooms.cluster.known_users import KnownUsers
 
 
 class Clock:

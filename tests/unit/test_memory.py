@@ -1,10 +1,10 @@
-"""rooms.memory: the figures /workers reports, and trimming glibc's heap."""
+"""rooms.server.memory: the figures /workers reports, and trimming glibc's heap."""
 
 from __future__ import annotations
 
 import pytest
 
-from rooms import memory
+from rooms.server import memory
 
 pytestmark = pytest.mark.skipif(memory.heap_kb() is None, reason="glibc only")
 

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rooms import protocol
-from rooms.protocol import (
+from rooms.socketio import codec
+from rooms.socketio.codec import (
     MAX_JSON_DEPTH,
     RESERVED_EVENTS,
     Ack,
@@ -34,7 +34,7 @@ OPEN_FRAME = (
     '"pingTimeout":20000,"maxPayload":1000000}'
 )
 
-# Frames from the socket.io-protocol v5 Readme, its test-suite and docs/socketio-protocol.md,
+# Frames from the socket.io-protocol v5 Readme, its test-suite and docs/socketio-codec.md,
 # with the packet each one means. All of them are also what `encode` writes for that packet.
 VECTORS: list[tuple[str, Packet]] = [
     (OPEN_FRAME, Open("lv_VI97HAXpY6yYWAAAC", 25000, 20000, 1_000_000)),
@@ -363,7 +363,7 @@ def _decode_or_protocol_error(frame: str) -> Any:
 
 def test_module_has_no_django_or_asyncio_imports() -> None:
     """The codec stays stdlib-only so it can be tested and reused without Django."""
-    assert protocol.__file__ is not None
-    with open(protocol.__file__, encoding="utf-8") as source:
+    assert codec.__file__ is not None
+    with open(codec.__file__, encoding="utf-8") as source:
         imports = [line for line in source if line.startswith(("import ", "from "))]
     assert not [line for line in imports if "django" in line or "asyncio" in line]

@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from rooms.publisher import PublishConnection
-from rooms.resp import encode_command
+from rooms.bus.publisher import PublishConnection
+from rooms.bus.resp import encode_command
 
 
 class Transport(asyncio.Transport):

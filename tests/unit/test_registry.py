@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import orjson
 
-from rooms.registry import LocalSocket, Registry
+from rooms.cluster.registry import LocalSocket, Registry
 
 
 async def nowhere(frame: str) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rooms.resp import LineReplies, ReplyError, UnexpectedReply, encode_command
+from rooms.bus.resp import LineReplies, ReplyError, UnexpectedReply, encode_command
 
 
 def test_a_command_is_an_array_of_binary_safe_bulk_strings() -> None:

@@ -3,9 +3,10 @@ socket can take it so, awaited otherwise."""
 
 from __future__ import annotations
 
-from rooms.directory import LocalDirectory
-from rooms.node import WorkerNode
-from rooms.registry import LocalSocket
+from rooms.bus.local import LocalBus
+from rooms.cluster.membership import LocalDirectory
+from rooms.cluster.node import WorkerNode
+from rooms.cluster.registry import LocalSocket
 
 
 class Sink:
@@ -32,7 +33,10 @@ def socket_with(node: WorkerNode, id_socket: str, sink: Sink, *rooms: str) -> No
 
 
 async def test_direct_frames_are_written_and_the_rest_awaited_each_socket_once() -> None:
-    node = WorkerNode(layer=None, directory=LocalDirectory(), procid="me")
+    bus = LocalBus()
+    node = WorkerNode(
+        publisher=bus, subscriber=bus, directory=LocalDirectory(), encode_event=str, procid="me"
+    )
     direct, asgi, both, sender = Sink(True), Sink(False), Sink(True), Sink(True)
     socket_with(node, "direct", direct, "a")
     socket_with(node, "asgi", asgi, "b")
@@ -40,7 +44,7 @@ async def test_direct_frames_are_written_and_the_rest_awaited_each_socket_once()
     socket_with(node, "sender", sender, "a")
     for index in (0, 1):  # what emit_to_rooms(["a", "b"], ...) publishes, one per room
         message = {"rooms": ["a", "b"], "index": index, "frame": "42", "except": "sender"}
-        await node._deliver_room_emit({"type": "room.emit", **message})
+        await node.fanout.deliver({"type": "room.emit", **message})
     assert (direct.written, direct.awaited) == (["42"], [])
     assert (asgi.written, asgi.awaited) == ([], ["42"])
     assert (both.written, both.awaited) == (["42"], [])

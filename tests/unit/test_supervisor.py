@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rooms.supervisor import restart_delay
+from rooms.runner.supervisor import restart_delay
 
 
 def test_a_worker_that_had_been_running_is_restarted_at_once() -> None:

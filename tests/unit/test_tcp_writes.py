@@ -9,7 +9,7 @@ import pytest
 from twisted.internet import tcp
 from twisted.internet.testing import MemoryReactor
 
-from rooms import tcp_writes
+from rooms.server import tcp_writes
 
 
 class Turns:

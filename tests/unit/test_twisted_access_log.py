@@ -10,7 +10,7 @@ import pytest
 from daphne.http_protocol import HTTPFactory
 from twisted.web.test.requesthelper import DummyRequest
 
-from rooms import twisted_access_log
+from rooms.server import twisted_access_log
 
 
 class Lines:

@@ -10,7 +10,8 @@ from daphne.server import Server
 from daphne.ws_protocol import WebSocketFactory, WebSocketProtocol
 from twisted.internet.testing import StringTransport
 
-from rooms.ws_frames import frame_writer, text_frame
+from rooms.server import ws_frames
+from rooms.server.ws_frames import frame_writer, text_frame
 
 
 def open_connection() -> WebSocketProtocol:
@@ -39,7 +40,10 @@ def test_multibyte_text_is_framed_by_its_utf8_length() -> None:
     assert text_frame(text) == autobahn_bytes(text)
 
 
-def test_the_writer_writes_only_while_autobahn_would_send_the_same() -> None:
+def test_the_writer_writes_only_while_autobahn_would_send_the_same(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(ws_frames, "_installed", True)
     connection = open_connection()
     daphne = object.__new__(Server)
     write = frame_writer(partial(daphne.handle_reply, connection))  # daphne's ASGI send

@@ -13,8 +13,8 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
-from rooms.embedded_redis import EmbeddedRedis
-from rooms.supervisor import ClusterConfig, Supervisor, default_workers
+from rooms.runner.embedded_redis import EmbeddedRedis
+from rooms.runner.supervisor import ClusterConfig, Supervisor, default_workers
 
 
 class Command(BaseCommand):

@@ -1,4 +1,4 @@
-"""Which workers exist and which of them are alive right now.
+"""Which workers exist, which of them are alive right now, and telling the others.
 
 Each worker writes one entry {procid -> its channel, pid, host, start time} into a Redis
 hash. A worker is alive while both hold:
@@ -11,8 +11,8 @@ hash. A worker is alive while both hold:
 A hung (SIGSTOPped) worker still counts for up to the TTL; the gather deadline bounds the
 wait for it meanwhile.
 
-With several Redis servers (a sharded channel layer) the hash and heartbeats live on the
-first, and each channel's NUMSUB is asked of the server that channels_redis picked for it.
+With several Redis servers (a sharded bus) the hash and heartbeats live on the first, and
+each channel's NUMSUB is asked of the server the bus carries it on (rooms.bus.names).
 """
 
 from __future__ import annotations
@@ -20,12 +20,15 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Protocol
 
 import redis.asyncio as aioredis
-from channels_redis.utils import _consistent_hash
 from redis.exceptions import RedisError
+
+from rooms.bus.connection import redis_py_options
+from rooms.bus.names import shard_index
 
 logger = logging.getLogger(__name__)
 
@@ -101,10 +104,7 @@ class LocalDirectory:
 
 
 def redis_client(url: str, timeout: float) -> aioredis.Redis:
-    options: dict[str, Any] = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
-    if url.startswith("rediss://"):
-        options["ssl_cert_reqs"] = None  # Heroku Redis: self-signed certificate
-    return aioredis.Redis.from_url(url, **options)
+    return aioredis.Redis.from_url(url, **redis_py_options(url, timeout))
 
 
 class RedisDirectory:
@@ -191,9 +191,8 @@ class RedisDirectory:
         return raw, live
 
     def _shard_index(self, channel: str) -> int:
-        # channels_redis's own choice of server for a channel name (its pub/sub layer
-        # subscribes each channel on exactly that shard)
-        return int(_consistent_hash(channel, len(self._shards)))
+        # the server the bus subscribes this channel on
+        return shard_index(channel, len(self._shards))
 
     def _shard_of(self, channel: str) -> aioredis.Redis:
         return self._shards[self._shard_index(channel)]
@@ -206,3 +205,58 @@ class RedisDirectory:
 
     async def _run(self, pipe: Any) -> Any:
         return await self._call(pipe.execute)
+
+
+class Janitor:
+    """Every interval: beat this worker's heartbeat, drop workers found dead (channel
+    without subscriber, or heartbeat expired), and tell everyone.
+
+    A worker must look dead on two scans in a row: after a Redis restart, live workers
+    resubscribe within about a second and must not be declared gone meanwhile (rosters
+    skip a dead worker at once anyway, from the same NUMSUB). This worker also puts itself
+    back in the directory when it vanished (Redis restarted empty, or a peer removed it
+    during a partition), but only once its own channel is subscribed again, so nobody sees
+    it registered yet deaf; `on_return` then lets the node announce its sockets again.
+    """
+
+    def __init__(
+        self,
+        *,
+        directory: Directory,
+        info: Callable[[], WorkerInfo],
+        saw_alive: Callable[[Sequence[WorkerInfo]], object],
+        announce_down: Callable[[str], Awaitable[None]],
+        on_return: Callable[[], Awaitable[None]],
+        interval: float,
+    ) -> None:
+        self.directory = directory
+        self.info = info
+        self.saw_alive = saw_alive
+        self.announce_down = announce_down
+        self.on_return = on_return
+        self.interval = interval
+        self._suspects: set[str] = set()
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            try:
+                await self.sweep()
+            except ClusterUnavailable as exc:
+                logger.warning("janitor: %s", exc)
+
+    async def sweep(self) -> None:
+        me = self.info()
+        await self.directory.heartbeat(me.procid)
+        alive, dead = await self.directory.scan()
+        self.saw_alive(alive)
+        listed = {w.procid for w in alive} | {w.procid for w in dead}
+        if me.procid not in listed and await self.directory.subscribed(me.channel):
+            await self.directory.register(me)
+            await self.on_return()
+        dead_now = {w.procid for w in dead} - {me.procid}
+        for procid in dead_now & self._suspects:
+            if await self.directory.remove(procid):
+                logger.warning("worker %s is gone", procid)
+                await self.announce_down(procid)
+        self._suspects = dead_now

@@ -6,8 +6,9 @@ per-request queue and checker, and Twisted's response writer. Together with the 
 that was most of a worker's CPU for a request refused at once, and more than the cluster
 query behind a roster (bench/README.md, "Plain requests without Twisted's HTTP"). Here
 each new connection first meets a small protocol: when its first bytes are exactly one
-simple request (rooms.http_head) for an endpoint that rooms.routing serves without
-Django, the ASGI application is called here and the response written in one piece.
+simple request (rooms.server.http_head) for an endpoint the application says it serves
+without Django's URL routing (the paths are handed to `install`), the ASGI application
+is called here and the response written in one piece.
 Anything else, and anything after a kept-alive response, is handed with the bytes
 received so far to the HTTP channel daphne would have built, which then serves the
 connection as before: WebSocket upgrades, pages, the admin, malformed requests and their
@@ -20,6 +21,7 @@ import asyncio
 import functools
 import logging
 import time
+from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import unquote
@@ -30,14 +32,20 @@ from daphne.utils import parse_x_forwarded_for
 from twisted.internet import protocol
 from twisted.protocols.policies import ProtocolWrapper
 
-from rooms.http_head import SimpleRequest, parse_simple_request
-from rooms.routing import served_without_django
-from rooms.views import JSON
+from rooms.server.http_head import SimpleRequest, parse_simple_request
 
 logger = logging.getLogger(__name__)
 
 _daphne_build_protocol = HTTPFactory.buildProtocol
 SWEEP_INTERVAL = 5.0
+JSON = (b"Content-Type", b"application/json")
+
+
+def _serves_nothing(raw_path: bytes) -> bool:
+    return False
+
+
+_served_here: Callable[[bytes], bool] = _serves_nothing
 
 
 class FirstLook(protocol.Protocol):
@@ -74,7 +82,7 @@ class FirstLook(protocol.Protocol):
     def _serves(self, request: SimpleRequest) -> bool:
         """Only endpoints that do without Django, and only while daphne keeps no access
         log (`runcluster --access-log`): that log is daphne's to write."""
-        return self.factory.server.action_logger is None and served_without_django(request.raw_path)
+        return self.factory.server.action_logger is None and _served_here(request.raw_path)
 
     def connectionLost(self, reason: Any = None) -> None:
         _waiting.pop(self, None)
@@ -268,9 +276,11 @@ def build_first_look(factory: Any, addr: Any) -> FirstLook:
     return FirstLook(factory, addr)
 
 
-def install(reactor: Any) -> None:
-    """Every HTTP connection daphne accepts from now on gets its first look here
-    (idempotent)."""
+def install(reactor: Any, serves: Callable[[bytes], bool]) -> None:
+    """Every HTTP connection daphne accepts from now on gets its first look here, and the
+    requests whose raw path `serves` accepts are answered by it (idempotent)."""
+    global _served_here
+    _served_here = serves
     if HTTPFactory.buildProtocol is build_first_look:
         return
     HTTPFactory.buildProtocol = build_first_look

@@ -19,16 +19,16 @@ import logging
 from collections import deque
 from typing import Any, Protocol
 
-from channels_redis.utils import _consistent_hash
-
-from rooms.redis_connect import CommandConnection, open_redis_connection
-from rooms.resp import LineReplies, ReplyError, encode_command
+from rooms.bus.connection import CommandConnection, open_redis_connection
+from rooms.bus.names import BusNames, shard_index
+from rooms.bus.resp import LineReplies, ReplyError, encode_command
+from rooms.bus.serialization import serialize
 
 logger = logging.getLogger(__name__)
 
 
 class Publisher(Protocol):
-    """Channel-layer writes; each returns how many subscriptions Redis delivered the
+    """Bus writes; each returns how many subscriptions Redis delivered the
     message to, or None where that is unknown."""
 
     async def group_send(self, group: str, message: dict[str, Any]) -> int | None: ...
@@ -37,24 +37,6 @@ class Publisher(Protocol):
         """Queue the write now, without waiting for Redis; False when that cannot be done
         here and now (no open connection) and the caller must `send` instead."""
         ...
-
-
-class LayerPublisher:
-    """Writes straight through the layer (the in-memory layer of a single process)."""
-
-    def __init__(self, layer: Any) -> None:
-        self.layer = layer
-
-    async def group_send(self, group: str, message: dict[str, Any]) -> int | None:
-        await self.layer.group_send(group, message)
-        return None
-
-    async def send(self, channel: str, message: dict[str, Any]) -> int | None:
-        await self.layer.send(channel, message)
-        return None
-
-    def send_soon(self, channel: str, message: dict[str, Any]) -> bool:
-        return False
 
 
 class PublishConnection(CommandConnection):
@@ -124,32 +106,30 @@ class PublishConnection(CommandConnection):
 
 
 class RedisPublisher:
-    def __init__(self, layer: Any, urls: list[str], *, timeout: float = 1.0) -> None:
-        self.layer = layer
+    def __init__(self, urls: list[str], names: BusNames, *, timeout: float = 1.0) -> None:
+        self.names = names
         self._urls = urls
         self._timeout = timeout
         self._connections: list[PublishConnection | None] = [None] * len(urls)
         self._opening: list[asyncio.Future[PublishConnection] | None] = [None] * len(urls)
 
     async def group_send(self, group: str, message: dict[str, Any]) -> int:
-        # the Redis channel the pub/sub layer subscribes for a group (channels-redis 4.3)
-        name = self.layer._get_layer()._get_group_channel_name(group)
-        return await self._publish(name, message)
+        return await self._publish(self.names.group(group), message)
 
     async def send(self, channel: str, message: dict[str, Any]) -> int:
         return await self._publish(channel, message)
 
     def send_soon(self, channel: str, message: dict[str, Any]) -> bool:
-        connection = self._connections[_consistent_hash(channel, len(self._urls))]
+        connection = self._connections[shard_index(channel, len(self._urls))]
         if connection is None or connection.closed:
             return False
-        publishing = connection.command(b"PUBLISH", channel.encode(), self.layer.serialize(message))
+        publishing = connection.command(b"PUBLISH", channel.encode(), serialize(message))
         publishing.add_done_callback(_log_failure)
         return True
 
     async def _publish(self, name: str, message: dict[str, Any]) -> int:
-        shard = _consistent_hash(name, len(self._urls))
-        data = self.layer.serialize(message)
+        shard = shard_index(name, len(self._urls))
+        data = serialize(message)
         connection = self._connections[shard]
         if connection is None or connection.closed:
             connection = await self._connect(shard)

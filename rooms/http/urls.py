@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.urls import URLPattern, path
 from django.views.generic import RedirectView
 
-from rooms import pages
+from rooms.http import pages
 
 # /<room>/users, /workers, /healthz and /socket.io/ are Channels consumers (rooms.routing).
 urlpatterns: list[URLPattern] = [

@@ -2,7 +2,7 @@
 
 These are plain ASGI handlers rather than Django views: the roster is the hot path and
 Django's ASGI handler (threads, middleware) costs more than the Redis round trip itself
-(shared/docs/measured-floors.md). Nor are they Channels' AsyncHttpConsumer, which runs
+(bench/README.md). Nor are they Channels' AsyncHttpConsumer, which runs
 every request through `await_many_dispatch` (a task per receive, asyncio.wait, a
 cancelled task at the end) for a request these endpoints answer without reading its body
 (bench/README.md). They have no channel-layer channel of their own.
@@ -18,10 +18,9 @@ import orjson
 from asgiref.typing import ASGIReceiveCallable, ASGISendCallable
 from channels.db import database_sync_to_async
 
-from rooms.directory import ClusterUnavailable
-from rooms.lifecycle import current_node
-from rooms.names import InvalidRoom, validate_room
-from rooms.node import Roster, RosterJson
+from rooms.cluster.membership import ClusterUnavailable
+from rooms.cluster.names import InvalidRoom, validate_room
+from rooms.cluster.node import Roster, RosterJson, WorkerNode
 from users.models import PlaygroundUser
 from users.services import user_names
 
@@ -58,6 +57,11 @@ class JsonHttpHandler:
 
     async def get(self) -> None:
         raise NotImplementedError
+
+    async def node(self) -> WorkerNode:
+        """This process's cluster node, from the scope (rooms.runtime.ClusterScope)."""
+        node: WorkerNode = await self.scope["cluster"].node()
+        return node
 
     async def respond(self, status: int, data: Any, headers: dict[str, str] | None = None) -> None:
         await self.respond_json(status, orjson.dumps(data), headers)
@@ -103,7 +107,7 @@ class RoomUsersView(JsonHttpHandler):
         except InvalidRoom as exc:
             await self.respond(400, {"error": str(exc)})
             return
-        node = await current_node()
+        node = await self.node()
         if not self.query_flag("hydrate"):
             joined = await node.roster_json(room)
             await self.respond_json(200, joined.json, workers_headers(joined))
@@ -122,7 +126,7 @@ class WorkersView(JsonHttpHandler):
     """GET /workers: the live workers and what each holds."""
 
     async def get(self) -> None:
-        workers, expected = await (await current_node()).workers()
+        workers, expected = await (await self.node()).workers()
         headers = {"X-Workers-Expected": str(expected), "X-Workers-Responded": str(len(workers))}
         await self.respond(200, workers, headers)
 
@@ -143,7 +147,7 @@ class HealthView(JsonHttpHandler):
     async def get(self) -> None:
         checks = {"database": await database_answers(), "channel_layer": True}
         try:
-            await (await current_node()).directory.ping()
+            await (await self.node()).directory.ping()
         except ClusterUnavailable:
             checks["channel_layer"] = False
         healthy = all(checks.values())

@@ -51,7 +51,7 @@ def listening_socket(host: str, port: int) -> socket.socket:
 def worker_command(config: ClusterConfig, fd: int) -> list[str]:
     """The daphne command line of one worker serving the inherited socket `fd`."""
     command = [
-        sys.executable, "-m", "rooms.worker_main",
+        sys.executable, "-m", "rooms.runner.worker_main",
         "--fd", str(fd),
         "--websocket-max-message-size", str(config.websocket_max_message_size),
         "--application-close-timeout", "5",

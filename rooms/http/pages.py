@@ -14,7 +14,7 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.utils.http import urlencode
 
-from rooms.names import InvalidRoom, validate_room
+from rooms.cluster.names import InvalidRoom, validate_room
 from users import services
 from users.models import NAME_MAX_LENGTH
 

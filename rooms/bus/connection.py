@@ -55,3 +55,12 @@ async def open_redis_connection(url: str, factory: Callable[[], ConnectionT]) ->
             connection.close()
             raise
     return connection
+
+
+def redis_py_options(url: str, timeout: float) -> dict[str, Any]:
+    """Keyword arguments for a redis-py client of this URL, with the same TLS choice as
+    `open_redis_connection`."""
+    options: dict[str, Any] = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
+    if url.startswith("rediss://"):
+        options["ssl_cert_reqs"] = None  # Heroku Redis: self-signed certificate
+    return options

@@ -1,15 +1,11 @@
-"""Which ASGI app serves which path."""
+"""Which ASGI app serves which HTTP path: the cluster endpoints, or Django."""
 
 from __future__ import annotations
 
 import re
 from typing import Any
 
-from channels.routing import URLRouter
-from django.urls import path
-
-from rooms.consumer import SocketIOConsumer
-from rooms.views import EngineIOHttpRefusal, HealthView, RoomUsersView, WorkersView
+from rooms.http.views import EngineIOHttpRefusal, HealthView, RoomUsersView, WorkersView
 
 # /<room>/users on the raw, still percent-encoded path, so that a room name holding "/"
 # (sent as %2F) stays one segment. /ui/users is the page of room "users", not a roster.
@@ -39,5 +35,3 @@ class HttpRouter:
             app = self.fixed.get(scope["path"], self.django_app)
             await app(scope, receive, send)
 
-
-websocket_routes = URLRouter([path("socket.io/", SocketIOConsumer.as_asgi())])

@@ -1,8 +1,8 @@
 """The Socket.IO endpoint: WebSocket frames <-> protocol packets <-> the worker node.
 
-Glue only: the wire format is rooms.protocol, the bookkeeping rooms.registry (through
-rooms.node), the rules about users users.services. Errors become replies in one place
-(`receive`). Every task it starts is cancelled in `_forget`.
+Glue only: the wire format is rooms.socketio.codec, the bookkeeping the cluster node's
+(from the ASGI scope, rooms.runtime), the rules about users users.services. Errors become
+replies in one place (`receive`). Every task it starts is cancelled in `_forget`.
 """
 
 from __future__ import annotations
@@ -19,15 +19,14 @@ from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from rooms import protocol
-from rooms.directory import ClusterUnavailable
-from rooms.dispatch import DirectDispatch
-from rooms.known_users import KNOWN_USERS
-from rooms.lifecycle import current_node
-from rooms.names import InvalidRoom, validate_room
-from rooms.node import WorkerNode
-from rooms.registry import LocalSocket
-from rooms.ws_frames import FrameWriter, frame_writer
+from rooms.cluster.known_users import KNOWN_USERS
+from rooms.cluster.membership import ClusterUnavailable
+from rooms.cluster.names import InvalidRoom, validate_room
+from rooms.cluster.node import WorkerNode
+from rooms.cluster.registry import LocalSocket
+from rooms.server.ws_frames import FrameWriter, frame_writer
+from rooms.socketio import codec
+from rooms.socketio.dispatch import DirectDispatch
 from users import services
 
 logger = logging.getLogger(__name__)
@@ -99,7 +98,7 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
             await self.close()
             return
         try:
-            self.node = await current_node()
+            self.node = await self.scope["cluster"].node()
         except ClusterUnavailable as exc:
             logger.warning("refusing /socket.io/ connection: %s", exc)
             await self.close()
@@ -110,7 +109,7 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
         await self.accept()
         self.write_frame = frame_writer(self.base_send)
         await self._send_packet(
-            protocol.Open(
+            codec.Open(
                 sid=self.eio_sid,
                 ping_interval=settings.SOCKETIO_PING_INTERVAL_MS,
                 ping_timeout=settings.SOCKETIO_PING_TIMEOUT_MS,
@@ -127,10 +126,10 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
             return
         try:
             if text_data is None:
-                raise protocol.ProtocolError("binary frames are not supported")
-            packet = protocol.decode(text_data, max_payload=settings.SOCKETIO_MAX_PAYLOAD)
+                raise codec.ProtocolError("binary frames are not supported")
+            packet = codec.decode(text_data, max_payload=settings.SOCKETIO_MAX_PAYLOAD)
             await self.handle(packet)
-        except protocol.ProtocolError as exc:
+        except codec.ProtocolError as exc:
             logger.info("closing %s: %s", self.sid or self.eio_sid, exc)
             await self._close()
 
@@ -139,43 +138,43 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
 
     async def websocket_disconnect(self, message: dict[str, Any]) -> None:
         """Channels' own minus its `aclose_old_connections()` thread hop on every close
-        (see rooms.dispatch; 1.3% of a connect storm's CPU) and its group discards (these
+        (see rooms.socketio.dispatch; 1.3% of a connect storm's CPU) and its group discards (these
         sockets are in no Channels group)."""
         await self.disconnect(message["code"])
         raise StopConsumer()
 
     # ---- packets ------------------------------------------------------------------------
 
-    async def handle(self, packet: protocol.Packet) -> None:
+    async def handle(self, packet: codec.Packet) -> None:
         match packet:
-            case protocol.Pong():
+            case codec.Pong():
                 self.pong.set()
-            case protocol.Ping(data=data):
-                await self._send_packet(protocol.Pong(data))
-            case protocol.Close():
+            case codec.Ping(data=data):
+                await self._send_packet(codec.Pong(data))
+            case codec.Close():
                 await self._close()
-            case protocol.Connect():
+            case codec.Connect():
                 await self.on_connect_packet(packet)
-            case protocol.Event() if self.sid is not None and packet.namespace == "/":
+            case codec.Event() if self.sid is not None and packet.namespace == "/":
                 await self.on_event(packet)
-            case protocol.Disconnect() if self.sid is not None:
+            case codec.Disconnect() if self.sid is not None:
                 await self._close()
-            case protocol.Ack() if self.sid is not None:
+            case codec.Ack() if self.sid is not None:
                 pass  # this server never asks clients for acks
             case _:
-                raise protocol.ProtocolError(f"unexpected {type(packet).__name__} packet")
+                raise codec.ProtocolError(f"unexpected {type(packet).__name__} packet")
 
-    async def on_connect_packet(self, packet: protocol.Connect) -> None:
-        if packet.namespace != protocol.DEFAULT_NAMESPACE:
-            await self._send_packet(protocol.ConnectError("Invalid namespace", packet.namespace))
+    async def on_connect_packet(self, packet: codec.Connect) -> None:
+        if packet.namespace != codec.DEFAULT_NAMESPACE:
+            await self._send_packet(codec.ConnectError("Invalid namespace", packet.namespace))
             return
         if self.sid is not None:
-            raise protocol.ProtocolError("CONNECT on an already connected namespace")
+            raise codec.ProtocolError("CONNECT on an already connected namespace")
         auth = packet.auth or {}
         raw_user = auth.get("id_user", self._query("id_user"))
         raw_room = auth.get("room", self._query("room"))
         if raw_user in (None, ""):
-            await self._send_packet(protocol.ConnectError("Missing id_user"))
+            await self._send_packet(codec.ConnectError("Missing id_user"))
             return
         pk = services.parse_id_user(raw_user)
         id_user = str(pk) if pk is not None and str(pk) in KNOWN_USERS else None
@@ -184,7 +183,7 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
             if self.closing:  # a heartbeat or CONNECT timeout closed us during the lookup
                 return
             if id_user is None:
-                await self._send_packet(protocol.ConnectError(f"Unknown id_user: {raw_user}"))
+                await self._send_packet(codec.ConnectError(f"Unknown id_user: {raw_user}"))
                 return
             KNOWN_USERS.remember(id_user)
         room = None
@@ -192,7 +191,7 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
             try:
                 room = validate_room(raw_room)
             except InvalidRoom as exc:
-                await self._send_packet(protocol.ConnectError(str(exc)))
+                await self._send_packet(codec.ConnectError(str(exc)))
                 return
         self.sid, self.id_user = new_socket_id(), id_user
         self.held = []
@@ -210,13 +209,13 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
             await self.node.join(self.sid, room)
             if self._local_socket() is None:  # closed meanwhile (heartbeat, protocol error)
                 return
-        await self._send_packet(protocol.Connect({"sid": self.sid}))
+        await self._send_packet(codec.Connect({"sid": self.sid}))
         await self._emit("handshake", {"procid": self.node.procid})
         await self._release_held()
         if room is not None:
             await self._announce_arrival(room, self.sid)
 
-    async def on_event(self, event: protocol.Event) -> None:
+    async def on_event(self, event: codec.Event) -> None:
         arg = event.args[0] if event.args else None
         match event.name:
             case "join" | "leave":
@@ -226,7 +225,7 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
             case _:
                 reply = {"ok": False, "error": f"unknown event: {event.name}"}
         if event.ack_id is not None:
-            await self._send_packet(protocol.Ack((reply,), event.ack_id))
+            await self._send_packet(codec.Ack((reply,), event.ack_id))
 
     async def _join_or_leave(self, action: str, raw_room: object) -> dict[str, Any]:
         try:
@@ -246,7 +245,7 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
         if sock is None:
             return GONE
         if sock.rooms:
-            frame = protocol.encode_event("identity-change", body)
+            frame = codec.encode_event("identity-change", body)
             await self.node.emit_to_rooms(sorted(sock.rooms), frame, except_socket=sock.id_socket)
         return {"ok": True}
 
@@ -265,7 +264,7 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
 
     async def _announce_arrival(self, room: str, id_socket: str) -> None:
         """socket-connected to the room's other members."""
-        frame = protocol.encode_event("socket-connected", id_socket)
+        frame = codec.encode_event("socket-connected", id_socket)
         await self.node.emit_to_rooms([room], frame, except_socket=id_socket)
 
     async def _leave(self, room: str) -> dict[str, Any]:
@@ -274,7 +273,7 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
             return GONE
         if room in sock.rooms:
             await self.node.leave(sock.id_socket, room)
-            frame = protocol.encode_event("socket-disconnected", sock.id_socket)
+            frame = codec.encode_event("socket-disconnected", sock.id_socket)
             await self.node.emit_to_rooms([room], frame)
         return {"ok": True}
 
@@ -291,7 +290,7 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
         while True:
             await asyncio.sleep(interval)
             self.pong.clear()
-            await self._send_packet(protocol.Ping())
+            await self._send_packet(codec.Ping())
             try:
                 await asyncio.wait_for(self.pong.wait(), timeout)
             except TimeoutError:
@@ -333,11 +332,11 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
             return
         await self.base_send({"type": "websocket.send", "text": text})
 
-    async def _send_packet(self, packet: protocol.Packet) -> None:
-        await self._send_text(protocol.encode(packet))
+    async def _send_packet(self, packet: codec.Packet) -> None:
+        await self._send_text(codec.encode(packet))
 
     async def _emit(self, name: str, *args: Any) -> None:
-        await self._send_text(protocol.encode_event(name, *args))
+        await self._send_text(codec.encode_event(name, *args))
 
     def _query(self, name: str) -> str | None:
         values = self.query.get(name)
@@ -360,5 +359,5 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
             return
         rooms = await self.node.remove(sid)
         if rooms:
-            frame = protocol.encode_event("socket-disconnected", sid)
+            frame = codec.encode_event("socket-disconnected", sid)
             await self.node.emit_to_rooms(rooms, frame)

@@ -22,16 +22,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
 
 import hiredis
-from channels_redis.utils import _consistent_hash
 
-from rooms.redis_connect import CommandConnection, open_redis_connection
-from rooms.resp import ReplyError, encode_command
+from rooms.bus.connection import CommandConnection, open_redis_connection
+from rooms.bus.names import BusNames, shard_index
+from rooms.bus.resp import ReplyError, encode_command
+from rooms.bus.serialization import deserialize
 
 logger = logging.getLogger(__name__)
 
@@ -47,46 +47,6 @@ class Subscriber(Protocol):
     async def group_add(self, group: str) -> None: ...
     async def group_discard(self, group: str) -> None: ...
     async def close(self) -> None: ...
-
-
-class LayerSubscriber:
-    """Reads through the layer (the in-memory layer of a single process)."""
-
-    def __init__(self, layer: Any) -> None:
-        self.layer = layer
-        self.channel = ""
-        self._on_message: OnMessage | None = None
-        self._receiving: asyncio.Task[None] | None = None
-
-    def listen(self, on_message: OnMessage) -> None:
-        self._on_message = on_message
-
-    async def new_channel(self, prefix: str) -> str:
-        self.channel = await self.layer.new_channel(prefix)
-        self._receiving = asyncio.create_task(self._receive(), name=f"{self.channel} receiver")
-        return self.channel
-
-    async def group_add(self, group: str) -> None:
-        await self.layer.group_add(group, self.channel)
-
-    async def group_discard(self, group: str) -> None:
-        await self.layer.group_discard(group, self.channel)
-
-    async def close(self) -> None:
-        if self._receiving is not None:
-            self._receiving.cancel()
-            await asyncio.gather(self._receiving, return_exceptions=True)
-            self._receiving = None
-
-    async def _receive(self) -> None:
-        while True:
-            message = await self.layer.receive(self.channel)
-            if self._on_message is None:
-                continue
-            try:
-                self._on_message(message)
-            except Exception:  # one bad message must not end the receiving
-                logger.exception("handling a message on %s failed", self.channel)
 
 
 class SubscribeConnection(CommandConnection):
@@ -281,12 +241,17 @@ class ShardSubscriptions:
 
 
 class RedisSubscriber:
-    """Subscriptions spread over the Redis servers as channels_redis spreads them."""
+    """Subscriptions spread over the Redis servers by rooms.bus.names.shard_index."""
 
     def __init__(
-        self, layer: Any, urls: list[str], *, timeout: float = 1.0, health_interval: float = 3.0
+        self,
+        urls: list[str],
+        names: BusNames,
+        *,
+        timeout: float = 1.0,
+        health_interval: float = 3.0,
     ) -> None:
-        self.layer = layer
+        self.names = names
         self._on_message: OnMessage | None = None
         self._shards = [
             ShardSubscriptions(url, self._received, timeout, health_interval) for url in urls
@@ -295,9 +260,9 @@ class RedisSubscriber:
     def listen(self, on_message: OnMessage) -> None:
         self._on_message = on_message
 
-    async def new_channel(self, prefix: str) -> str:
-        """A channel name as the layer makes them (its prefix, ours, a uuid), subscribed."""
-        channel = f"{self.layer._get_layer().prefix}{prefix}{uuid.uuid4().hex}"
+    async def new_channel(self, kind: str) -> str:
+        """A channel of this process's own, subscribed."""
+        channel = self.names.new_channel(kind)
         await self._shard(channel).subscribe(channel.encode())
         return channel
 
@@ -313,18 +278,17 @@ class RedisSubscriber:
         await asyncio.gather(*(shard.close() for shard in self._shards))
 
     def _group_channel(self, group: str) -> str:
-        # the Redis channel the pub/sub layer subscribes for a group (channels-redis 4.3)
-        return str(self.layer._get_layer()._get_group_channel_name(group))
+        return self.names.group(group)
 
     def _shard(self, name: str) -> ShardSubscriptions:
-        return self._shards[int(_consistent_hash(name, len(self._shards)))]
+        return self._shards[shard_index(name, len(self._shards))]
 
     def _received(self, channel: bytes, data: bytes) -> None:
         """Called from the connection's data_received: nothing may escape, or asyncio would
         close the connection (and with it every subscription) over one bad message."""
         try:
-            message = self.layer.deserialize(data)
-        except Exception as exc:  # not a layer message: someone else publishing here
+            message = deserialize(data)
+        except ValueError as exc:  # not a message of ours: someone else publishing here
             logger.warning("ignoring undecodable message on %r: %s", channel, exc)
             return
         if self._on_message is None:

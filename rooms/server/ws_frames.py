@@ -25,6 +25,7 @@ FrameWriter = Callable[[str], bool]
 """Writes one text frame now; False when this frame must take the ASGI path instead."""
 
 _last: tuple[str, bytes] = ("", b"\x81\x00")
+_installed = False
 
 
 def text_frame(text: str) -> bytes:
@@ -48,8 +49,9 @@ def text_frame(text: str) -> bytes:
 
 def frame_writer(send: object) -> FrameWriter | None:
     """A direct writer for the connection behind daphne's ASGI `send` of a WebSocket
-    (`partial(Server.handle_reply, protocol)`), or None for any other `send`."""
-    if not (isinstance(send, partial) and send.args):
+    (`partial(Server.handle_reply, protocol)`), or None for any other `send` and while this
+    tuning is not installed."""
+    if not (_installed and isinstance(send, partial) and send.args):
         return None
     connection = send.args[0]
     if not isinstance(connection, WebSocketProtocol):
@@ -68,3 +70,9 @@ def frame_writer(send: object) -> FrameWriter | None:
         return True
 
     return write
+
+
+def install() -> None:
+    """From now on `frame_writer` hands out direct writers (idempotent)."""
+    global _installed
+    _installed = True

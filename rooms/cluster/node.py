@@ -1,0 +1,332 @@
+"""This worker's seat in the cluster: its sockets, its channel, and the messages it acts on.
+
+Every worker process owns exactly one bus channel, read by one subscriber whose messages
+are handled in arrival order by one long-lived loop; replies to this worker's own queries
+skip that queue. Sockets have no channel of their own: the worker joins the group of a
+room while it holds a socket in it and hands messages to its sockets from the registry.
+So a roster query is one broadcast to the `cluster` group and one reply per worker
+(rooms.cluster.gather), and an event for a room is one PUBLISH however many sockets listen
+(rooms.cluster.fanout). Who is alive is rooms.cluster.membership's.
+
+The node never encodes Socket.IO itself: the frames it sends of its own accord
+(`identity-change`, `worker-down`, `socket-connected`) come from the `encode_event` it is
+given, which is the codec's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from rooms.bus.publisher import Publisher
+from rooms.bus.subscriber import Subscriber
+from rooms.cluster import events
+from rooms.cluster.fanout import RoomFanout
+from rooms.cluster.gather import Gatherer
+from rooms.cluster.known_users import KNOWN_USERS
+from rooms.cluster.membership import Directory, Janitor, WorkerInfo
+from rooms.cluster.names import group_for_room
+from rooms.cluster.registry import LocalSocket, Registry, make_procid
+
+logger = logging.getLogger(__name__)
+
+EncodeEvent = Callable[..., str]
+"""(event name, *args) -> the text frame that emits it to a socket."""
+
+
+RosterEntry = tuple[str, str, str]
+"""(id_socket, id_user, procid): a plain tuple, as 1000 small objects cost more than the
+JSON encoding of the whole roster."""
+
+
+@dataclass(frozen=True)
+class Roster:
+    """A room's sockets across the cluster, grouped by worker, in no particular order
+    (sorting 1000 entries cost about a tenth of the request)."""
+
+    entries: list[RosterEntry]
+    expected: int
+    responded: int
+
+
+@dataclass(frozen=True)
+class RosterJson:
+    """A room's sockets across the cluster as the JSON array GET /<room>/users returns,
+    joined from each worker's encoded entries without decoding them."""
+
+    json: bytes
+    expected: int
+    responded: int
+
+
+def no_process_stats() -> dict[str, Any]:
+    return {}
+
+
+class WorkerNode:
+    def __init__(
+        self,
+        *,
+        publisher: Publisher,
+        subscriber: Subscriber,
+        directory: Directory,
+        encode_event: EncodeEvent,
+        registry: Registry | None = None,
+        procid: str | None = None,
+        gather_deadline: float = 1.0,
+        gather_recheck: float = 0.1,
+        janitor_interval: float = 1.0,
+        send_timeout: float = 5.0,
+        process_stats: Callable[[], dict[str, Any]] = no_process_stats,
+    ) -> None:
+        self.publisher = publisher
+        self.subscriber = subscriber
+        self.directory = directory
+        self.encode_event = encode_event
+        self.registry = registry or Registry()
+        self.procid = procid or make_procid()
+        self.send_timeout = send_timeout
+        self.process_stats = process_stats
+        self.channel = ""
+        self.started = time.time()
+        self.gatherer = Gatherer(
+            procid=self.procid,
+            publisher=publisher,
+            directory=directory,
+            answer=self._answer,
+            deadline=gather_deadline,
+            recheck=gather_recheck,
+        )
+        self.fanout = RoomFanout(publisher, self.registry, self.bus_call)
+        self.janitor = Janitor(
+            directory=directory,
+            info=self._info,
+            saw_alive=self.gatherer.remember_peers,
+            announce_down=self._publish_worker_down,
+            on_return=self._announce_return,
+            interval=janitor_interval,
+        )
+        self._inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._answering: set[asyncio.Task[None]] = set()
+        self._declined_kinds: set[str] = set()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._handlers: dict[str, Callable[[dict[str, Any]], Awaitable[None]]] = {
+            events.ROOM_EMIT: self.fanout.deliver,
+            events.USER_RENAMED: self._forward_rename,
+            events.USER_DELETED: self._forget_user,
+            events.WORKER_DOWN: self._announce_worker_down,
+        }
+
+    # ---- lifecycle ----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Subscribe this worker's channel, join the cluster group, register, listen."""
+        self.subscriber.listen(self._on_message)
+        try:
+            self.channel = await self.subscriber.new_channel("worker.")
+            self.gatherer.reply_to = self.channel
+            await self.subscriber.group_add(events.CLUSTER_GROUP)
+            await self.directory.register(self._info())
+        except BaseException:
+            await self.subscriber.close()  # no reconnecting for a node that never started
+            raise
+        self._tasks = [
+            asyncio.create_task(self._listen(), name=f"{self.procid} listener"),
+            asyncio.create_task(self.janitor.run(), name=f"{self.procid} janitor"),
+        ]
+        logger.info("worker %s joined the cluster on %s", self.procid, self.channel)
+
+    async def stop(self) -> None:
+        """Leave at once so rosters stop expecting this worker."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        try:
+            await self.directory.unregister(self.procid)
+        except Exception as exc:  # Redis away: the directory forgets us by NUMSUB anyway
+            logger.warning("worker %s could not leave the cluster cleanly: %s", self.procid, exc)
+        await self.subscriber.close()
+        logger.info("worker %s left the cluster", self.procid)
+
+    def _info(self) -> WorkerInfo:
+        return WorkerInfo(
+            procid=self.procid,
+            channel=self.channel,
+            pid=os.getpid(),
+            host=socket.gethostname(),
+            started=self.started,
+        )
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "procid": self.procid,
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "sockets": len(self.registry),
+            "rooms": self.registry.room_count,
+            "started": self.started,
+            **self.process_stats(),
+        }
+
+    # ---- this worker's sockets ----------------------------------------------------------
+
+    def add(self, sock: LocalSocket) -> None:
+        self.registry.add(sock)
+
+    async def remove(self, id_socket: str) -> list[str]:
+        """Forget a socket; returns the rooms it was in, for announcing its departure."""
+        sock = self.registry.remove(id_socket)
+        if sock is None:
+            return []
+        for room in sock.rooms:
+            if not self.registry.has_room(room):
+                await self.bus_call(self.subscriber.group_discard, group_for_room(room))
+        return sorted(sock.rooms)
+
+    async def join(self, id_socket: str, room: str) -> None:
+        if self.registry.join(id_socket, room):
+            await self.bus_call(self.subscriber.group_add, group_for_room(room))
+
+    async def leave(self, id_socket: str, room: str) -> None:
+        if self.registry.leave(id_socket, room):
+            await self.bus_call(self.subscriber.group_discard, group_for_room(room))
+
+    async def emit_to_rooms(
+        self, rooms: list[str], frame: str, *, except_socket: str | None = None
+    ) -> None:
+        await self.fanout.emit(rooms, frame, except_socket=except_socket)
+
+    async def bus_call(self, method: Callable[..., Awaitable[object]], *args: Any) -> None:
+        """A bus write that never hangs or kills a consumer when Redis is away.
+
+        The timeout is generous because publishes queue up on our connection under a burst
+        of connects (a queued publish is still sent after its caller stopped waiting). A
+        connection error is retried once: the first write after a Redis restart fails on the
+        stale connection, and the retry gets a fresh one.
+        """
+        for attempt in (1, 2):
+            try:
+                async with asyncio.timeout(self.send_timeout):
+                    await method(*args)
+                return
+            except TimeoutError:
+                timeout = self.send_timeout
+                logger.warning("bus write to %s timed out after %.1f s", args[0], timeout)
+                return
+            except Exception as exc:  # connection errors, OSErrors
+                if attempt == 2:
+                    logger.warning("bus write failed: %s: %s", type(exc).__name__, exc)
+
+    # ---- cluster queries ----------------------------------------------------------------
+
+    async def gather(self, kind: str, **args: Any) -> tuple[dict[str, Any], int]:
+        return await self.gatherer.gather(kind, **args)
+
+    async def roster(self, room: str) -> Roster:
+        replies, expected = await self.gather("roster", room=room)
+        entries = [(sid, uid, procid) for procid, pairs in replies.items() for sid, uid in pairs]
+        return Roster(entries=entries, expected=expected, responded=len(replies))
+
+    async def roster_json(self, room: str) -> RosterJson:
+        replies, expected = await self.gather("roster_json", room=room)
+        body = b"[" + b",".join(part for part in replies.values() if part) + b"]"
+        return RosterJson(json=body, expected=expected, responded=len(replies))
+
+    async def workers(self) -> tuple[list[dict[str, Any]], int]:
+        replies, expected = await self.gather("stats")
+        return sorted(replies.values(), key=lambda w: (w["host"], w["procid"])), expected
+
+    def _answer(self, kind: str, args: dict[str, Any]) -> Any:
+        if kind == "roster":
+            return self.registry.roster(args["room"])
+        if kind == "roster_json":
+            return self.registry.roster_json(args["room"], self.procid)
+        if kind == "stats":
+            return self.stats()
+        raise ValueError(f"unknown query kind {kind!r}")
+
+    # ---- the receive loop ---------------------------------------------------------------
+
+    def _on_message(self, message: dict[str, Any]) -> None:
+        """A reply to a query of this worker completes it at once, and a query is answered
+        at once from the registry: neither waits behind room events being delivered.
+        Everything else takes its turn in the inbox, in arrival order."""
+        kind = message.get("type")
+        if kind == events.REPLY:
+            self.gatherer.take_reply(message)
+        elif kind == events.QUERY:
+            if message["origin"] == self.procid:
+                return  # the asker answers itself without a round trip
+            reply = self._reply_to(message)
+            if self.publisher.send_soon(message["reply_to"], reply):
+                return
+            answering = asyncio.ensure_future(
+                self.bus_call(self.publisher.send, message["reply_to"], reply)
+            )
+            self._answering.add(answering)  # held until done: the loop keeps weak references
+            answering.add_done_callback(self._answering.discard)
+        else:
+            self._inbox.put_nowait(message)
+
+    async def _listen(self) -> None:
+        while True:
+            message = await self._inbox.get()
+            handler = self._handlers.get(message.get("type", ""))
+            if handler is None:
+                logger.warning("ignoring message of unknown type %r", message.get("type"))
+                continue
+            try:
+                await handler(message)
+            except Exception:
+                logger.exception("handling %s failed", message.get("type"))
+
+    def _reply_to(self, query: dict[str, Any]) -> dict[str, Any]:
+        """The answer, or a refusal that spares the asker its deadline (a kind only a newer
+        worker knows, in a rolling deploy). A refusal has no "payload": askers of earlier
+        versions cannot mistake it for an empty answer."""
+        reply = {"type": events.REPLY, "request": query["request"], "procid": self.procid}
+        try:
+            reply["payload"] = self._answer(query["kind"], query["args"])
+        except Exception as exc:
+            kind = str(query.get("kind"))
+            if kind not in self._declined_kinds:  # once per kind: a deploy asks it often
+                self._declined_kinds.add(kind)
+                logger.warning("declining %r queries: %r", kind, exc)
+            reply["declined"] = repr(exc)
+        return reply
+
+    async def _forward_rename(self, message: dict[str, Any]) -> None:
+        rooms = sorted(
+            {room for s in self.registry.of_user(message["id_user"]) for room in s.rooms}
+        )
+        if rooms:
+            frame = self.encode_event("identity-change", {"id_user": message["id_user"]})
+            await self.fanout.emit(rooms, frame)
+
+    async def _forget_user(self, message: dict[str, Any]) -> None:
+        KNOWN_USERS.forget(message["id_user"])
+
+    async def _announce_worker_down(self, message: dict[str, Any]) -> None:
+        await self.fanout.to_all(self.encode_event("worker-down", {"procid": message["procid"]}))
+
+    async def _publish_worker_down(self, procid: str) -> None:
+        await self.bus_call(
+            self.publisher.group_send, events.CLUSTER_GROUP, events.worker_down(procid)
+        )
+
+    async def _announce_return(self) -> None:
+        """Back in the directory after others removed it (a partition or a Redis restart):
+        peers were told `worker-down` and dropped this worker's sockets, so each socket is
+        announced to its rooms again, as on a connect."""
+        for sock in self.registry.all():
+            if sock.rooms:
+                frame = self.encode_event("socket-connected", sock.id_socket)
+                await self.fanout.emit(sorted(sock.rooms), frame, except_socket=sock.id_socket)
+        logger.info("worker %s rejoined the cluster", self.procid)

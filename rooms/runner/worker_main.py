@@ -1,0 +1,30 @@
+"""A cluster worker: daphne's command line on uvloop's event loop, with the server tuning.
+
+daphne makes its event loop (the one Twisted's asyncio reactor runs on) when `daphne.server`
+is imported, so the loop policy is set before that import. The server tuning
+(rooms.server.tuning, as SERVER_TUNING says) is installed here and only here, before
+daphne accepts its first connection; then the worker joins the cluster as the reactor
+starts (rooms.runner.lifecycle).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import uvloop
+
+asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+from daphne.cli import CommandLineInterface  # noqa: E402  (after the policy)
+from django.conf import settings  # noqa: E402
+from twisted.internet import reactor  # noqa: E402  (daphne.server installed it)
+
+import identity_playground.asgi  # noqa: E402, F401  (sets Django up, as daphne will load it)
+from rooms.http.routing import served_without_django  # noqa: E402
+from rooms.runner import lifecycle  # noqa: E402
+from rooms.runtime import NODE  # noqa: E402
+from rooms.server import tuning  # noqa: E402
+
+tuning.install(reactor, setting=settings.SERVER_TUNING, serves_without_django=served_without_django)
+lifecycle.run_with_reactor(reactor, NODE)
+CommandLineInterface.entrypoint()

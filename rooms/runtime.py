@@ -1,0 +1,108 @@
+"""The composition root: this process's WorkerNode built from settings, and the ASGI
+middleware that hands it to every scope.
+
+The only module that knows every layer: the bus (Redis or in-process), the cluster, the
+codec whose `encode_event` the node is given, and the process figures /workers reports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+from typing import Any
+
+from asgiref.typing import ASGIReceiveCallable, ASGISendCallable
+from django.conf import settings
+
+from rooms.bus import blocking
+from rooms.bus.local import LocalBus
+from rooms.bus.names import BusNames
+from rooms.bus.publisher import RedisPublisher
+from rooms.bus.subscriber import RedisSubscriber
+from rooms.cluster import events
+from rooms.cluster.holder import NodeHolder
+from rooms.cluster.membership import LocalDirectory, RedisDirectory
+from rooms.cluster.node import WorkerNode
+from rooms.server import memory
+from rooms.socketio import codec
+
+logger = logging.getLogger(__name__)
+
+
+def bus_names() -> BusNames:
+    return BusNames(settings.CHANNEL_PREFIX)
+
+
+def process_stats() -> dict[str, Any]:
+    """What /workers shows of a worker's process beyond its sockets (staff only)."""
+    loop_type = type(asyncio.get_running_loop())
+    return {
+        "gc": {
+            "thresholds": gc.get_threshold(),
+            "frozen": gc.get_freeze_count(),
+            "collections": [generation["collections"] for generation in gc.get_stats()],
+        },
+        "memory": memory.stats(),
+        "event_loop": f"{loop_type.__module__}.{loop_type.__qualname__}",
+    }
+
+
+def build_node() -> WorkerNode:
+    common: dict[str, Any] = {
+        "encode_event": codec.encode_event,
+        "gather_deadline": settings.CLUSTER_GATHER_DEADLINE,
+        "janitor_interval": settings.CLUSTER_JANITOR_INTERVAL,
+        "process_stats": process_stats,
+    }
+    if not settings.REDIS_URLS:
+        bus = LocalBus()
+        return WorkerNode(publisher=bus, subscriber=bus, directory=LocalDirectory(), **common)
+    urls, names = settings.REDIS_URLS, bus_names()
+    return WorkerNode(
+        publisher=RedisPublisher(urls, names),
+        subscriber=RedisSubscriber(urls, names),
+        directory=RedisDirectory(
+            urls, prefix=settings.CHANNEL_PREFIX, ttl=settings.CLUSTER_WORKER_TTL
+        ),
+        **common,
+    )
+
+
+NODE = NodeHolder(build_node)
+"""This process's node: started by the worker's entry point at start-up
+(rooms.runner.lifecycle), or by the first scope under any other server."""
+
+
+class ClusterScope:
+    """ASGI middleware: every scope carries the node holder as `scope["cluster"]`; no scope
+    is served before this process tried to join the cluster."""
+
+    def __init__(self, app: Any, holder: NodeHolder = NODE) -> None:
+        self.app = app
+        self.holder = holder
+
+    async def __call__(
+        self, scope: dict[str, Any], receive: ASGIReceiveCallable, send: ASGISendCallable
+    ) -> None:
+        if scope["type"] in ("http", "websocket"):
+            if self.holder.started is None:
+                try:
+                    await self.holder.node()
+                except Exception as exc:
+                    logger.warning("cluster not joined yet: %s", exc)
+            scope = {**scope, "cluster": self.holder}
+        await self.app(scope, receive, send)
+
+
+def publish_to_cluster(message: dict[str, Any]) -> None:
+    """Send a message to every worker's `cluster` group from synchronous code (a signal
+    in a view's thread, the admin, a management command). Without Redis only this
+    process's node can hear it, if it runs."""
+    if settings.REDIS_URLS:
+        blocking.group_send(settings.REDIS_URLS, bus_names(), events.CLUSTER_GROUP, message)
+        return
+    node, loop = NODE.started, NODE.loop
+    if node is not None and loop is not None and not loop.is_closed():
+        send = node.publisher.group_send(events.CLUSTER_GROUP, message)
+        asyncio.run_coroutine_threadsafe(send, loop)

@@ -1,0 +1,37 @@
+"""The in-process bus (no Redis): what is published to a channel or group this process
+subscribed reaches its listener once, in order, and never inside the publisher's call."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from rooms.bus.local import LocalBus
+
+
+async def test_messages_reach_the_listener_in_order_after_the_publisher_returns() -> None:
+    bus = LocalBus()
+    received: list[dict[str, Any]] = []
+    bus.listen(received.append)
+    channel = await bus.new_channel("worker.")
+    await bus.group_add("room")
+    assert await bus.send(channel, {"type": "direct"}) == 1
+    assert await bus.group_send("room", {"type": "grouped"}) == 1
+    assert bus.send_soon(channel, {"type": "soon"})
+    assert received == []  # not inside the publisher's call
+    await asyncio.sleep(0)
+    assert [m["type"] for m in received] == ["direct", "grouped", "soon"]
+
+
+async def test_a_group_left_or_never_joined_reaches_nobody() -> None:
+    bus = LocalBus()
+    received: list[dict[str, Any]] = []
+    bus.listen(received.append)
+    await bus.new_channel("worker.")
+    await bus.group_add("room")
+    await bus.group_discard("room")
+    assert await bus.group_send("room", {"type": "after discard"}) == 0
+    assert await bus.group_send("other", {"type": "never joined"}) == 0
+    assert await bus.send("someone-else", {"type": "not ours"}) == 0
+    await asyncio.sleep(0)
+    assert received == []
