@@ -13,7 +13,7 @@ worker), so `our roster p50 / floor p50` says how much the app adds on top.
 
 `--client redis-py` (the default, and the floor the targets use, as the issue asks) talks
 through redis.asyncio; `--client hiredis` through plain asyncio connections whose replies
-hiredis parses, as rooms/subscriber.py and rooms/publisher.py do: what a lean client costs,
+hiredis parses, as rooms/bus/subscriber.py and rooms/bus/publisher.py do: what a lean client costs,
 the nearer bound. Prints one JSON object (and writes it to --out). Uses only redis.asyncio,
 hiredis and orjson.
 """
@@ -131,8 +131,8 @@ class HiredisConnection(asyncio.Protocol):
 
 
 class HiredisPubSub:
-    """What a lean client costs: asyncio connections fed to hiredis (as rooms/subscriber.py
-    reads and rooms/publisher.py writes), without waiting for PUBLISH's count."""
+    """What a lean client costs: asyncio connections fed to hiredis (as rooms/bus/subscriber.py
+    reads and rooms/bus/publisher.py writes), without waiting for PUBLISH's count."""
 
     def __init__(self, publisher: HiredisConnection, subscriber: HiredisConnection) -> None:
         self.publisher = publisher

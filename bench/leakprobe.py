@@ -48,7 +48,7 @@ def serve(port: int, snapshot_dir: str, trace: bool) -> None:
         Path(f"{snapshot_dir}/{taken}.done").touch()
 
     signal.signal(signal.SIGUSR1, snapshot)
-    import uvloop  # as rooms/worker_main.py: the loop daphne makes is uvloop's
+    import uvloop  # as rooms/runner/worker_main.py: the loop daphne makes is uvloop's
 
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     from daphne.cli import CommandLineInterface

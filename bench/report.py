@@ -577,7 +577,7 @@ def markdown(r: dict[str, Any]) -> str:
     ):
         lines.append(f"| {label} | {ue[k1]} / {ue[k2]} | {re_[k1]} / {re_[k2]} | |")
     lines.append(
-        "| our channel-layer writes given up (lost events, from the log) | "
+        "| our bus writes given up (lost events, from the log) | "
         f"{ue.get('dropped_layer_writes', '-')} | | |"
     )
     lines += ["", "| target | want | this run | |", "|---|---|---:|---|"]

@@ -134,9 +134,9 @@ done
 LOAD_AFTER="$(loadavg)"
 stop_pair
 US_LOG_TOTAL="$(log_counts "$WORK/ours.log" 0)"; REF_LOG_TOTAL="$(log_counts "$WORK/ref.log" 0)"
-# rooms/node.py logs each channel-layer write it gave up on (a lost event) as a warning
-# ("channel layer write to ... timed out", "channel layer write failed")
-US_DROPPED="$(grep -c 'channel layer write' "$WORK/ours.log")"
+# rooms/cluster/node.py logs each bus write it gave up on (a lost event) as a warning
+# ("bus write to ... timed out", "bus write failed")
+US_DROPPED="$(grep -c 'bus write' "$WORK/ours.log")"
 
 "$PY" "$ROOT/bench/report.py" \
   --work "$WORK" --results "$RESULTS" --stamp "$STAMP" --ref-dir "$REF_DIR" \

@@ -38,7 +38,7 @@
   let mySocketId = null; // kept while disconnected, so this tab's last row stays marked
   let savedName = config.name; // the name the server holds, as far as this page knows
 
-  const hueOf = (idUser) => (Number(idUser) * 137) % 360; // same as rooms.pages.avatar_hue
+  const hueOf = (idUser) => (Number(idUser) * 137) % 360; // same as rooms.http.pages.avatar_hue
   const initial = (name) => (name || '?').trim().charAt(0).toUpperCase() || '?';
 
   function fetchWithTimeout(url, options) {

@@ -1,4 +1,4 @@
-"""Plain HTTP on the wire of a real cluster: answered by rooms.fast_http or by daphne, the
+"""Plain HTTP on the wire of a real cluster: answered by rooms.server.fast_http or by daphne, the
 client sees one coherent HTTP/1.1 server (closing, keep-alive, pipelining, split heads)."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Raw Engine.IO / Socket.IO frames over a real WebSocket, for conformance and abuse tests.
 
-Deliberately independent of rooms.protocol: these helpers speak the wire format as the
+Deliberately independent of rooms.socketio.codec: these helpers speak the wire format as the
 public specs write it, so a codec bug cannot hide behind the same codec on both ends.
 """
 

@@ -1,4 +1,4 @@
-"""Connections through rooms.fast_http: simple requests for the cluster's endpoints are
+"""Connections through rooms.server.fast_http: simple requests for the cluster's endpoints are
 answered on the spot, everything else reaches daphne's own HTTP channel unchanged.
 
 daphne's server, factories and channel are real; the transport is Twisted's in-memory one,

@@ -1,4 +1,4 @@
-"""Which requests rooms.http_head calls simple: only those it is certain of."""
+"""Which requests rooms.server.http_head calls simple: only those it is certain of."""
 
 from __future__ import annotations
 
