@@ -11,10 +11,10 @@ import pytest
 from channels.db import database_sync_to_async
 from pytest_django.fixtures import Settings
 
-from rooms.cluster.known_users import KNOWN_USERS
-from rooms.cluster.names import group_for_room
 from rooms.cluster import events
 from rooms.cluster.events import CLUSTER_GROUP
+from rooms.cluster.known_users import KNOWN_USERS
+from rooms.cluster.names import group_for_room
 from rooms.cluster.node import WorkerNode
 from rooms.socketio import codec
 from tests.consumer.conftest import Client, ClientFactory, expect, quiet, socket_path

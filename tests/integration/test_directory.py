@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
-from rooms.bus.names import shard_index
 
+from rooms.bus.names import shard_index
 from rooms.cluster.membership import RedisDirectory, WorkerInfo
 from tests.integration.servers import RedisServer
 
