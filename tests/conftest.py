@@ -3,17 +3,45 @@
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Iterator
 
 import pytest
 from django.core.management import call_command
 
 from rooms.cluster.known_users import KNOWN_USERS
+from tests.integration.servers import STARTED_CLUSTERS
 
 
 @pytest.fixture(autouse=True)
 def no_user_known_yet(monkeypatch: pytest.MonkeyPatch) -> None:
     """A worker's cache of existing users outlives a test's database: start each empty."""
     monkeypatch.setattr(KNOWN_USERS, "_seen", {})
+
+
+# What a cluster log must never gain: a traceback, or a line logged at ERROR or above
+# (runcluster's format is "[wN pid] LEVEL logger: message").
+UNEXPECTED = re.compile(r"^.*(Traceback \(most recent call last\)|\b(ERROR|CRITICAL)\b).*$", re.M)
+
+
+@pytest.fixture(autouse=True)
+def cluster_logs_stay_clean(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fails a test whose clusters logged a traceback or an ERROR line while it ran, unless
+    the test names what it expects with `@pytest.mark.log_errors(r"regex", ...)`."""
+    before = {id(c): len(c.logs()) for c in STARTED_CLUSTERS}
+    yield
+    expected = [
+        re.compile(pattern)
+        for marker in request.node.iter_markers("log_errors")
+        for pattern in marker.args
+    ]
+    found = []
+    for cluster in list(STARTED_CLUSTERS):
+        gained = cluster.logs()[before.get(id(cluster), 0) :]
+        for line in UNEXPECTED.finditer(gained):
+            if not any(p.search(line.group(0)) for p in expected):
+                found.append(line.group(0))
+    assert not found, "cluster log gained unexpected errors:\n" + "\n".join(found[:20])
 
 
 @pytest.fixture

@@ -89,6 +89,10 @@ def http(
     return status, headers, json.loads(raw) if raw else None
 
 
+STARTED_CLUSTERS: list[Cluster] = []
+"""Every cluster started in this test session, for the log guard (tests/conftest.py)."""
+
+
 @dataclass
 class Cluster:
     """`manage.py runcluster` as a user starts it, on a free port."""
@@ -139,6 +143,7 @@ class Cluster:
              "--port", str(self.port)],
             cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
         )  # fmt: skip
+        STARTED_CLUSTERS.append(self)
         self.wait_for_workers(self.workers)
         return self
 
