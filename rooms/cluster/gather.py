@@ -163,7 +163,7 @@ class Gatherer:
             except ClusterUnavailable:
                 raise
             except Exception as exc:
-                raise ClusterUnavailable(f"channel layer unreachable: {exc!r}") from exc
+                raise ClusterUnavailable(f"bus unreachable: {exc!r}") from exc
             gathered.expect(others, guessed=guessed)
             try:
                 async with asyncio.timeout(self.deadline):

@@ -1,4 +1,4 @@
-"""Room names as clients send them, and the channel-layer group names they map to."""
+"""Room names as clients send them, and the bus group names they map to."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import hashlib
 import re
 
 MAX_ROOM_LENGTH = 100
-# Channels allows only these characters in group names, and fewer than 100 of them.
+# Names kept as they are in a group name: short plain ASCII, readable in Redis (MONITOR,
+# PUBSUB CHANNELS); anything else is hashed, so group names stay bounded and unambiguous.
 _GROUP_SAFE = re.compile(r"[A-Za-z0-9_.-]{1,90}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
@@ -33,7 +34,7 @@ def validate_room(raw: object) -> str:
 
 
 def group_for_room(room: str) -> str:
-    """A valid, collision-free channel-layer group name for any room name.
+    """A valid, collision-free bus group name for any room name.
 
     Plain ASCII names stay readable ("r.Maths"); anything else becomes a SHA-256 digest
     ("h.<64 hex>"). The two prefixes keep the two forms apart, so no two rooms share a group.

