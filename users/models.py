@@ -2,16 +2,32 @@
 
 from __future__ import annotations
 
+import re
+
+from django.core.exceptions import ValidationError
 from django.db import models
 
 NAME_MAX_LENGTH = 255
+# C0/C1 control characters (NUL included: PostgreSQL refuses it in text) and lone UTF-16
+# surrogates (JSON's "\ud800" decodes to one; it cannot be encoded as UTF-8 for the page,
+# the API or a Socket.IO frame).
+_NOT_TEXT = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def validate_plain_text(value: str) -> None:
+    """Names are text a page can show: no control characters, no invalid Unicode."""
+    if _NOT_TEXT.search(value):
+        raise ValidationError(
+            "must not contain control characters or invalid Unicode (lone surrogates)",
+            code="not_plain_text",
+        )
 
 
 class PlaygroundUser(models.Model):
     """One of the identities a socket can connect as; exposed as `id_user` (a string)."""
 
     id = models.PositiveIntegerField(primary_key=True)
-    name = models.CharField(max_length=NAME_MAX_LENGTH)
+    name = models.CharField(max_length=NAME_MAX_LENGTH, validators=[validate_plain_text])
 
     class Meta:
         ordering = ["id"]

@@ -6,9 +6,10 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db import connection
 
-from users.models import NAME_MAX_LENGTH, PlaygroundUser
+from users.models import NAME_MAX_LENGTH, PlaygroundUser, validate_plain_text
 
 _CANONICAL_ID = re.compile(r"[1-9][0-9]{0,9}")
 
@@ -86,6 +87,10 @@ def validate_rename_body(body: Any) -> str:
         raise InvalidUserData('Field "name" must not be empty')
     if len(name) > NAME_MAX_LENGTH:
         raise InvalidUserData(f'Field "name" must be at most {NAME_MAX_LENGTH} characters')
+    try:
+        validate_plain_text(name)
+    except ValidationError as exc:
+        raise InvalidUserData(f'Field "name" {exc.messages[0]}') from None
     return name
 
 

@@ -9,7 +9,9 @@ MAX_ROOM_LENGTH = 100
 # Names kept as they are in a group name: short plain ASCII, readable in Redis (MONITOR,
 # PUBSUB CHANNELS); anything else is hashed, so group names stay bounded and unambiguous.
 _GROUP_SAFE = re.compile(r"[A-Za-z0-9_.-]{1,90}")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# control characters, and lone UTF-16 surrogates (a JSON "\ud800" escape decodes to one;
+# it cannot be encoded back to UTF-8 for any client)
+_NOT_TEXT = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 class InvalidRoom(ValueError):
@@ -17,7 +19,7 @@ class InvalidRoom(ValueError):
 
 
 def validate_room(raw: object) -> str:
-    """The room name for a client-supplied value: 1..100 characters, no control characters.
+    """The room name for a client-supplied value: 1..100 characters of plain text.
 
     Numbers are accepted and turned into strings, as socket.io does for `socket.join(5)`.
     """
@@ -28,8 +30,8 @@ def validate_room(raw: object) -> str:
         raise InvalidRoom("room must be a non-empty string")
     if len(room) > MAX_ROOM_LENGTH:
         raise InvalidRoom(f"room must be at most {MAX_ROOM_LENGTH} characters")
-    if _CONTROL.search(room):
-        raise InvalidRoom("room must not contain control characters")
+    if _NOT_TEXT.search(room):
+        raise InvalidRoom("room must not contain control characters or invalid Unicode")
     return room
 
 

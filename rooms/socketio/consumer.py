@@ -130,6 +130,8 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
             packet = codec.decode(text_data, max_payload=settings.SOCKETIO_MAX_PAYLOAD)
             await self.handle(packet)
         except codec.ProtocolError as exc:
+            if isinstance(exc, codec.InvalidText) and await self.refuse_text(exc):
+                return
             logger.info("closing %s: %s", self.sid or self.eio_sid, exc)
             await self._close()
 
@@ -142,6 +144,24 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
         sockets are in no Channels group)."""
         await self.disconnect(message["code"])
         raise StopConsumer()
+
+    async def refuse_text(self, error: codec.InvalidText) -> bool:
+        """A packet that cannot be passed on is answered where the client waits for an
+        answer, and changes nothing: CONNECT_ERROR for a CONNECT, a `{"ok": false}` ack
+        for an event that asked for one, an `error` event for a connected socket. False
+        when there is nobody to answer (the connection is then closed as for any other
+        protocol error)."""
+        message = str(error)
+        if error.kind == "0":
+            await self._send_packet(codec.ConnectError(message, error.namespace))
+        elif error.kind == "2" and error.ack_id is not None and self.sid is not None:
+            reply = {"ok": False, "error": message}
+            await self._send_packet(codec.Ack((reply,), error.ack_id, error.namespace))
+        elif self.sid is not None:
+            await self._emit("error", {"message": message})
+        else:
+            return False
+        return True
 
     # ---- packets ------------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from rooms.socketio.codec import (
     ConnectError,
     Disconnect,
     Event,
+    InvalidText,
     Open,
     Packet,
     Ping,
@@ -225,7 +226,9 @@ def test_invalid_frame_raises_protocol_error(frame: str) -> None:
         ('42["connect"]', "reserved"),
         ('4212345678901["x"]', "ack id"),
         ('42["x",' + "[" * 100 + "]" * 100 + "]", "nested"),
-        ("42" + "[" * 100_000, "nested"),
+        ("42" + "[" * 1_000, "nested"),
+        ('42["x",' + "[]," * 250_000 + "[]]", "more than 10000 elements"),
+        ('42["join","\\ud800"]', "lone surrogate"),
         ("5", "polling"),
     ],
 )
@@ -252,6 +255,39 @@ def test_many_shallow_brackets_are_not_mistaken_for_depth() -> None:
     """A long but flat payload passes the depth check."""
     args = tuple([i] for i in range(1000))
     assert decode(encode(Event("x", args))) == Event("x", args)
+
+
+def test_elements_in_strings_do_not_count() -> None:
+    """Commas and brackets inside strings are text, not structure: a long one is accepted."""
+    text = ",[{" * 20_000
+    assert decode(json_event("x", text)) == Event("x", (text,))
+
+
+def json_event(name: str, *args: object) -> str:
+    return "42" + json.dumps([name, *args], ensure_ascii=False)
+
+
+@pytest.mark.parametrize(
+    ("frame", "kind", "ack_id"),
+    [
+        ('40{"id_user":"\\ud800"}', "0", None),
+        ('42["identity-change",{"name":"\\udfff"}]', "2", None),
+        ('421["join","a\\ud83d"]', "2", 1),
+        ('42["\\ud800"]', "2", None),
+        ('42["x",{"\\ud800":1}]', "2", None),
+    ],
+)
+def test_a_lone_surrogate_anywhere_is_invalid_text_with_the_packet_head(
+    frame: str, kind: str, ack_id: int | None
+) -> None:
+    """Valid JSON, but not UTF-8 text: refused at decode time, saying whom to answer."""
+    with pytest.raises(InvalidText) as caught:
+        decode(frame)
+    assert (caught.value.kind, caught.value.ack_id) == (kind, ack_id)
+
+
+def test_a_surrogate_pair_is_one_character_and_accepted() -> None:
+    assert decode('42["x","\\ud83d\\ude00"]') == Event("x", ("\U0001f600",))
 
 
 def test_ack_id_of_ten_digits_is_accepted() -> None:
