@@ -194,6 +194,8 @@ SOCKETIO_MAX_PAYLOAD: int = env.int("SOCKETIO_MAX_PAYLOAD", default=1_000_000)
 SOCKETIO_CONNECT_TIMEOUT_S: float = env.float("SOCKETIO_CONNECT_TIMEOUT_S", default=45.0)
 # identity-change events one socket may send per second before they are dropped
 SOCKETIO_IDENTITY_CHANGE_RATE: float = env.float("SOCKETIO_IDENTITY_CHANGE_RATE", default=20.0)
+# rooms one socket may be in at once; a join beyond it is refused in its ack
+SOCKETIO_MAX_ROOMS_PER_SOCKET: int = env.int("SOCKETIO_MAX_ROOMS_PER_SOCKET", default=100)
 # how long a roster waits for a live but silent (hung) worker
 CLUSTER_GATHER_DEADLINE: float = env.float("CLUSTER_GATHER_DEADLINE", default=1.0)
 # how often each worker beats its heartbeat and looks for dead peers (worker-down latency)

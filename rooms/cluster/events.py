@@ -11,7 +11,7 @@ from typing import Any
 
 CLUSTER_GROUP = "cluster"
 
-ROOM_EMIT = "room.emit"  # a frame for the sockets of a room, sent to that room's group
+ROOM_EMIT = "room.emit"  # {room, frame, except, [event]}: a frame for a room's sockets
 USER_RENAMED = "user.renamed"  # a user's name changed: each worker tells that user's rooms
 USER_DELETED = "user.deleted"  # a user is gone: CONNECTs as that user are refused
 WORKER_DOWN = "worker.down"  # a worker was found dead: each worker tells all its sockets

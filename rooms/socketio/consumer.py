@@ -278,6 +278,10 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
         if sock is None:
             return GONE
         if room not in sock.rooms:
+            limit = settings.SOCKETIO_MAX_ROOMS_PER_SOCKET
+            if len(sock.rooms) >= limit:
+                # each room a socket is in costs every event it sends one more message
+                return {"ok": False, "error": f"a socket may be in at most {limit} rooms"}
             await self.node.join(sock.id_socket, room)
             await self._announce_arrival(room, sock.id_socket)
         return {"ok": True}

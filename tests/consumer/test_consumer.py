@@ -540,3 +540,21 @@ async def test_the_deletion_broadcast_makes_every_worker_forget(node: WorkerNode
             break
         await asyncio.sleep(0.01)
     assert "7" not in KNOWN_USERS
+
+
+async def test_a_join_beyond_the_rooms_per_socket_cap_is_refused_and_changes_nothing(
+    connect: ClientFactory, node: WorkerNode, socketio_env: Settings
+) -> None:
+    """Each room a socket is in costs every event it sends one more message."""
+    socketio_env.SOCKETIO_MAX_ROOMS_PER_SOCKET = 3
+    client = await connect(id_user="1", room="r0")
+    for room in ("r1", "r2"):
+        assert await client.call("join", room) == {"ok": True}
+    assert await client.call("join", "r3") == {
+        "ok": False,
+        "error": "a socket may be in at most 3 rooms",
+    }
+    assert await client.call("join", "r2") == {"ok": True}  # already in it: no new room
+    assert node.registry.room_count == 3
+    assert await client.call("leave", "r0") == {"ok": True}
+    assert await client.call("join", "r3") == {"ok": True}

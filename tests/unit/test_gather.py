@@ -148,7 +148,7 @@ async def test_a_query_is_answered_while_room_events_are_still_being_delivered(
     node.registry.join("slow", "r")
     listening = asyncio.create_task(node._listen())
     try:
-        event = {"rooms": ["r"], "index": 0, "frame": "42", "except": None}
+        event = {"room": "r", "frame": "42", "except": None}
         node._on_message({"type": "room.emit", **event})
         query = {"kind": "roster_json", "args": {"room": "r"}, "request": "q1"}
         node._on_message({"type": "cluster.query", "reply_to": "asker", "origin": "a", **query})

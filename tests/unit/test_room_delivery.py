@@ -4,9 +4,11 @@ socket can take it so, awaited otherwise."""
 from __future__ import annotations
 
 from rooms.bus.local import LocalBus
+from rooms.bus.serialization import serialize
+from rooms.cluster.fanout import RoomFanout
 from rooms.cluster.membership import LocalDirectory
 from rooms.cluster.node import WorkerNode
-from rooms.cluster.registry import LocalSocket
+from rooms.cluster.registry import LocalSocket, Registry
 
 
 class Sink:
@@ -42,8 +44,8 @@ async def test_direct_frames_are_written_and_the_rest_awaited_each_socket_once()
     socket_with(node, "asgi", asgi, "b")
     socket_with(node, "both", both, "a", "b")
     socket_with(node, "sender", sender, "a")
-    for index in (0, 1):  # what emit_to_rooms(["a", "b"], ...) publishes, one per room
-        message = {"rooms": ["a", "b"], "index": index, "frame": "42", "except": "sender"}
+    for room in ("a", "b"):  # what emit_to_rooms(["a", "b"], ...) publishes, one per room
+        message = {"room": room, "frame": "42", "except": "sender", "event": "e1"}
         await node.fanout.deliver({"type": "room.emit", **message})
     assert (direct.written, direct.awaited) == (["42"], [])
     assert (asgi.written, asgi.awaited) == ([], ["42"])
@@ -54,3 +56,51 @@ async def test_direct_frames_are_written_and_the_rest_awaited_each_socket_once()
 def test_a_socket_without_a_direct_path_is_always_awaited() -> None:
     plain = LocalSocket("s", "1", deliver=Sink(False).deliver)
     assert plain.deliver_now("42") is False
+
+
+class Recorder:
+    """A publisher that keeps what would go to Redis."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, dict[str, object]]] = []
+
+    async def group_send(self, group: str, message: dict[str, object]) -> int:
+        self.sent.append((group, message))
+        return 1
+
+
+async def run(method: object, *args: object) -> None:
+    await method(*args)  # type: ignore[operator]
+
+
+async def test_an_event_for_many_rooms_costs_one_small_message_per_room() -> None:
+    """Linear in the rooms: no copy carries the room list (2000 rooms once cost 400 MB)."""
+    recorder = Recorder()
+    fanout = RoomFanout(recorder, Registry(), run)  # type: ignore[arg-type]
+    rooms = [f"room-{i:04d}-" + "x" * 90 for i in range(2000)]
+    await fanout.emit(rooms, '42["identity-change",{"id_user":"1"}]')
+    assert len(recorder.sent) == 2000
+    sizes = {len(serialize(message)) for _, message in recorder.sent}
+    assert max(sizes) < 250  # the frame, one room name, an event id
+    assert len({message["event"] for _, message in recorder.sent}) == 1
+
+
+async def test_an_event_for_one_room_needs_no_event_id() -> None:
+    recorder = Recorder()
+    await RoomFanout(recorder, Registry(), run).emit(["a", "a"], "42")  # type: ignore[arg-type]
+    assert [message.get("event") for _, message in recorder.sent] == [None]
+
+
+async def test_deliveries_remembered_stay_bounded_oldest_forgotten_first() -> None:
+    registry = Registry()
+    sink = Sink(True)
+    for i in range(10):
+        registry.add(LocalSocket(f"s{i}", "1", deliver=sink.deliver, deliver_now=sink.deliver_now))
+        registry.join(f"s{i}", "r")
+    fanout = RoomFanout(Recorder(), registry, run, remember=25)  # type: ignore[arg-type]
+    for n in range(5):
+        await fanout.deliver({"type": "room.emit", "room": "r", "frame": f"{n}", "except": None,
+                              "event": f"e{n}"})  # fmt: skip
+    assert fanout._remembered <= 25 + 10 and list(fanout._served)[-1] == "e4"
+    assert "e0" not in fanout._served
+    assert len(sink.written) == 50  # every socket got every event once
