@@ -196,6 +196,16 @@ SOCKETIO_CONNECT_TIMEOUT_S: float = env.float("SOCKETIO_CONNECT_TIMEOUT_S", defa
 SOCKETIO_IDENTITY_CHANGE_RATE: float = env.float("SOCKETIO_IDENTITY_CHANGE_RATE", default=20.0)
 # rooms one socket may be in at once; a join beyond it is refused in its ack
 SOCKETIO_MAX_ROOMS_PER_SOCKET: int = env.int("SOCKETIO_MAX_ROOMS_PER_SOCKET", default=100)
+# frames (events, acks, pings...) one connection may send per second, in bursts of twice
+# that; past it the client gets an `error` event and is disconnected
+SOCKETIO_FRAME_RATE: float = env.float("SOCKETIO_FRAME_RATE", default=50.0)
+# CONNECTs refused on one connection before it is closed
+SOCKETIO_MAX_CONNECT_ATTEMPTS: int = env.int("SOCKETIO_MAX_CONNECT_ATTEMPTS", default=3)
+# open WebSocket connections from one client address, per worker (raise it behind a NAT
+# or a proxy that does not forward the client's address)
+SOCKETIO_MAX_CONNECTIONS_PER_ADDRESS: int = env.int(
+    "SOCKETIO_MAX_CONNECTIONS_PER_ADDRESS", default=1000
+)
 # how long a roster waits for a live but silent (hung) worker
 CLUSTER_GATHER_DEADLINE: float = env.float("CLUSTER_GATHER_DEADLINE", default=1.0)
 # how often each worker beats its heartbeat and looks for dead peers (worker-down latency)

@@ -17,6 +17,7 @@ from tests.integration.servers import STARTED_CLUSTERS
 def no_user_known_yet(monkeypatch: pytest.MonkeyPatch) -> None:
     """A worker's cache of existing users outlives a test's database: start each empty."""
     monkeypatch.setattr(KNOWN_USERS, "_seen", {})
+    monkeypatch.setattr(KNOWN_USERS, "_missing", {})
 
 
 # What a cluster log must never gain: a traceback, or a line logged at ERROR or above

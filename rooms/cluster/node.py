@@ -303,6 +303,7 @@ class WorkerNode:
         return reply
 
     async def _forward_rename(self, message: dict[str, Any]) -> None:
+        KNOWN_USERS.forget(message["id_user"])  # a new user must be admitted at once
         rooms = sorted(
             {room for s in self.registry.of_user(message["id_user"]) for room in s.rooms}
         )

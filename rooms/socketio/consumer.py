@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-import time
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -27,12 +26,21 @@ from rooms.cluster.registry import LocalSocket
 from rooms.server.ws_frames import FrameWriter, frame_writer
 from rooms.socketio import codec
 from rooms.socketio.dispatch import DirectDispatch
+from rooms.socketio.limits import ConnectionsPerAddress, TokenBucket
 from users import services
 
 logger = logging.getLogger(__name__)
 
 
 GONE = {"ok": False, "error": "socket is disconnecting"}
+OPEN_CONNECTIONS = ConnectionsPerAddress()  # this worker's, by client address
+
+
+def client_address(scope: dict[str, Any]) -> str:
+    """The client's address (behind a proxy, the one daphne's --proxy-headers took from
+    X-Forwarded-For); connections without one share the key "-"."""
+    client = scope.get("client")
+    return str(client[0]) if client else "-"
 
 
 def new_socket_id() -> str:
@@ -58,24 +66,6 @@ def user_exists(id_user: object) -> str | None:
         return None
 
 
-class TokenBucket:
-    """At most `rate` events per second on average, bursts up to `rate`."""
-
-    def __init__(self, rate: float) -> None:
-        self.rate = rate
-        self.tokens = rate
-        self.updated = time.monotonic()
-
-    def take(self) -> bool:
-        now = time.monotonic()
-        self.tokens = min(self.rate, self.tokens + (now - self.updated) * self.rate)
-        self.updated = now
-        if self.tokens < 1:
-            return False
-        self.tokens -= 1
-        return True
-
-
 class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
     # No channel-layer channel per socket: the worker node receives for all its sockets.
     channel_layer_alias = "no-per-socket-channel"
@@ -88,6 +78,7 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
     # (room events during the room subscription at CONNECT); None once those are sent.
     held: list[str] | None = None
     write_frame: FrameWriter | None = None  # under daphne: text frames bypass the ASGI send
+    address: str | None = None  # counted in OPEN_CONNECTIONS while this connection is open
 
     async def connect(self) -> None:
         self.query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
@@ -103,9 +94,18 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
             logger.warning("refusing /socket.io/ connection: %s", exc)
             await self.close()
             return
+        self.address = client_address(self.scope)
+        if not OPEN_CONNECTIONS.admit(self.address, settings.SOCKETIO_MAX_CONNECTIONS_PER_ADDRESS):
+            self.address = None
+            logger.info("refusing /socket.io/ connection: too many from one address")
+            await self.close()
+            return
         self.eio_sid = new_socket_id()
         self.pong = asyncio.Event()
         self.identity_budget = TokenBucket(settings.SOCKETIO_IDENTITY_CHANGE_RATE)
+        rate = settings.SOCKETIO_FRAME_RATE
+        self.frame_budget = TokenBucket(rate, burst=2 * rate)
+        self.connect_refusals = 0
         await self.accept()
         self.write_frame = frame_writer(self.base_send)
         await self._send_packet(
@@ -124,6 +124,9 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self.closing:  # else a queued CONNECT would register a socket on a closed connection
             return
+        if not self.frame_budget.take():
+            await self._over_budget()
+            return
         try:
             if text_data is None:
                 raise codec.ProtocolError("binary frames are not supported")
@@ -137,6 +140,17 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
 
     async def disconnect(self, code: int) -> None:
         await self._forget()
+        if self.address is not None:
+            OPEN_CONNECTIONS.release(self.address)
+            self.address = None
+
+    async def _over_budget(self) -> None:
+        """More frames than SOCKETIO_FRAME_RATE allows (each costs a decode, and events
+        cost the cluster more): the client is told why, then disconnected."""
+        logger.info("closing %s: over its frame budget", self.sid or self.eio_sid)
+        if self.sid is not None:
+            await self._emit("error", {"message": "too many frames: disconnecting"})
+        await self._close()
 
     async def websocket_disconnect(self, message: dict[str, Any]) -> None:
         """Channels' own minus its `aclose_old_connections()` thread hop on every close
@@ -153,7 +167,7 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
         protocol error)."""
         message = str(error)
         if error.kind == "0":
-            await self._send_packet(codec.ConnectError(message, error.namespace))
+            await self._refuse_connect(message, error.namespace)
         elif error.kind == "2" and error.ack_id is not None and self.sid is not None:
             reply = {"ok": False, "error": message}
             await self._send_packet(codec.Ack((reply,), error.ack_id, error.namespace))
@@ -186,7 +200,7 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
 
     async def on_connect_packet(self, packet: codec.Connect) -> None:
         if packet.namespace != codec.DEFAULT_NAMESPACE:
-            await self._send_packet(codec.ConnectError("Invalid namespace", packet.namespace))
+            await self._refuse_connect("Invalid namespace", packet.namespace)
             return
         if self.sid is not None:
             raise codec.ProtocolError("CONNECT on an already connected namespace")
@@ -194,16 +208,20 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
         raw_user = auth.get("id_user", self._query("id_user"))
         raw_room = auth.get("room", self._query("room"))
         if raw_user in (None, ""):
-            await self._send_packet(codec.ConnectError("Missing id_user"))
+            await self._refuse_connect("Missing id_user")
             return
         pk = services.parse_id_user(raw_user)
-        id_user = str(pk) if pk is not None and str(pk) in KNOWN_USERS else None
+        key = None if pk is None else str(pk)
+        id_user = key if key is not None and key in KNOWN_USERS else None
         if id_user is None:
-            id_user = await user_exists(raw_user)
-            if self.closing:  # a heartbeat or CONNECT timeout closed us during the lookup
-                return
+            if key is not None and not KNOWN_USERS.is_missing(key):
+                id_user = await user_exists(raw_user)
+                if self.closing:  # a heartbeat or CONNECT timeout closed us during the lookup
+                    return
             if id_user is None:
-                await self._send_packet(codec.ConnectError(f"Unknown id_user: {raw_user}"))
+                if key is not None:
+                    KNOWN_USERS.remember_missing(key)
+                await self._refuse_connect(f"Unknown id_user: {raw_user}")
                 return
             KNOWN_USERS.remember(id_user)
         room = None
@@ -211,7 +229,7 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
             try:
                 room = validate_room(raw_room)
             except InvalidRoom as exc:
-                await self._send_packet(codec.ConnectError(str(exc)))
+                await self._refuse_connect(str(exc))
                 return
         self.sid, self.id_user = new_socket_id(), id_user
         self.held = []
@@ -234,6 +252,15 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
         await self._release_held()
         if room is not None:
             await self._announce_arrival(room, self.sid)
+
+    async def _refuse_connect(self, message: str, namespace: str = codec.DEFAULT_NAMESPACE) -> None:
+        """CONNECT_ERROR; after SOCKETIO_MAX_CONNECT_ATTEMPTS refusals on one connection
+        the connection is closed too (a client trying user after user costs lookups)."""
+        await self._send_packet(codec.ConnectError(message, namespace))
+        self.connect_refusals += 1
+        if self.connect_refusals >= settings.SOCKETIO_MAX_CONNECT_ATTEMPTS:
+            logger.info("closing %s: %d CONNECTs refused", self.eio_sid, self.connect_refusals)
+            await self._close()
 
     async def on_event(self, event: codec.Event) -> None:
         arg = event.args[0] if event.args else None
