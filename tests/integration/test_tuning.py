@@ -89,3 +89,11 @@ def test_another_daphne_version_turns_tuning_off_with_one_warning_per_worker(
     )
     assert cluster.logs().count(warning) == 2, cluster.logs()[-3000:]
     assert cluster.logs().count("server tuning off") == 2
+
+
+def test_workers_follow_the_test_runs_server_tuning(start_cluster: StartCluster) -> None:
+    """A cluster started without a SERVER_TUNING of its own inherits the test process's
+    (`make test` runs the integration tests with it on, then off)."""
+    cluster = start_cluster(1, DEBUG="on")
+    expected = sorted(tuning.wanted(os.environ.get("SERVER_TUNING", "on")))
+    assert reported_tuning(cluster) == [expected]
