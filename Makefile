@@ -37,13 +37,15 @@ run: setup
 PG_URL  ?= postgres://postgres@127.0.0.1:5432/identity_playground
 
 ## test: everything CI runs: lint, types, every test (real Redis, daphne, Chromium) on SQLite,
+##       the integration tests again with the server tuning off,
 ##       then the database-backed tests again on PostgreSQL when a server answers
 test: setup
 	bash scripts/ensure-redis
 	bash scripts/ensure-chromium
 	bash scripts/ensure-postgres
 	$(MAKE) check
-	$(PY) -m pytest
+	SERVER_TUNING=on $(PY) -m pytest
+	SERVER_TUNING=off $(PY) -m pytest -q tests/integration
 	if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then \
 	  DATABASE_URL=$(PG_URL) $(PY) -m pytest -q tests/users tests/consumer tests/unit; \
 	else echo "PostgreSQL not available: PostgreSQL run skipped"; fi

@@ -12,10 +12,16 @@
 # steadier than latency here) and latencies across rounds, never one pair. The cluster started
 # first showed a higher 1000-socket roster p99 even with identical code: read p99 across the
 # swapped orders only. A_VENV uses another virtualenv for A (e.g. to A/B a dependency).
+#
+# Server tuning (rooms/server/tuning.py): A_SERVER_TUNING and B_SERVER_TUNING (both on) are
+# each side's SERVER_TUNING; WITHOUT=NAME sets B's to every patch but NAME. One patch against
+# the rest, same code on both sides (a clean working tree):
+#   WITHOUT=tcp_writes STEPS="fanout-1000 connect" bash bench/ab.sh HEAD
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 BASE="${1:?usage: bash bench/ab.sh BASE-COMMIT}"
 ROUNDS="${ROUNDS:-4}"; STEPS="${STEPS:-roster-10 roster-100 roster-1000}"
+A_SERVER_TUNING="${A_SERVER_TUNING:-on}"
 STAMP="$(date -u +%Y-%m-%dT%H%M%SZ)"
 WORK="$ROOT/.tmp/bench/ab-$STAMP"; A_DIR="$WORK/base"
 A_PID=""; B_PID=""; A_PREFIX="bench-aba-$STAMP"; B_PREFIX="bench-abb-$STAMP"
@@ -31,18 +37,26 @@ for step in $STEPS; do  # before anything starts: a typo would otherwise run nod
   case "$step" in roster-10|roster-100|roster-1000|hydrate-10|hydrate-100|hydrate-1000) ;;
     fanout-100|fanout-1000|connect) ;; *) die "unknown step $step" ;; esac
 done
-ensure_venv; ensure_redis; ensure_reference
+ensure_venv
+if [ -n "${WITHOUT:-}" ]; then
+  B_SERVER_TUNING="$(tuning_without "$WITHOUT")" || die "WITHOUT=$WITHOUT: not a patch name"
+fi
+B_SERVER_TUNING="${B_SERVER_TUNING:-on}"
+ensure_redis; ensure_reference
 mkdir -p "$WORK/a" "$WORK/b"
 git -C "$ROOT" worktree add --detach -q "$A_DIR" "$BASE" || die "no commit $BASE"
 ln -s "${A_VENV:-$ROOT/.venv}" "$A_DIR/.venv"
 ln -s "$ROOT/node_modules" "$A_DIR/node_modules"
 A_PORT="$(free_port)"; B_PORT="$(free_port)"
-# each cluster is started by its own checkout's bench/lib.sh, so A runs A's code
-A_PID="$(source "$A_DIR/bench/lib.sh"; start_ours "$A_PORT" "$A_PREFIX" "$WORK/a")"
-B_PID="$(start_ours "$B_PORT" "$B_PREFIX" "$WORK/b")"
+# each cluster is started by its own checkout's bench/lib.sh, so A runs A's code (a lib.sh
+# that does not know US_SERVER_TUNING passes the exported SERVER_TUNING through)
+A_PID="$(export US_SERVER_TUNING="$A_SERVER_TUNING" SERVER_TUNING="$A_SERVER_TUNING"
+         source "$A_DIR/bench/lib.sh"; start_ours "$A_PORT" "$A_PREFIX" "$WORK/a")"
+B_PID="$(US_SERVER_TUNING="$B_SERVER_TUNING" start_ours "$B_PORT" "$B_PREFIX" "$WORK/b")"
 wait_ready "http://127.0.0.1:$A_PORT" "$A_PID" || { tail -20 "$WORK/a/ours.log" >&2; die "A did not come up"; }
 wait_ready "http://127.0.0.1:$B_PORT" "$B_PID" || { tail -20 "$WORK/b/ours.log" >&2; die "B did not come up"; }
-log "A = $BASE ($(git -C "$A_DIR" log -1 --format=%h)), B = working tree; load $(loadavg)"
+log "A = $BASE ($(git -C "$A_DIR" log -1 --format=%h), SERVER_TUNING=$A_SERVER_TUNING)," \
+  "B = working tree (SERVER_TUNING=$B_SERVER_TUNING); load $(loadavg)"
 
 H="$REF_DIR/bench"
 step_args() {

@@ -62,7 +62,9 @@ free_port() {
 # start_ours PORT PREFIX WORKDIR -> prints the runcluster pid; log in WORKDIR/ours.log
 # Production settings (DEBUG off: Django does not record every SQL query, as it does with
 # DEBUG on) over plain HTTP on 127.0.0.1; BENCH_DEBUG=1 measures the development defaults
-# instead. OUR_ENV adds VAR=value words to our cluster's environment.
+# instead. US_SERVER_TUNING (on) is the cluster's SERVER_TUNING: on, off, or a comma list of
+# patch names (rooms/server/tuning.py; `tuning_without NAME` gives all but one). OUR_ENV adds
+# VAR=value words to our cluster's environment.
 start_ours() {
   local port="$1" prefix="$2" work="$3"
   local mode=(DEBUG=off SECRET_KEY="bench-$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')"
@@ -70,7 +72,8 @@ start_ours() {
   [ "${BENCH_DEBUG:-0}" = 1 ] && mode=(DEBUG=on)
   local env=(env DATABASE_URL="sqlite:///$work/db.sqlite3" REDIS_URL="$BENCH_REDIS_URL"
              CHANNEL_PREFIX="$prefix" DJANGO_SETTINGS_MODULE=identity_playground.settings
-             STATIC_ROOT="$work/static" PYTHONUNBUFFERED=1 "${mode[@]}" ${OUR_ENV:-})
+             STATIC_ROOT="$work/static" PYTHONUNBUFFERED=1 SERVER_TUNING="${US_SERVER_TUNING:-on}"
+             "${mode[@]}" ${OUR_ENV:-})
   # As on Heroku, production settings serve collected static files: without them whitenoise
   # warns once per worker (a fresh checkout has no staticfiles/).
   (cd "$ROOT" && "${env[@]}" "$PY" manage.py reset_db >"$work/reset_db.log" 2>&1 \
@@ -79,6 +82,15 @@ start_ours() {
   (cd "$ROOT" && exec "${env[@]}" "$PY" manage.py runcluster --workers "${WORKERS:-4}" --port "$port" \
     >"$work/ours.log" 2>&1) &
   echo $!
+}
+
+# tuning_without NAME -> the SERVER_TUNING value naming every patch but NAME (fails for a
+# name rooms/server/tuning.py does not know)
+tuning_without() {
+  (cd "$ROOT" && "$PY" -c 'import sys
+from rooms.server import tuning
+tuning.wanted(sys.argv[1])
+print(",".join(name for name in tuning.PATCHES if name != sys.argv[1]))' "$1")
 }
 
 # start_ref PORT PREFIX WORKDIR -> prints the cluster.js pid; log in WORKDIR/ref.log

@@ -15,7 +15,8 @@
 # Env knobs: ROUNDS (3), WORKERS (4), BUDGET_S (540: no new round starts if it would end
 # past this), STEP_TIMEOUT (150 s per step), BENCH_REDIS_URL (redis://127.0.0.1:6379/0),
 # NODE_REFERENCE_SRC (../shared/anchors/node-reference), KEEP_WORK (1: keep the raw outputs
-# of the last 5 runs in .tmp/bench/; 0: delete this run's).
+# of the last 5 runs in .tmp/bench/; 0: delete this run's), US_SERVER_TUNING (on: our
+# cluster's SERVER_TUNING, e.g. off, or a comma list of patch names; see bench/README.md).
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
@@ -142,7 +143,7 @@ US_DROPPED="$(grep -c 'bus write' "$WORK/ours.log")"
   --work "$WORK" --results "$RESULTS" --stamp "$STAMP" --ref-dir "$REF_DIR" \
   --load-before "$LOAD_BEFORE" --load-after "$LOAD_AFTER" --elapsed-s $(( $(date +%s) - T0 )) \
   --log-totals "us=${US_LOG_TOTAL/ /,}" "ref=${REF_LOG_TOTAL/ /,}" \
-  --our-settings "$([ "${BENCH_DEBUG:-0}" = 1 ] && echo 'DEBUG on (development defaults)' || echo 'DEBUG off (production settings over plain HTTP)')" \
+  --our-settings "$([ "${BENCH_DEBUG:-0}" = 1 ] && echo 'DEBUG on (development defaults)' || echo 'DEBUG off (production settings over plain HTTP)'), SERVER_TUNING=${US_SERVER_TUNING:-on}" \
   --workers "$WORKERS" --us-dropped-writes "${US_DROPPED:-0}" --redis-version "$(redis_cli info server 2>/dev/null | sed -n 's/^redis_version:\(.*\)\r*$/\1/p' | tr -d '\r')"
 rc=$?
 if [ "${KEEP_WORK:-1}" = 1 ]; then

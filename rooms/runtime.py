@@ -24,7 +24,7 @@ from rooms.cluster import events
 from rooms.cluster.holder import NodeHolder
 from rooms.cluster.membership import LocalDirectory, RedisDirectory
 from rooms.cluster.node import WorkerNode
-from rooms.server import memory
+from rooms.server import memory, tuning
 from rooms.socketio import codec
 
 logger = logging.getLogger(__name__)
@@ -45,6 +45,7 @@ def process_stats() -> dict[str, Any]:
         },
         "memory": memory.stats(),
         "event_loop": f"{loop_type.__module__}.{loop_type.__qualname__}",
+        "server_tuning": sorted(tuning.active),
     }
 
 

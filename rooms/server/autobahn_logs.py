@@ -1,13 +1,13 @@
-"""autobahn's debug-log arguments, no longer computed for lines nobody logs.
+"""autobahn's debug-log arguments, not computed for lines nobody logs.
 
 autobahn builds the arguments of its `log.debug(...)` lines before the level is checked:
 every frame sent or received calls `hltype`/`hlval` (qualified names, terminal colours),
 and every new connection pretty-prints its 40-odd settings with `pprint.pformat`. In a
-py-spy profile of a connect storm that was about 8% of worker CPU (bench/README.md).
-Here, as the two autobahn modules that log per frame see them, those helpers pass values
-through, and `pformat` formats nothing unless autobahn's debug lines are on (a plain `repr`
-of the settings still cost 2.6% of a connect storm's CPU); a debug line that is emitted
-still shows them, plainly.
+py-spy profile of a connect storm that is about 8% of worker CPU (bench/README.md,
+"Server tuning"). Here, as the two autobahn modules that log per frame see them, those
+helpers pass values through, and `pformat` formats nothing unless autobahn's debug lines
+are on (a plain `repr` of the settings alone costs 2.6% of a connect storm's CPU); a debug
+line that is emitted still shows them, plainly.
 """
 
 from __future__ import annotations

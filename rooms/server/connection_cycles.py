@@ -1,15 +1,20 @@
 """What each WebSocket connection leaves behind, freed by reference counting at once.
 
-Two reference cycles outlived every WebSocket connection daphne served:
+daphne and autobahn leave two reference cycles behind every WebSocket connection:
 - the upgrade: daphne hands the TCP transport from its HTTP channel to a WebSocket
   protocol and leaves the channel and its request pointing at each other
   (`channel.requests[0].channel`), with the handshake's headers and body;
 - the close: autobahn resolves `is_closed` with the protocol itself, so the protocol holds
   a Deferred that holds the protocol, and with it all of autobahn's per-connection state.
-Only a full collection frees an old cycle, and CPython starts one when the objects promoted
-since the last one reach a quarter of the heap: 2-3 per worker in a whole `make soak`, whose
-workers grew about 10 MB a minute of such garbage (bench/README.md). Here each cycle is cut
-where it is made, so the objects go as soon as nothing else holds them.
+Only a full collection frees an old cycle, and CPython starts one only when the objects
+promoted since the last one reach a quarter of the long-lived ones: 2-3 per worker in a
+whole `make soak`, all at start-up, while such garbage grew 4 workers by 34 MB after
+warm-up in 300 s, against 4 MB with the cycles cut (bench/README.md, "Where the soak's
+memory goes"). Here
+each cycle is cut where it is made, so the objects go as soon as nothing else holds them.
+Both are upstream bugs; the write-ups, with a reproduction and the patch each project could
+take, are docs/upstream/daphne-upgrade-request-cycle.md and
+docs/upstream/autobahn-is-closed-cycle.md.
 """
 
 from __future__ import annotations

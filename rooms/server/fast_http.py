@@ -3,16 +3,16 @@
 Every plain HTTP request daphne serves goes through Twisted's HTTP machinery: a line
 parser, a Request object with header objects, a per-connection idle timer, daphne's
 per-request queue and checker, and Twisted's response writer. Together with the accept,
-that was most of a worker's CPU for a request refused at once, and more than the cluster
-query behind a roster (bench/README.md, "Plain requests without Twisted's HTTP"). Here
-each new connection first meets a small protocol: when its first bytes are exactly one
-simple request (rooms.server.http_head) for an endpoint the application says it serves
-without Django's URL routing (the paths are handed to `install`), the ASGI application
-is called here and the response written in one piece.
+that is most of a worker's CPU for a request refused at once, and more than the cluster
+query behind a roster (py-spy; bench/README.md, "Server tuning"). Here each new connection
+first meets a small protocol: when its first bytes are exactly one simple request
+(rooms.server.http_head) for an endpoint the application serves without Django's URL
+routing (the runner hands the predicate to `install`), the ASGI application is called here
+and the response written in one piece.
 Anything else, and anything after a kept-alive response, is handed with the bytes
 received so far to the HTTP channel daphne would have built, which then serves the
-connection as before: WebSocket upgrades, pages, the admin, malformed requests and their
-error responses are all unchanged.
+connection: WebSocket upgrades, pages, the admin, malformed requests and their error
+responses are daphne's own.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Recognise the simplest HTTP/1.x requests: a GET or HEAD with no body, in plain ASCII.
 
-A pure function with no server in it. rooms.fast_http serves what it recognises and hands
+A pure function with no server in it. rooms.server.fast_http serves what it recognises and hands
 everything else, byte for byte, to daphne's own HTTP parser, so this parser only has to
 say yes to requests it is certain of: anything unusual (a body, an upgrade, an unusual
 header name, a folded line, non-ASCII bytes, a second request behind the first) is a no.

@@ -2,14 +2,14 @@
 
 Twisted's `write()` (and `writeSequence()`, which daphne's HTTP headers take) buffers and
 registers the socket for writability, so each frame costs an epoll_ctl to add the writer,
-a loop callback, send() and another epoll_ctl to remove it. Profiles of daphne workers put
-that path at about half of their CPU in a 1000-receiver fan-out and in connect storms
-(bench/README.md). Here a write to a connection with nothing queued is held in Twisted's
-own buffer and the connection is marked; once per loop turn every marked connection is
-flushed with one send(). Frames for the same socket in the same turn (a connect storm's
-announcements) still leave in one send(), as Twisted would send them. Only what the kernel
-does not take goes back to Twisted's writability path, which also keeps closing,
-half-closing and reporting a lost connection.
+a loop callback, send() and another epoll_ctl to remove it. py-spy profiles of daphne
+workers put that path at about half of their CPU in a 1000-receiver fan-out and in connect
+storms (bench/README.md, "Server tuning"). Here a write to a connection with nothing
+queued is held in Twisted's own buffer and the connection is marked; once per loop turn
+every marked connection is flushed with one send(). Frames for the same socket in the
+same turn (a connect storm's announcements) still leave in one send(), as Twisted would
+send them. Only what the kernel does not take goes back to Twisted's writability path,
+which also keeps closing, half-closing and reporting a lost connection.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """Text frames written straight onto daphne's WebSocket connection.
 
-Each frame of a fan-out went Channels' ASGI send -> daphne's Server.handle_reply ->
-WebSocketProtocol.handle_reply and serverSend (UTF-8 encoding) -> autobahn's sendMessage,
-sendFrame and sendData -> the TCP transport: about half of a worker's CPU in a 1000-socket
-fan-out or connect storm (bench/profile.sh). A server's unfragmented, uncompressed text
+Through the ASGI path each frame of a fan-out goes Channels' ASGI send -> daphne's
+Server.handle_reply -> WebSocketProtocol.handle_reply and serverSend (UTF-8 encoding) ->
+autobahn's sendMessage, sendFrame and sendData -> the TCP transport: about half of a
+worker's CPU in a 1000-socket fan-out or connect storm (py-spy, bench/profile.sh;
+bench/README.md, "Server tuning"). A server's unfragmented, uncompressed text
 frame is a 2-10 byte header and the UTF-8 payload; built once per text (a fan-out sends the
 same text to every socket in the room) it costs each socket one transport write.
 

@@ -55,9 +55,8 @@ def no_collector() -> Iterator[None]:
 
 @pytest.fixture
 def as_shipped(monkeypatch: pytest.MonkeyPatch) -> None:
-    """daphne's and autobahn's own methods, and no first look (rooms.fast_http), whatever an
-    earlier test installed (importing identity_playground.asgi next to daphne installs
-    them)."""
+    """daphne's and autobahn's own methods, and no first look (rooms.server.fast_http),
+    whatever an earlier test in this process installed."""
     monkeypatch.setattr(WebRequest, "process", connection_cycles._process)
     monkeypatch.setattr(WebSocketProtocol, "connectionLost", connection_cycles._connection_lost)
     monkeypatch.setattr(HTTPFactory, "buildProtocol", fast_http._daphne_build_protocol)
@@ -133,8 +132,8 @@ async def test_without_it_the_closed_websocket_waits_for_a_full_collection(
 
 async def test_a_request_daphne_refuses_at_once_still_gets_its_answer(installed: None) -> None:
     """daphne answers a bad header value with a 400 inside `process`, and Twisted then drops
-    the request's channel attribute: the wrapper must not fail on it (it once did, and the
-    client got a closed connection instead of the 400)."""
+    the request's channel attribute: the wrapper must not fail on it (else the client gets a
+    closed connection instead of the 400)."""
     server = Server(
         application=accepting_app(asyncio.Event()),
         endpoints=["tcp:port=0:interface=127.0.0.1"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import Callable, Iterator
 
@@ -173,9 +174,36 @@ def test_a_sequence_with_text_in_it_is_refused_whole(pair, batcher, turns):
     assert connection._tempDataBuffer == [] and turns.scheduled == []
 
 
-def test_install_replaces_the_writes_of_tcp_connections(monkeypatch):
-    monkeypatch.setattr(tcp.Connection, "write", tcp.Connection.write)
-    monkeypatch.setattr(tcp.Connection, "writeSequence", tcp.Connection.writeSequence)
+@pytest.fixture
+def as_shipped(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Twisted's own writes on tcp.Connection, restored after the test."""
+    monkeypatch.setattr(tcp.Connection, "write", tcp_writes._buffered_write)
+    monkeypatch.setattr(tcp.Connection, "writeSequence", tcp_writes._buffered_write_sequence)
+
+
+async def test_installed_a_connections_writes_leave_at_the_end_of_the_turn(
+    pair, as_shipped: None
+) -> None:
+    """After install, any TCP connection's write() and writeSequence() (what daphne and
+    autobahn call) are sent together once the event loop's turn ends, with no writability
+    registration."""
+    connection, peer, reactor = pair
     tcp_writes.install()
-    assert tcp.Connection.write is tcp_writes.batched_write
-    assert tcp.Connection.writeSequence is tcp_writes.batched_write_sequence
+    connection.writeSequence([b"HTTP/1.1 200 OK\r\n", b"\r\n"])
+    connection.write(b"body")
+    assert nothing_arrived(peer)
+    await asyncio.sleep(0)
+    assert peer.recv(100) == b"HTTP/1.1 200 OK\r\n\r\nbody"
+    assert reactor.getWriters() == []
+
+
+async def test_as_shipped_twisted_waits_for_writability(pair, as_shipped: None) -> None:
+    """What install replaces: Twisted registers the connection for writability and sends
+    only when its reactor calls doWrite."""
+    connection, peer, reactor = pair
+    connection.write(b"body")
+    await asyncio.sleep(0)
+    assert nothing_arrived(peer)
+    assert reactor.getWriters() == [connection]
+    connection.doWrite()
+    assert peer.recv(100) == b"body"
