@@ -48,7 +48,9 @@ test: setup
 	SERVER_TUNING=off $(PY) -m pytest -q tests/integration
 	if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then \
 	  DATABASE_URL=$(PG_URL) $(PY) -m pytest -q tests/users tests/consumer tests/unit; \
-	else echo "PostgreSQL not available: PostgreSQL run skipped"; fi
+	elif [ "$${STRICT_SKIPS:-}" = 1 ]; then \
+	  echo "PostgreSQL not available (scripts/ensure-postgres): the PostgreSQL run cannot be skipped here" >&2; exit 1; \
+	else echo "*** PostgreSQL not available: PostgreSQL run SKIPPED ***" >&2; fi
 
 ## check: the fast loop: lint, format, types, layer contracts, unit tests
 check: setup
