@@ -194,6 +194,9 @@ SOCKETIO_MAX_PAYLOAD: int = env.int("SOCKETIO_MAX_PAYLOAD", default=1_000_000)
 SOCKETIO_CONNECT_TIMEOUT_S: float = env.float("SOCKETIO_CONNECT_TIMEOUT_S", default=45.0)
 # identity-change events one socket may send per second before they are dropped
 SOCKETIO_IDENTITY_CHANGE_RATE: float = env.float("SOCKETIO_IDENTITY_CHANGE_RATE", default=20.0)
+# bytes a socket may have waiting to be sent (a client that does not read); past it the
+# socket is closed and announced as disconnected
+SOCKETIO_MAX_BUFFERED_BYTES: int = env.int("SOCKETIO_MAX_BUFFERED_BYTES", default=1 << 20)
 # how long a roster waits for a live but silent (hung) worker
 CLUSTER_GATHER_DEADLINE: float = env.float("CLUSTER_GATHER_DEADLINE", default=1.0)
 # how often each worker beats its heartbeat and looks for dead peers (worker-down latency)
