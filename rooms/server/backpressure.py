@@ -13,9 +13,11 @@ HTTPChannel.connectionMade registers it; daphne/http_protocol.py hands the trans
 WebSocket protocol without unregistering it), and the threshold at which it is paused,
 `bufferSize`, is also the size of every read from the socket (twisted/internet/tcp.py).
 
-Not part of the server tuning (rooms.server.tuning): this is safety, always on, and reads
-only attributes Twisted has kept for two decades. Under a server other than daphne, or a
-transport that is not a Twisted socket connection, there is nothing to measure.
+Not part of the server tuning (rooms.server.tuning): this is safety, always on. It reads
+three attributes of Twisted's FileDescriptor, one of them private by name (`_tempDataLen`);
+tests/unit/test_backpressure.py checks them against the installed Twisted. Under a server
+other than daphne, or a transport that is not a Twisted socket connection, there is nothing
+to measure.
 """
 
 from __future__ import annotations
