@@ -206,6 +206,9 @@ SOCKETIO_MAX_CONNECT_ATTEMPTS: int = env.int("SOCKETIO_MAX_CONNECT_ATTEMPTS", de
 SOCKETIO_MAX_CONNECTIONS_PER_ADDRESS: int = env.int(
     "SOCKETIO_MAX_CONNECTIONS_PER_ADDRESS", default=1000
 )
+# bytes a socket may have waiting to be sent (a client that does not read); past it the
+# socket is closed and announced as disconnected
+SOCKETIO_MAX_BUFFERED_BYTES: int = env.int("SOCKETIO_MAX_BUFFERED_BYTES", default=1 << 20)
 # how long a roster waits for a live but silent (hung) worker
 CLUSTER_GATHER_DEADLINE: float = env.float("CLUSTER_GATHER_DEADLINE", default=1.0)
 # how often each worker beats its heartbeat and looks for dead peers (worker-down latency)

@@ -23,6 +23,7 @@ from rooms.cluster.membership import ClusterUnavailable
 from rooms.cluster.names import InvalidRoom, validate_room
 from rooms.cluster.node import WorkerNode
 from rooms.cluster.registry import LocalSocket
+from rooms.server import backpressure
 from rooms.server.ws_frames import FrameWriter, frame_writer
 from rooms.socketio import codec
 from rooms.socketio.dispatch import DirectDispatch
@@ -41,6 +42,11 @@ def client_address(scope: dict[str, Any]) -> str:
     X-Forwarded-For); connections without one share the key "-"."""
     client = scope.get("client")
     return str(client[0]) if client else "-"
+
+
+def dropped(text: str) -> bool:
+    """The FrameWriter of a connection that was cut off: every frame goes nowhere."""
+    return True
 
 
 def new_socket_id() -> str:
@@ -79,6 +85,11 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
     held: list[str] | None = None
     write_frame: FrameWriter | None = None  # under daphne: text frames bypass the ASGI send
     address: str | None = None  # counted in OPEN_CONNECTIONS while this connection is open
+    # Under daphne: what the connection has queued to send, checked after every frame
+    # against SOCKETIO_MAX_BUFFERED_BYTES (a client that does not read is cut off there).
+    outgoing: backpressure.Outgoing | None = None
+    max_buffered = 0
+    _cut_off_task: asyncio.Task[None] | None = None  # forgets a socket `_cut_off` closed
 
     async def connect(self) -> None:
         self.query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
@@ -108,6 +119,8 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
         self.connect_refusals = 0
         await self.accept()
         self.write_frame = frame_writer(self.base_send)
+        self.outgoing = backpressure.outgoing(self.base_send)
+        self.max_buffered = settings.SOCKETIO_MAX_BUFFERED_BYTES
         await self._send_packet(
             codec.Open(
                 sid=self.eio_sid,
@@ -361,7 +374,11 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
     def _deliver_now(self, frame: str) -> bool:
         """The frame written at once, unless frames are held or it must take the ASGI path
         (then `_deliver` does it)."""
-        return self.held is None and self.write_frame is not None and self.write_frame(frame)
+        if self.held is None and self.write_frame is not None and self.write_frame(frame):
+            if self.outgoing is not None and self.outgoing.queued() > self.max_buffered:
+                self._cut_off()
+            return True
+        return False
 
     async def _deliver(self, frame: str) -> None:
         if self.held is not None:
@@ -376,12 +393,29 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
         self.held = None
 
     async def _send_text(self, text: str) -> None:
-        """One text frame: onto the connection itself where it can (rooms/ws_frames.py),
+        """One text frame: onto the connection itself where it can (rooms/server/ws_frames.py),
         else straight to the ASGI send (Channels' two send() layers in between add nothing
         here and cost a coroutine each, on every frame of every fan-out)."""
-        if self.write_frame is not None and self.write_frame(text):
+        if self.write_frame is None or not self.write_frame(text):
+            await self.base_send({"type": "websocket.send", "text": text})
+        if self.outgoing is not None and self.outgoing.queued() > self.max_buffered:
+            self._cut_off()
+
+    def _cut_off(self) -> None:
+        """Close a connection whose client does not read what it is sent: its frames would
+        wait in this worker without bound (issue 19). Forgotten like any other closed
+        socket (its rooms hear socket-disconnected); the connection is aborted, not closed
+        with a WebSocket close frame, which would only queue behind the rest."""
+        if self.outgoing is None:
             return
-        await self.base_send({"type": "websocket.send", "text": text})
+        logger.info(
+            "closing %s: outgoing buffer over %d bytes", self.sid or self.eio_sid, self.max_buffered
+        )
+        self.outgoing.abort()
+        self.outgoing = None
+        self.closing = True
+        self.write_frame = dropped  # frames still handed to this socket go nowhere
+        self._cut_off_task = asyncio.create_task(self._forget())
 
     async def _send_packet(self, packet: codec.Packet) -> None:
         await self._send_text(codec.encode(packet))
