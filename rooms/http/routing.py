@@ -34,4 +34,3 @@ class HttpRouter:
         else:
             app = self.fixed.get(scope["path"], self.django_app)
             await app(scope, receive, send)
-
