@@ -227,6 +227,11 @@ WORKER_MALLOC_TRIM_INTERVAL: float = env.float("WORKER_MALLOC_TRIM_INTERVAL", de
 # daphne/Twisted/autobahn patches installed by each worker (rooms/server/tuning.py): on, off,
 # or a comma-separated list of patch names (bench/README.md, "Server tuning")
 SERVER_TUNING: str = env.str("SERVER_TUNING", default="on")
+# the largest request body a worker reads (rooms/server/limits.py): a larger Content-Length is
+# refused with 413 before the body is read, a chunked body is cut off there. 1 MiB holds the
+# largest body any endpoint takes (PUT /users/<id> caps its JSON at 64 KiB, the admin's forms
+# are a few kB) with room to spare, while a few concurrent uploads cannot exhaust a worker.
+HTTP_MAX_BODY_BYTES: int = env.int("HTTP_MAX_BODY_BYTES", default=1024 * 1024)
 
 # ---- Production: HTTPS behind Heroku's router (begin) ----------------------------------
 # `manage.py check --deploy` is clean with DEBUG off and these defaults. Each setting is on

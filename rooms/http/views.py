@@ -6,17 +6,39 @@ Django's ASGI handler (threads, middleware) costs more than the Redis round trip
 every request through `await_many_dispatch` (a task per receive, asyncio.wait, a
 cancelled task at the end) for a request these endpoints answer without reading its body
 (bench/README.md). They have no channel-layer channel of their own.
+
+Skipping Django's handler must not skip its protections, or a page on another site could
+read these endpoints through DNS rebinding. Each request therefore goes through Django's
+own code, as a Django view behind `MIDDLEWARE` would: `HttpRequest.get_host()` checks Host
+against ALLOWED_HOSTS (DisallowedHost -> 400 JSON), and SecurityMiddleware's
+`process_request` (SECURE_SSL_REDIRECT, SECURE_PROXY_SSL_HEADER, SECURE_REDIRECT_EXEMPT)
+and `process_response` (HSTS, nosniff, Referrer-Policy, Cross-Origin-Opener-Policy) run on
+the request and on a response object whose headers are then sent. Measured in-process (a
+loop of a few thousand calls of the /socket.io/ refusal, which does nothing else, with a
+fake send), this adds 8-12 us per request, most of it building the ASGIRequest and
+get_host(); the middleware and the headers it adds are worked out once per setting.
 """
 
 from __future__ import annotations
 
+import functools
+import io
 import logging
+from importlib import import_module
 from typing import Any
 from urllib.parse import parse_qs, unquote_to_bytes
 
 import orjson
 from asgiref.typing import ASGIReceiveCallable, ASGISendCallable
 from channels.db import database_sync_to_async
+from django.conf import settings
+from django.contrib import auth
+from django.core.exceptions import DisallowedHost
+from django.core.handlers.asgi import ASGIRequest
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+from django.http import HttpRequest, HttpResponse
+from django.middleware.security import SecurityMiddleware
 
 from rooms.cluster.membership import ClusterUnavailable
 from rooms.cluster.names import InvalidRoom, validate_room
@@ -25,8 +47,47 @@ from users.models import PlaygroundUser
 from users.services import user_names
 
 logger = logging.getLogger(__name__)
+# Django's own logger for a refused Host (django.core.handlers.exception logs it there)
+disallowed_host_logger = logging.getLogger("django.security.DisallowedHost")
 
 JSON = (b"Content-Type", b"application/json")
+
+
+def _no_response(request: HttpRequest) -> HttpResponse:
+    raise AssertionError("SecurityMiddleware is only asked for its hooks here")
+
+
+@functools.cache
+def security_middleware() -> SecurityMiddleware:
+    """Django's SecurityMiddleware, built once (it reads its settings when built, as in
+    Django's own handler) and again after a setting changes (tests)."""
+    return SecurityMiddleware(_no_response)
+
+
+_security_headers: dict[bool, list[tuple[bytes, bytes]]] = {}  # is_secure() -> headers
+
+
+def security_headers(request: HttpRequest) -> list[tuple[bytes, bytes]]:
+    """The headers SecurityMiddleware.process_response adds to a JSON response for this
+    request. They depend on nothing but the settings and whether the request came over
+    https, so Django's code works them out once for each and they are reused."""
+    secure = request.is_secure()
+    headers = _security_headers.get(secure)
+    if headers is None:
+        response = HttpResponse(content_type="application/json")
+        response = security_middleware().process_response(request, response)
+        headers = _security_headers[secure] = [
+            (name.encode("latin-1"), value.encode("latin-1"))
+            for name, value in response.headers.items()
+            if name != "Content-Type"
+        ]
+    return headers
+
+
+@receiver(setting_changed)
+def _forget_security_settings(**kwargs: Any) -> None:
+    security_middleware.cache_clear()
+    _security_headers.clear()
 
 
 class JsonHttpHandler:
@@ -37,6 +98,9 @@ class JsonHttpHandler:
     def __init__(self, scope: dict[str, Any], send: ASGISendCallable) -> None:
         self.scope = scope
         self.send = send
+        # What Django's views see; these handlers never read a body (rooms.server.limits
+        # bounds what daphne reads of one).
+        self.request = ASGIRequest(scope, io.BytesIO())
 
     @classmethod
     def as_asgi(cls) -> Any:
@@ -46,6 +110,16 @@ class JsonHttpHandler:
         return app
 
     async def handle(self) -> None:
+        try:
+            self.request.get_host()
+        except DisallowedHost as exc:
+            disallowed_host_logger.error("%s", exc, extra={"status_code": 400})
+            await self.respond(400, {"error": "Host not allowed (ALLOWED_HOSTS)"})
+            return
+        redirect = security_middleware().process_request(self.request)
+        if redirect is not None:  # SECURE_SSL_REDIRECT: to https, as Django answers
+            await self.respond_json(redirect.status_code, b"", {"Location": redirect["Location"]})
+            return
         if self.scope["method"] not in self.allowed_methods:
             await self.respond(405, {"error": "Method not allowed"})
             return
@@ -70,6 +144,7 @@ class JsonHttpHandler:
         self, status: int, body: bytes, headers: dict[str, str] | None = None
     ) -> None:
         extra = [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
+        extra += security_headers(self.request)
         length = (b"Content-Length", b"%d" % len(body))  # else HTTP/1.1 answers go chunked
         await self.send(
             {
@@ -122,12 +197,33 @@ class RoomUsersView(JsonHttpHandler):
         await self.respond(200, entries, workers_headers(roster))
 
 
+PUBLIC_WORKER_FIELDS = ("procid", "sockets", "rooms")
+
+
+def is_staff_session(request: HttpRequest) -> bool:
+    """Whether the request carries the Django session of an active staff user, read as
+    SessionMiddleware and AuthenticationMiddleware would (the session hash included)."""
+    session_key = request.COOKIES.get(settings.SESSION_COOKIE_NAME)
+    if not session_key:
+        return False
+    request.session = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
+    user = auth.get_user(request)
+    return bool(user.is_active and user.is_staff)
+
+
 class WorkersView(JsonHttpHandler):
-    """GET /workers: the live workers and what each holds."""
+    """GET /workers: the live workers and what each holds.
+
+    A worker's pid, host name, start time, memory and GC figures help an attacker more
+    than a visitor: with DEBUG off only staff (a Django session, e.g. the admin's) see
+    them; anyone else gets PUBLIC_WORKER_FIELDS.
+    """
 
     async def get(self) -> None:
         workers, expected = await (await self.node()).workers()
         headers = {"X-Workers-Expected": str(expected), "X-Workers-Responded": str(len(workers))}
+        if not (settings.DEBUG or await database_sync_to_async(is_staff_session)(self.request)):
+            workers = [{k: w[k] for k in PUBLIC_WORKER_FIELDS if k in w} for w in workers]
         await self.respond(200, workers, headers)
 
 

@@ -3,7 +3,8 @@
 daphne makes its event loop (the one Twisted's asyncio reactor runs on) when `daphne.server`
 is imported, so the loop policy is set before that import. The server tuning
 (rooms.server.tuning, as SERVER_TUNING says) is installed here and only here, before
-daphne accepts its first connection; then the worker joins the cluster as the reactor
+daphne accepts its first connection, and so is the request body cap (rooms.server.limits,
+always on); then the worker joins the cluster as the reactor
 starts (rooms.runner.lifecycle).
 """
 
@@ -23,8 +24,9 @@ import identity_playground.asgi  # noqa: E402, F401  (sets Django up, as daphne 
 from rooms.http.routing import served_without_django  # noqa: E402
 from rooms.runner import lifecycle  # noqa: E402
 from rooms.runtime import NODE  # noqa: E402
-from rooms.server import tuning  # noqa: E402
+from rooms.server import limits, tuning  # noqa: E402
 
+limits.install(reactor, max_body_bytes=settings.HTTP_MAX_BODY_BYTES)
 tuning.install(reactor, setting=settings.SERVER_TUNING, serves_without_django=served_without_django)
 lifecycle.run_with_reactor(reactor, NODE)
 CommandLineInterface.entrypoint()

@@ -215,7 +215,9 @@ class ProcfileWeb:
 
     def live_workers(self) -> list[dict[str, object]]:
         try:
-            response = fetch(f"{self.url}/workers", timeout=3)
+            # as Heroku's router forwards it: /workers, like every endpoint, is redirected
+            # to https when SECURE_SSL_REDIRECT is on
+            response = fetch(f"{self.url}/workers", {"X-Forwarded-Proto": "https"}, timeout=3)
         except OSError:
             return []
         return json.loads(response.body) if response.status == 200 else []

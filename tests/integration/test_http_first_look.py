@@ -53,7 +53,7 @@ def room() -> str:
 def test_a_roster_asked_with_connection_close(shared_cluster: Cluster) -> None:
     with connect(shared_cluster) as conn:
         conn.sendall(
-            f"GET /{room()}/users HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n".encode()
+            f"GET /{room()}/users HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode()
         )
         pending = bytearray()
         status, headers, body = read_response(conn, pending)
@@ -69,15 +69,15 @@ def test_one_kept_alive_connection_for_a_roster_the_health_check_and_a_page(
     name = room()
     with connect(shared_cluster) as conn:
         pending = bytearray()
-        conn.sendall(f"GET /{name}/users HTTP/1.1\r\nHost: h\r\n\r\n".encode())
+        conn.sendall(f"GET /{name}/users HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
         assert read_response(conn, pending)[0] == 200
-        conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: h\r\n\r\n")
+        conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         status, _, body = read_response(conn, pending)
         assert (status, json.loads(body)["ok"]) == (200, True)
         conn.sendall(f"GET /ui/{name}?id_user=1 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
         status, headers, body = read_response(conn, pending)
         assert status == 200 and headers["content-type"].startswith("text/html")
-        conn.sendall(b"GET /workers HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+        conn.sendall(b"GET /workers HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
         status, _, body = read_response(conn, pending)
         assert (status, len(json.loads(body))) == (200, 2)
         assert closed_by_server(conn, pending)
@@ -87,9 +87,9 @@ def test_pipelined_requests_are_answered_in_order(shared_cluster: Cluster) -> No
     name = room()
     with connect(shared_cluster) as conn:
         conn.sendall(
-            f"GET /{name}/users HTTP/1.1\r\nHost: h\r\n\r\n"
+            f"GET /{name}/users HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
             f"GET /ui/{name}?id_user=1 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
-            "GET /workers HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n".encode()
+            "GET /workers HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode()
         )
         pending = bytearray()
         answers = [read_response(conn, pending) for _ in range(3)]
@@ -104,7 +104,7 @@ def test_a_request_head_sent_in_pieces(shared_cluster: Cluster) -> None:
     with connect(shared_cluster) as conn:
         conn.sendall(f"GET /{room()}/users HTTP/1.1\r\n".encode())
         time.sleep(0.2)
-        conn.sendall(b"Host: h\r\nConnection: close\r\n\r\n")
+        conn.sendall(b"Host: 127.0.0.1\r\nConnection: close\r\n\r\n")
         pending = bytearray()
         assert read_response(conn, pending)[0] == 200
         assert closed_by_server(conn, pending)
