@@ -232,6 +232,9 @@ SERVER_TUNING: str = env.str("SERVER_TUNING", default="on")
 # largest body any endpoint takes (PUT /users/<id> caps its JSON at 64 KiB, the admin's forms
 # are a few kB) with room to spare, while a few concurrent uploads cannot exhaust a worker.
 HTTP_MAX_BODY_BYTES: int = env.int("HTTP_MAX_BODY_BYTES", default=1024 * 1024)
+# seconds a request head (a WebSocket handshake included) may take to arrive, however it
+# trickles in, and a kept-alive connection may stay idle between requests (408 / closed)
+HTTP_HEAD_TIMEOUT_S: float = env.float("HTTP_HEAD_TIMEOUT_S", default=10.0)
 
 # ---- Production: HTTPS behind Heroku's router (begin) ----------------------------------
 # `manage.py check --deploy` is clean with DEBUG off and these defaults. Each setting is on

@@ -24,9 +24,10 @@ import identity_playground.asgi  # noqa: E402, F401  (sets Django up, as daphne 
 from rooms.http.routing import served_without_django  # noqa: E402
 from rooms.runner import lifecycle  # noqa: E402
 from rooms.runtime import NODE  # noqa: E402
-from rooms.server import limits, tuning  # noqa: E402
+from rooms.server import limits, request_heads, tuning  # noqa: E402
 
 limits.install(reactor, max_body_bytes=settings.HTTP_MAX_BODY_BYTES)
+request_heads.install(reactor, deadline_s=settings.HTTP_HEAD_TIMEOUT_S)
 tuning.install(reactor, setting=settings.SERVER_TUNING, serves_without_django=served_without_django)
 lifecycle.run_with_reactor(reactor, NODE)
 CommandLineInterface.entrypoint()
