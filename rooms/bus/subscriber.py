@@ -123,10 +123,14 @@ class SubscribeConnection(CommandConnection):
 class ShardSubscriptions:
     """The wanted subscriptions on one Redis server, and the connection that holds them.
 
-    A connection is opened on the first subscription and, once lost, reopened with backoff
-    (0.1 s doubling to 2 s) for as long as any name is wanted; every wanted name is
-    subscribed again on it before it serves new subscriptions. A connection that leaves a
-    PING (every `health_interval`) unanswered for `timeout` is dropped as lost.
+    Redis drops a subscriber's connection when it passes `client-output-buffer-limit
+    pubsub` (https://redis.io/docs/latest/develop/reference/clients/#output-buffer-limits),
+    and may drop the next one while it is still resubscribing. So one keeper task runs
+    whenever a name is wanted and no live connection holds it: it opens a connection,
+    subscribes every wanted name on it, and checks that the connection is still open
+    before it calls the shard restored; a failed or already lost attempt is retried with
+    backoff (0.1 s doubling to 2 s). A connection that leaves a PING (every
+    `health_interval`) unanswered for `timeout` is dropped as lost.
     """
 
     def __init__(
@@ -144,10 +148,12 @@ class ShardSubscriptions:
         self.closed = False
         self._connection: SubscribeConnection | None = None
         self._opening: asyncio.Future[SubscribeConnection] | None = None
-        self._keeping: asyncio.Task[None] | None = None
+        self._keeper: asyncio.Task[None] | None = None
         self._watching: asyncio.Task[None] | None = None
 
     async def subscribe(self, name: bytes) -> None:
+        """Held by Redis when this returns; raises when no connection can be had now (the
+        keeper goes on trying, and subscribes the name once one is)."""
         self.wanted.add(name)
         connection = await self._connected()
         if name in self.wanted:  # not unsubscribed meanwhile
@@ -162,7 +168,7 @@ class ShardSubscriptions:
     async def close(self) -> None:
         self.closed = True
         self.wanted.clear()
-        tasks = (self._keeping, self._opening, self._watching)
+        tasks = (self._keeper, self._opening, self._watching)
         pending = [task for task in tasks if task is not None]
         for task in pending:
             task.cancel()
@@ -172,38 +178,68 @@ class ShardSubscriptions:
 
     async def _connected(self) -> SubscribeConnection:
         """The live connection, once it holds every wanted name; raises when the attempt
-        under way fails (the next subscription or the reconnect loop tries again)."""
+        under way fails or its connection is lost before it is handed out."""
         if self.closed:
             raise ConnectionError("subscriber closed")
         if self._connection is not None and not self._connection.closed:
             return self._connection
         if self._opening is None:
-            self._opening = asyncio.ensure_future(self._open())
-        return await asyncio.shield(self._opening)
+            self._opening = opening = asyncio.ensure_future(self._open())
+            opening.add_done_callback(self._attempted)
+        connection = await asyncio.shield(self._opening)
+        if connection.closed:
+            raise ConnectionError("connection to Redis lost while subscribing")
+        return connection
 
     async def _open(self) -> SubscribeConnection:
-        try:
-            async with asyncio.timeout(self.timeout):
-                connection = await open_redis_connection(
-                    self.url, lambda: SubscribeConnection(self.on_message)
-                )
-                try:
-                    names = set(self.wanted)
-                    await asyncio.gather(*(connection.command(b"SUBSCRIBE", n) for n in names))
-                    stale = names - self.wanted  # unsubscribed while this was under way
-                    await asyncio.gather(*(connection.command(b"UNSUBSCRIBE", n) for n in stale))
-                except BaseException:
-                    connection.close()
-                    raise
-            if self.closed:
+        async with asyncio.timeout(self.timeout):
+            connection = await open_redis_connection(
+                self.url, lambda: SubscribeConnection(self.on_message)
+            )
+            try:
+                names = set(self.wanted)
+                await asyncio.gather(*(connection.command(b"SUBSCRIBE", n) for n in names))
+                stale = names - self.wanted  # unsubscribed while this was under way
+                await asyncio.gather(*(connection.command(b"UNSUBSCRIBE", n) for n in stale))
+            except BaseException:
                 connection.close()
-                raise ConnectionError("subscriber closed")
-            self._connection = connection
-            connection.lost.add_done_callback(lambda _: self._on_lost())
-            self._watching = asyncio.ensure_future(self._watch(connection))
-            return connection
-        finally:
-            self._opening = None
+                raise
+        if self.closed:
+            connection.close()
+            raise ConnectionError("subscriber closed")
+        self._connection = connection
+        # once lost (at any time from now, even before a caller sees it), the keeper runs
+        connection.lost.add_done_callback(lambda _: self._keep_up())
+        self._watching = asyncio.ensure_future(self._watch(connection))
+        return connection
+
+    def _attempted(self, opening: asyncio.Future[SubscribeConnection]) -> None:
+        self._opening = None
+        if opening.cancelled() or opening.exception() is not None:  # retrieved, and retried
+            self._keep_up()
+
+    def _keep_up(self) -> None:
+        """Start the keeper unless it runs: it ends only once a live connection holds
+        every wanted name (or none is wanted), and is started again when that is lost."""
+        if self.closed or not self.wanted:
+            return
+        if self._keeper is None or self._keeper.done():
+            self._keeper = asyncio.ensure_future(self._keep())
+
+    async def _keep(self) -> None:
+        delay = 0.1
+        while not self.closed and self.wanted:
+            connection = self._connection
+            if connection is not None and not connection.closed:
+                return  # its loss starts the keeper again (connection.lost)
+            try:
+                await self._connected()
+                logger.info("subscriptions on %s restored", _safe(self.url))
+                continue  # checked again: it may have been lost on the way here
+            except (OSError, TimeoutError, ReplyError) as exc:
+                logger.warning("cannot resubscribe on %s: %s", _safe(self.url), exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
 
     async def _watch(self, connection: SubscribeConnection) -> None:
         while not connection.closed:
@@ -215,29 +251,10 @@ class ShardSubscriptions:
                     await connection.command(b"PING")
             except (OSError, TimeoutError, ReplyError) as exc:
                 if connection.closed:
-                    return  # lost meanwhile: the reconnect loop has it
+                    return  # lost meanwhile: the keeper has it
                 logger.warning("%s did not answer a PING (%r): reconnecting", _safe(self.url), exc)
                 connection.abort()
                 return
-
-    def _on_lost(self) -> None:
-        if not self.closed and self.wanted and self._keeping is None:
-            self._keeping = asyncio.ensure_future(self._reconnect())
-
-    async def _reconnect(self) -> None:
-        delay = 0.1
-        try:
-            while not self.closed and self.wanted:
-                try:
-                    await self._connected()
-                    logger.info("subscriptions on %s restored", _safe(self.url))
-                    return
-                except (OSError, TimeoutError, ReplyError) as exc:
-                    logger.warning("cannot resubscribe on %s: %s", _safe(self.url), exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
-        finally:
-            self._keeping = None
 
 
 class RedisSubscriber:
