@@ -21,7 +21,8 @@ from rooms.bus.names import BusNames
 from rooms.bus.publisher import RedisPublisher
 from rooms.bus.serialization import serialize
 from rooms.bus.subscriber import RedisSubscriber
-from tests.integration.servers import RedisServer
+from tests.integration.recording import close_all, spread_clients
+from tests.integration.servers import RedisServer, http
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
@@ -184,8 +185,9 @@ async def test_a_subscriber_dropped_at_its_output_buffer_limit_comes_back(
         groups = [f"room-{n}" for n in range(50)]
         await asyncio.gather(*(subscriber.group_add(group) for group in groups))
         wanted = [channel, *(names.group(group) for group in groups)]
-        with Flood(private_redis.url, names.group("room-0")), KillLoop(
-            private_redis.url, max_pause=0.2
+        with (
+            Flood(private_redis.url, names.group("room-0")),
+            KillLoop(private_redis.url, max_pause=0.2),
         ):
             await asyncio.sleep(3)
         counts = await wait_subscribed(private_redis.url, wanted, 10)
@@ -194,3 +196,42 @@ async def test_a_subscriber_dropped_at_its_output_buffer_limit_comes_back(
         assert await asyncio.wait_for(inbox.get(), 5) == {"type": "back"}
     finally:
         await subscriber.close()
+
+
+async def test_no_worker_of_a_cluster_is_left_deaf_after_a_storm_of_drops(
+    private_redis: RedisServer, start_cluster: Any
+) -> None:
+    """A 2-worker cluster with sockets of one room on both workers. Redis keeps a tiny
+    pub/sub output buffer and drops every subscriber every few ms for 3 s (long enough for
+    the workers to remove each other from the directory), while the sockets keep sending.
+    Afterwards both workers are back in GET /workers, the roster is exact, and an
+    identity-change sent from one worker reaches a socket on the other."""
+    cluster = await asyncio.to_thread(start_cluster, 2, private_redis)
+    room = "storm"
+    clients = await spread_clients(cluster.url, room, 6)
+    admin = redis.Redis.from_url(private_redis.url, socket_timeout=2)
+    try:
+        first = clients[0]
+        other = next(c for c in clients if c.procid != first.procid)
+        default_limit = admin.config_get("client-output-buffer-limit")["client-output-buffer-limit"]
+        admin.config_set("client-output-buffer-limit", "pubsub 2048 0 0")
+        with KillLoop(private_redis.url, max_pause=0.002) as storm:
+            for n in range(30):
+                await clients[n % len(clients)].sio.emit("identity-change", {"name": f"n{n}"})
+                await asyncio.sleep(0.1)
+        admin.config_set("client-output-buffer-limit", default_limit)
+        assert storm.dropped > 10
+
+        await asyncio.to_thread(cluster.wait_for_workers, 2, 15)
+        status, headers, body = await asyncio.to_thread(http, f"{cluster.url}/{room}/users")
+        assert status == 200
+        assert (headers["X-Workers-Expected"], headers["X-Workers-Responded"]) == ("2", "2")
+        assert sorted(e["id_socket"] for e in body) == sorted(c.sid for c in clients)
+
+        await first.sio.emit("identity-change", {"name": "after-the-storm"})
+        relayed = await other.wait_for(
+            "identity-change", lambda p: p.get("name") == "after-the-storm", within=5
+        )
+        assert relayed == {"name": "after-the-storm", "id_user": "1"}
+    finally:
+        await close_all(clients)
