@@ -22,15 +22,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
 
-import hiredis
-
-from rooms.bus.connection import CommandConnection, open_redis_connection
+from rooms.bus.connection import (
+    DEFAULT_MAX_OUTGOING,
+    VERIFIED,
+    CommandConnection,
+    RedisTls,
+    ReplyError,
+    open_redis_connection,
+    safe_url,
+)
 from rooms.bus.names import BusNames, shard_index
-from rooms.bus.resp import ReplyError, encode_command
 from rooms.bus.serialization import deserialize
 
 logger = logging.getLogger(__name__)
@@ -53,71 +57,31 @@ class SubscribeConnection(CommandConnection):
     """One connection to one Redis server in subscribe mode.
 
     Messages go to `on_message(channel, data)` as they are parsed; every other reply (the
-    confirmation of a SUBSCRIBE, UNSUBSCRIBE or AUTH, or an error) answers the oldest
-    command still waiting, since Redis answers the commands of one connection in order.
+    confirmation of a SUBSCRIBE, UNSUBSCRIBE, PING or AUTH, or an error) answers the oldest
+    command still waiting. `lost` is done once the connection is gone.
     """
 
-    def __init__(self, on_message: Callable[[bytes, bytes], None]) -> None:
+    def __init__(
+        self,
+        on_message: Callable[[bytes, bytes], None],
+        *,
+        url: str = "",
+        max_outgoing: int = DEFAULT_MAX_OUTGOING,
+    ) -> None:
+        super().__init__(url=url, max_outgoing=max_outgoing)
         self.on_message = on_message
-        self.closed = False
         self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._reader = hiredis.Reader()
-        self._waiting: deque[asyncio.Future[Any]] = deque()
 
-    def abort(self) -> None:
-        """Drop the connection at once, even with unsent data (a peer gone silent)."""
-        if self.transport is not None:
-            self.transport.abort()
-
-    def command(self, *parts: bytes) -> asyncio.Future[Any]:
-        future = asyncio.get_running_loop().create_future()
-        if self.closed or self.transport is None:
-            future.set_exception(ConnectionError("connection to Redis lost"))
-            return future
-        self.transport.write(encode_command(*parts))
-        self._waiting.append(future)
-        return future
-
-    # ---- asyncio.Protocol -----------------------------------------------------------------
-
-    def data_received(self, data: bytes) -> None:
-        self._reader.feed(data)
-        while True:
-            try:
-                reply = self._reader.gets()
-            except hiredis.ProtocolError as exc:  # the stream cannot be trusted any more
-                self._fail(ConnectionError(f"bad reply from Redis: {exc}"))
-                self.close()
-                return
-            if reply is False:
-                return
-            if type(reply) is list and len(reply) == 3 and reply[0] == b"message":
-                self.on_message(reply[1], reply[2])
-            else:
-                self._answer(reply)
+    def _take(self, reply: Any) -> bool:
+        if type(reply) is list and len(reply) == 3 and reply[0] == b"message":
+            self.on_message(reply[1], reply[2])
+            return True
+        return False
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._fail(ConnectionError(f"connection to Redis lost: {exc or 'closed'}"))
+        super().connection_lost(exc)
         if not self.lost.done():
             self.lost.set_result(None)
-
-    def _answer(self, reply: Any) -> None:
-        if not self._waiting:
-            return  # a confirmation nobody waits for any more
-        future = self._waiting.popleft()
-        if future.done():
-            return
-        if isinstance(reply, hiredis.ReplyError):
-            future.set_exception(ReplyError(str(reply)))
-        else:
-            future.set_result(reply)
-
-    def _fail(self, error: Exception) -> None:
-        self.closed = True
-        while self._waiting:
-            future = self._waiting.popleft()
-            if not future.done():
-                future.set_exception(error)
 
 
 class ShardSubscriptions:
@@ -139,8 +103,12 @@ class ShardSubscriptions:
         on_message: Callable[[bytes, bytes], None],
         timeout: float,
         health_interval: float,
+        tls: RedisTls = VERIFIED,
+        max_outgoing: int = DEFAULT_MAX_OUTGOING,
     ):
         self.url = url
+        self.tls = tls
+        self.max_outgoing = max_outgoing
         self.on_message = on_message
         self.timeout = timeout
         self.health_interval = health_interval
@@ -194,7 +162,11 @@ class ShardSubscriptions:
     async def _open(self) -> SubscribeConnection:
         async with asyncio.timeout(self.timeout):
             connection = await open_redis_connection(
-                self.url, lambda: SubscribeConnection(self.on_message)
+                self.url,
+                lambda: SubscribeConnection(
+                    self.on_message, url=self.url, max_outgoing=self.max_outgoing
+                ),
+                self.tls,
             )
             try:
                 names = set(self.wanted)
@@ -234,10 +206,10 @@ class ShardSubscriptions:
                 return  # its loss starts the keeper again (connection.lost)
             try:
                 await self._connected()
-                logger.info("subscriptions on %s restored", _safe(self.url))
+                logger.info("subscriptions on %s restored", safe_url(self.url))
                 continue  # checked again: it may have been lost on the way here
             except (OSError, TimeoutError, ReplyError) as exc:
-                logger.warning("cannot resubscribe on %s: %s", _safe(self.url), exc)
+                logger.warning("cannot resubscribe on %s: %s", safe_url(self.url), exc)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 2.0)
 
@@ -252,7 +224,9 @@ class ShardSubscriptions:
             except (OSError, TimeoutError, ReplyError) as exc:
                 if connection.closed:
                     return  # lost meanwhile: the keeper has it
-                logger.warning("%s did not answer a PING (%r): reconnecting", _safe(self.url), exc)
+                logger.warning(
+                    "%s did not answer a PING (%r): reconnecting", safe_url(self.url), exc
+                )
                 connection.abort()
                 return
 
@@ -267,11 +241,14 @@ class RedisSubscriber:
         *,
         timeout: float = 1.0,
         health_interval: float = 3.0,
+        tls: RedisTls = VERIFIED,
+        max_outgoing: int = DEFAULT_MAX_OUTGOING,
     ) -> None:
         self.names = names
         self._on_message: OnMessage | None = None
         self._shards = [
-            ShardSubscriptions(url, self._received, timeout, health_interval) for url in urls
+            ShardSubscriptions(url, self._received, timeout, health_interval, tls, max_outgoing)
+            for url in urls
         ]
 
     def listen(self, on_message: OnMessage) -> None:
@@ -314,9 +291,3 @@ class RedisSubscriber:
             self._on_message(message)
         except Exception:
             logger.exception("handling a message on %r failed", channel)
-
-
-def _safe(url: str) -> str:
-    """A URL for a log line, without its password."""
-    head, _, host = url.rpartition("@")
-    return f"{head.split('://')[0]}://{host}" if head else url
