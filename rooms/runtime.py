@@ -16,6 +16,7 @@ from asgiref.typing import ASGIReceiveCallable, ASGISendCallable
 from django.conf import settings
 
 from rooms.bus import blocking
+from rooms.bus.connection import RedisTls
 from rooms.bus.local import LocalBus
 from rooms.bus.names import BusNames
 from rooms.bus.publisher import RedisPublisher
@@ -32,6 +33,11 @@ logger = logging.getLogger(__name__)
 
 def bus_names() -> BusNames:
     return BusNames(settings.CHANNEL_PREFIX)
+
+
+def redis_tls() -> RedisTls:
+    """How rediss:// servers are trusted (REDIS_TLS_VERIFY, REDIS_TLS_CA_FILE)."""
+    return RedisTls(verify=settings.REDIS_TLS_VERIFY, ca_file=settings.REDIS_TLS_CA_FILE or None)
 
 
 def process_stats() -> dict[str, Any]:
@@ -58,12 +64,13 @@ def build_node() -> WorkerNode:
     if not settings.REDIS_URLS:
         bus = LocalBus()
         return WorkerNode(publisher=bus, subscriber=bus, directory=LocalDirectory(), **common)
-    urls, names = settings.REDIS_URLS, bus_names()
+    urls, names, tls = settings.REDIS_URLS, bus_names(), redis_tls()
+    cap = settings.BUS_MAX_OUTGOING_BYTES
     return WorkerNode(
-        publisher=RedisPublisher(urls, names),
-        subscriber=RedisSubscriber(urls, names),
+        publisher=RedisPublisher(urls, names, tls=tls, max_outgoing=cap),
+        subscriber=RedisSubscriber(urls, names, tls=tls, max_outgoing=cap),
         directory=RedisDirectory(
-            urls, prefix=settings.CHANNEL_PREFIX, ttl=settings.CLUSTER_WORKER_TTL
+            urls, prefix=settings.CHANNEL_PREFIX, ttl=settings.CLUSTER_WORKER_TTL, tls=tls
         ),
         **common,
     )
@@ -100,7 +107,9 @@ def publish_to_cluster(message: dict[str, Any]) -> None:
     in a view's thread, the admin, a management command). Without Redis only this
     process's node can hear it, if it runs."""
     if settings.REDIS_URLS:
-        blocking.group_send(settings.REDIS_URLS, bus_names(), events.CLUSTER_GROUP, message)
+        blocking.group_send(
+            settings.REDIS_URLS, bus_names(), events.CLUSTER_GROUP, message, redis_tls()
+        )
         return
     node, loop = NODE.started, NODE.loop
     if node is not None and loop is not None and not loop.is_closed():

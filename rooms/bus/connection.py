@@ -49,6 +49,10 @@ class RedisNotReading(ConnectionError):
         self.queued = queued
 
 
+class CertificateRefused(ConnectionError):
+    """A rediss:// server's certificate failed verification."""
+
+
 @dataclass(frozen=True)
 class RedisTls:
     """How `rediss://` URLs are trusted: verified against the system's CAs (or `ca_file`)
@@ -187,7 +191,14 @@ async def open_redis_connection(
     context = tls.context() if parts.scheme == "rediss" else None
     loop = asyncio.get_running_loop()
     host = parts.hostname or "127.0.0.1"
-    _, connection = await loop.create_connection(factory, host, parts.port or 6379, ssl=context)
+    try:
+        _, connection = await loop.create_connection(factory, host, parts.port or 6379, ssl=context)
+    except ssl.SSLCertVerificationError as exc:
+        raise CertificateRefused(
+            f"the certificate of {safe_url(url)} failed verification ({exc.verify_message}); "
+            "a self-signed one (Heroku Redis) needs REDIS_TLS_VERIFY=off, or "
+            "REDIS_TLS_CA_FILE naming its CA"
+        ) from exc
     if parts.password is not None:
         credentials = [unquote(parts.password).encode()]
         if parts.username:
