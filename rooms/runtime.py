@@ -24,6 +24,7 @@ from rooms.bus.subscriber import RedisSubscriber
 from rooms.cluster import events
 from rooms.cluster.holder import NodeHolder
 from rooms.cluster.membership import LocalDirectory, RedisDirectory
+from rooms.cluster.names import group_for_room
 from rooms.cluster.node import WorkerNode
 from rooms.server import memory
 from rooms.socketio import codec
@@ -106,12 +107,33 @@ def publish_to_cluster(message: dict[str, Any]) -> None:
     """Send a message to every worker's `cluster` group from synchronous code (a signal
     in a view's thread, the admin, a management command). Without Redis only this
     process's node can hear it, if it runs."""
+    _group_send(events.CLUSTER_GROUP, message)
+
+
+def emit_to_room(room: str, event: str, *args: Any) -> None:
+    """Send a Socket.IO event to every socket in `room`, on every worker, from synchronous
+    code: a view, a signal, a management command, any process configured with the
+    cluster's REDIS_URL and CHANNEL_PREFIX.
+
+    The sockets are not members of Channels groups, so `channel_layer.group_send` does
+    not reach them; this publishes the `room.emit` message the workers' fan-out delivers
+    (rooms.cluster.fanout) to the room's group on the bus. It blocks for one Redis round
+    trip: from async code, call it through `asyncio.to_thread`.
+    """
+    message = {
+        "type": events.ROOM_EMIT,
+        "rooms": [room],
+        "index": 0,
+        "frame": codec.encode_event(event, *args),
+        "except": None,
+    }
+    _group_send(group_for_room(room), message)
+
+
+def _group_send(group: str, message: dict[str, Any]) -> None:
     if settings.REDIS_URLS:
-        blocking.group_send(
-            settings.REDIS_URLS, bus_names(), events.CLUSTER_GROUP, message, redis_tls()
-        )
+        blocking.group_send(settings.REDIS_URLS, bus_names(), group, message, redis_tls())
         return
     node, loop = NODE.started, NODE.loop
     if node is not None and loop is not None and not loop.is_closed():
-        send = node.publisher.group_send(events.CLUSTER_GROUP, message)
-        asyncio.run_coroutine_threadsafe(send, loop)
+        asyncio.run_coroutine_threadsafe(node.publisher.group_send(group, message), loop)
