@@ -1,15 +1,16 @@
-"""Channel-layer writes on a lean connection of our own.
+"""The bus's writes: PUBLISH on one lean connection per Redis server.
 
-channels_redis's pub/sub layer sends every PUBLISH of a process over one connection behind
-one asyncio.Lock. Under a burst (1000 sockets joining one room) that queue grew past 5 s:
-room events were dropped or seconds late, and roster queries waiting in the same queue
-timed out (bench/README.md). Here every write is serialized by the layer itself and
-published to the very Redis channel (and shard) the layer would use, so the layer's
-subscribers receive it unchanged, over one connection per Redis server that speaks just
-PUBLISH (rooms/resp.py): every write of one event-loop turn leaves in one send(), and the
-replies are read without redis-py's pipeline machinery, which cost more than half of the
-CPU a worker spent answering a roster query (bench/README.md).
-Subscriptions and reads have a connection of their own too (rooms/subscriber.py).
+A message (a dict, rooms.bus.serialization) is published on the Redis channel that
+rooms.bus.names gives its group or worker channel, on the server (shard) that carries that
+name, so the subscribers of rooms.bus.subscriber receive it. Every worker of a cluster
+writes through one connection per shard that speaks just PUBLISH (and AUTH once):
+- every write of one event-loop turn leaves in one write() at its end, and Redis answers
+  them in order with the number of subscriptions each reached (which the scatter-gather
+  of rooms.cluster.gather compares with the live workers);
+- no lock and no per-command round trip: a burst of writes (a thousand sockets joining
+  one room) queues on the connection instead of behind one another;
+- what is queued is capped (rooms.bus.connection): a Redis that stops reading fails the
+  write with RedisNotReading and the connection is dropped; the next write opens a new one.
 """
 
 from __future__ import annotations

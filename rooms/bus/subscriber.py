@@ -1,21 +1,19 @@
-"""Channel-layer reads on a lean connection of our own.
+"""The bus's reads: one SUBSCRIBE connection per Redis server, kept up.
 
-channels_redis's pub/sub layer reads with redis-py: every message goes through
-`PubSub.get_message(timeout=0.1)` (a timeout context, redis-py's connection and push
-handling), then the layer's per-channel asyncio.Queue, then the caller's `receive()`. A
-scatter-gather of four processes costs about 0.75-1.0 ms through redis.asyncio and
-0.2-0.3 ms over plain asyncio connections fed to hiredis (bench/README.md): a roster pays
-that twice, once for the query and once for the replies. Here one connection per Redis
-server subscribes to the very channel names the layer would (and on the shard it would
-pick), and each message is handed to the owner from `data_received`, decoded by the
-layer's own serializer, so publishers through the layer and through rooms.publisher reach
-it unchanged.
+A worker subscribes a channel of its own (rooms.bus.names: `<prefix>:c:...`) and the groups
+it joins (`<prefix>:g:<group>`: the `cluster` group, one per room holding its sockets),
+each on the server that carries the name. Every message is handed to the owner's
+`on_message` straight from the connection's `data_received`, decoded by
+rooms.bus.serialization, once and in arrival order; a payload that is not a message of ours
+is skipped with a warning.
 
-What the layer did besides is kept: every name stays wanted until it is unsubscribed, so
-after a lost connection (Redis restarted, a network cut) a new one is opened with backoff
-and subscribes every wanted name again. A connection that only receives cannot tell a
-quiet Redis from one gone silently (a cut that sent no reset, then a Redis restart behind
-it): each connection is PINGed every few seconds and replaced when no answer comes.
+Every name stays wanted until it is unsubscribed, and a keeper re-establishes whatever a
+lost connection held: Redis drops a subscriber at its pub/sub output-buffer limit
+(https://redis.io/docs/latest/develop/reference/clients/#output-buffer-limits), a restart
+or a network cut drops it too, and the next connection may be dropped while it is still
+resubscribing. A connection that only receives cannot tell a quiet Redis from one gone
+silently (a cut that sent no reset, then a Redis restart behind it): each is PINGed every
+few seconds and replaced when no answer comes.
 """
 
 from __future__ import annotations
@@ -43,7 +41,7 @@ OnMessage = Callable[[dict[str, Any]], None]
 
 
 class Subscriber(Protocol):
-    """Channel-layer reads: a channel of this process's own, and the groups it joins.
+    """Bus reads: a channel of this process's own, and the groups it joins.
     Every message reaches the `on_message` given to `listen`, once, in arrival order."""
 
     def listen(self, on_message: OnMessage) -> None: ...
