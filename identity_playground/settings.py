@@ -140,19 +140,30 @@ STORAGES = {
 # ---- Redis and the channel layer -------------------------------------------------------
 
 
-def redis_connection_options(url: str) -> dict[str, Any]:
+def redis_connection_options(
+    url: str, *, tls_verify: bool = True, tls_ca_file: str = ""
+) -> dict[str, Any]:
     """Keyword arguments for redis-py (and channels_redis hosts) for one Redis URL.
 
-    Heroku Redis gives `rediss://` URLs whose certificate is self-signed: verifying it
-    would always fail, so TLS is kept for encryption and the certificate check is off.
+    A `rediss://` certificate is verified (against `tls_ca_file` if given) unless
+    `tls_verify` is off: Heroku Redis's certificates are self-signed, so there TLS is kept
+    for encryption only (REDIS_TLS_VERIFY=off). The bus makes the same choice
+    (rooms.bus.connection.RedisTls).
     """
     options: dict[str, Any] = {"address": url}
     if urlsplit(url).scheme == "rediss":
-        options["ssl_cert_reqs"] = None
+        if not tls_verify:
+            options.update(ssl_cert_reqs=None, ssl_check_hostname=False)
+        else:
+            options.update(ssl_cert_reqs="required", ssl_check_hostname=True)
+            if tls_ca_file:
+                options["ssl_ca_certs"] = tls_ca_file
     return options
 
 
-def channel_layers_for(redis_urls: list[str], prefix: str) -> dict[str, Any]:
+def channel_layers_for(
+    redis_urls: list[str], prefix: str, *, tls_verify: bool = True, tls_ca_file: str = ""
+) -> dict[str, Any]:
     """The pub/sub layer on Redis when URLs are given, else the single-process layer.
 
     The pub/sub layer is about 5x faster than the core layer for scatter-gather traffic
@@ -165,7 +176,10 @@ def channel_layers_for(redis_urls: list[str], prefix: str) -> dict[str, Any]:
         "default": {
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
             "CONFIG": {
-                "hosts": [redis_connection_options(url) for url in redis_urls],
+                "hosts": [
+                    redis_connection_options(url, tls_verify=tls_verify, tls_ca_file=tls_ca_file)
+                    for url in redis_urls
+                ],
                 "prefix": f"{prefix}:",
             },
         }
@@ -176,7 +190,16 @@ def channel_layers_for(redis_urls: list[str], prefix: str) -> dict[str, Any]:
 REDIS_URL: str = env.str("REDIS_URL", default="")
 REDIS_URLS: list[str] = [url.strip() for url in REDIS_URL.split(",") if url.strip()]
 CHANNEL_PREFIX: str = env.str("CHANNEL_PREFIX", default="ip")
-CHANNEL_LAYERS = channel_layers_for(REDIS_URLS, CHANNEL_PREFIX)
+# verify the certificate of rediss:// servers; off for Heroku Redis (self-signed certificates)
+REDIS_TLS_VERIFY: bool = env.bool("REDIS_TLS_VERIFY", default=True)
+# a PEM file of CAs to verify rediss:// servers against, instead of the system's
+REDIS_TLS_CA_FILE: str = env.str("REDIS_TLS_CA_FILE", default="")
+CHANNEL_LAYERS = channel_layers_for(
+    REDIS_URLS, CHANNEL_PREFIX, tls_verify=REDIS_TLS_VERIFY, tls_ca_file=REDIS_TLS_CA_FILE
+)
+# bytes one bus connection may have queued for a Redis that does not read them before the
+# write fails and the connection is dropped (rooms.bus.connection.DEFAULT_MAX_OUTGOING)
+BUS_MAX_OUTGOING_BYTES: int = env.int("BUS_MAX_OUTGOING_BYTES", default=16 * 1024 * 1024)
 
 LOGGING = {
     "version": 1,

@@ -16,6 +16,7 @@ from asgiref.typing import ASGIReceiveCallable, ASGISendCallable
 from django.conf import settings
 
 from rooms.bus import blocking
+from rooms.bus.connection import RedisTls
 from rooms.bus.local import LocalBus
 from rooms.bus.names import BusNames
 from rooms.bus.publisher import RedisPublisher
@@ -23,6 +24,7 @@ from rooms.bus.subscriber import RedisSubscriber
 from rooms.cluster import events
 from rooms.cluster.holder import NodeHolder
 from rooms.cluster.membership import LocalDirectory, RedisDirectory
+from rooms.cluster.names import group_for_room
 from rooms.cluster.node import WorkerNode
 from rooms.server import memory, tuning
 from rooms.socketio import codec
@@ -32,6 +34,11 @@ logger = logging.getLogger(__name__)
 
 def bus_names() -> BusNames:
     return BusNames(settings.CHANNEL_PREFIX)
+
+
+def redis_tls() -> RedisTls:
+    """How rediss:// servers are trusted (REDIS_TLS_VERIFY, REDIS_TLS_CA_FILE)."""
+    return RedisTls(verify=settings.REDIS_TLS_VERIFY, ca_file=settings.REDIS_TLS_CA_FILE or None)
 
 
 def process_stats() -> dict[str, Any]:
@@ -59,12 +66,13 @@ def build_node() -> WorkerNode:
     if not settings.REDIS_URLS:
         bus = LocalBus()
         return WorkerNode(publisher=bus, subscriber=bus, directory=LocalDirectory(), **common)
-    urls, names = settings.REDIS_URLS, bus_names()
+    urls, names, tls = settings.REDIS_URLS, bus_names(), redis_tls()
+    cap = settings.BUS_MAX_OUTGOING_BYTES
     return WorkerNode(
-        publisher=RedisPublisher(urls, names),
-        subscriber=RedisSubscriber(urls, names),
+        publisher=RedisPublisher(urls, names, tls=tls, max_outgoing=cap),
+        subscriber=RedisSubscriber(urls, names, tls=tls, max_outgoing=cap),
         directory=RedisDirectory(
-            urls, prefix=settings.CHANNEL_PREFIX, ttl=settings.CLUSTER_WORKER_TTL
+            urls, prefix=settings.CHANNEL_PREFIX, ttl=settings.CLUSTER_WORKER_TTL, tls=tls
         ),
         **common,
     )
@@ -100,10 +108,33 @@ def publish_to_cluster(message: dict[str, Any]) -> None:
     """Send a message to every worker's `cluster` group from synchronous code (a signal
     in a view's thread, the admin, a management command). Without Redis only this
     process's node can hear it, if it runs."""
+    _group_send(events.CLUSTER_GROUP, message)
+
+
+def emit_to_room(room: str, event: str, *args: Any) -> None:
+    """Send a Socket.IO event to every socket in `room`, on every worker, from synchronous
+    code: a view, a signal, a management command, any process configured with the
+    cluster's REDIS_URL and CHANNEL_PREFIX.
+
+    The sockets are not members of Channels groups, so `channel_layer.group_send` does
+    not reach them; this publishes the `room.emit` message the workers' fan-out delivers
+    (rooms.cluster.fanout) to the room's group on the bus. It blocks for one Redis round
+    trip: from async code, call it through `asyncio.to_thread`.
+    """
+    message = {
+        "type": events.ROOM_EMIT,
+        "rooms": [room],
+        "index": 0,
+        "frame": codec.encode_event(event, *args),
+        "except": None,
+    }
+    _group_send(group_for_room(room), message)
+
+
+def _group_send(group: str, message: dict[str, Any]) -> None:
     if settings.REDIS_URLS:
-        blocking.group_send(settings.REDIS_URLS, bus_names(), events.CLUSTER_GROUP, message)
+        blocking.group_send(settings.REDIS_URLS, bus_names(), group, message, redis_tls())
         return
     node, loop = NODE.started, NODE.loop
     if node is not None and loop is not None and not loop.is_closed():
-        send = node.publisher.group_send(events.CLUSTER_GROUP, message)
-        asyncio.run_coroutine_threadsafe(send, loop)
+        asyncio.run_coroutine_threadsafe(node.publisher.group_send(group, message), loop)

@@ -9,18 +9,25 @@ from typing import Any
 
 import redis
 
-from rooms.bus.connection import redis_py_options
+from rooms.bus.connection import VERIFIED, RedisTls, redis_py_options
 from rooms.bus.names import BusNames, shard_index
 from rooms.bus.serialization import serialize
 
 _clients: dict[str, redis.Redis] = {}
 
 
-def group_send(urls: list[str], names: BusNames, group: str, message: dict[str, Any]) -> int:
+def group_send(
+    urls: list[str],
+    names: BusNames,
+    group: str,
+    message: dict[str, Any],
+    tls: RedisTls = VERIFIED,
+) -> int:
     """PUBLISH to a group; returns how many subscriptions Redis delivered it to."""
     name = names.group(group)
     url = urls[shard_index(name, len(urls))]
     client = _clients.get(url)
     if client is None:
-        client = _clients[url] = redis.Redis.from_url(url, **redis_py_options(url, 1.0))
+        options = redis_py_options(url, 1.0, tls)
+        client = _clients[url] = redis.Redis.from_url(url, **options)
     return int(client.publish(name, serialize(message)))

@@ -1,27 +1,32 @@
-"""Channel-layer writes on a lean connection of our own.
+"""The bus's writes: PUBLISH on one lean connection per Redis server.
 
-channels_redis's pub/sub layer sends every PUBLISH of a process over one connection behind
-one asyncio.Lock. Under a burst (1000 sockets joining one room) that queue grew past 5 s:
-room events were dropped or seconds late, and roster queries waiting in the same queue
-timed out (bench/README.md). Here every write is serialized by the layer itself and
-published to the very Redis channel (and shard) the layer would use, so the layer's
-subscribers receive it unchanged, over one connection per Redis server that speaks just
-PUBLISH (rooms/resp.py): every write of one event-loop turn leaves in one send(), and the
-replies are read without redis-py's pipeline machinery, which cost more than half of the
-CPU a worker spent answering a roster query (bench/README.md).
-Subscriptions and reads have a connection of their own too (rooms/subscriber.py).
+A message (a dict, rooms.bus.serialization) is published on the Redis channel that
+rooms.bus.names gives its group or worker channel, on the server (shard) that carries that
+name, so the subscribers of rooms.bus.subscriber receive it. Every worker of a cluster
+writes through one connection per shard that speaks just PUBLISH (and AUTH once):
+- every write of one event-loop turn leaves in one write() at its end, and Redis answers
+  them in order with the number of subscriptions each reached (which the scatter-gather
+  of rooms.cluster.gather compares with the live workers);
+- no lock and no per-command round trip: a burst of writes (a thousand sockets joining
+  one room) queues on the connection instead of behind one another;
+- what is queued is capped (rooms.bus.connection): a Redis that stops reading fails the
+  write with RedisNotReading and the connection is dropped; the next write opens a new one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
 from typing import Any, Protocol
 
-from rooms.bus.connection import CommandConnection, open_redis_connection
+from rooms.bus.connection import (
+    DEFAULT_MAX_OUTGOING,
+    VERIFIED,
+    CommandConnection,
+    RedisTls,
+    open_redis_connection,
+)
 from rooms.bus.names import BusNames, shard_index
-from rooms.bus.resp import LineReplies, ReplyError, encode_command
 from rooms.bus.serialization import serialize
 
 logger = logging.getLogger(__name__)
@@ -42,74 +47,56 @@ class Publisher(Protocol):
 class PublishConnection(CommandConnection):
     """One connection to one Redis server that only PUBLISHes (and AUTHs once).
 
-    Commands written in one loop turn go out in one send(); each caller gets its own reply
-    (the number of subscribers reached) in order. When the connection drops, every pending
-    caller gets a ConnectionError and the owner opens a new connection for the next write.
+    Commands queued in one loop turn go out in one write() at its end; each caller gets its
+    own reply (the number of subscribers reached) in order. When the connection drops,
+    every pending caller gets a ConnectionError and the owner opens a new connection for
+    the next write.
     """
 
-    def __init__(self) -> None:
-        self.closed = False
+    def __init__(self, *, url: str = "", max_outgoing: int = DEFAULT_MAX_OUTGOING) -> None:
+        super().__init__(url=url, max_outgoing=max_outgoing)
         self._outgoing: list[bytes] = []
-        self._waiting: deque[asyncio.Future[Any]] = deque()
-        self._replies = LineReplies()
+        self._outgoing_size = 0
 
-    def command(self, *parts: bytes) -> asyncio.Future[Any]:
-        """Queue one command for this loop turn's send(); the future gets its reply.
+    def queued_bytes(self) -> int:
+        return super().queued_bytes() + self._outgoing_size
 
-        Queued at once, not when awaited: a caller that stops waiting (a timeout cancels
-        the future) does not take its command back."""
-        future = asyncio.get_running_loop().create_future()
-        if self.closed:
-            future.set_exception(ConnectionError("connection to Redis lost"))
-            return future
+    def _queue(self, data: bytes) -> None:
         if not self._outgoing:
             asyncio.get_running_loop().call_soon(self._flush)
-        self._outgoing.append(encode_command(*parts))
-        self._waiting.append(future)
-        return future
+        self._outgoing.append(data)
+        self._outgoing_size += len(data)
 
     def _flush(self) -> None:
         if self._outgoing and self.transport is not None and not self.closed:
             self.transport.write(b"".join(self._outgoing))
         self._outgoing = []
-
-    # ---- asyncio.Protocol -----------------------------------------------------------------
-
-    def data_received(self, data: bytes) -> None:
-        try:
-            replies = self._replies.feed(data)
-        except ValueError as exc:  # a reply we never asked for: stop trusting the stream
-            self._fail(ConnectionError(f"bad reply from Redis: {exc}"))
-            self.close()
-            return
-        for reply in replies:
-            if not self._waiting:
-                continue
-            future = self._waiting.popleft()
-            if future.done():
-                continue
-            if isinstance(reply, ReplyError):
-                future.set_exception(reply)
-            else:
-                future.set_result(reply)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._fail(ConnectionError(f"connection to Redis lost: {exc or 'closed'}"))
+        self._outgoing_size = 0
 
     def _fail(self, error: Exception) -> None:
-        self.closed = True
+        super()._fail(error)
         self._outgoing = []
-        while self._waiting:
-            future = self._waiting.popleft()
-            if not future.done():
-                future.set_exception(error)
+        self._outgoing_size = 0
 
 
 class RedisPublisher:
-    def __init__(self, urls: list[str], names: BusNames, *, timeout: float = 1.0) -> None:
+    """PUBLISH on the shard of each name (rooms.bus.names.shard_index), over one
+    PublishConnection per Redis server, opened on the first write and after a loss."""
+
+    def __init__(
+        self,
+        urls: list[str],
+        names: BusNames,
+        *,
+        timeout: float = 1.0,
+        tls: RedisTls = VERIFIED,
+        max_outgoing: int = DEFAULT_MAX_OUTGOING,
+    ) -> None:
         self.names = names
         self._urls = urls
         self._timeout = timeout
+        self._tls = tls
+        self._max_outgoing = max_outgoing
         self._connections: list[PublishConnection | None] = [None] * len(urls)
         self._opening: list[asyncio.Future[PublishConnection] | None] = [None] * len(urls)
 
@@ -126,6 +113,10 @@ class RedisPublisher:
         publishing = connection.command(b"PUBLISH", channel.encode(), serialize(message))
         publishing.add_done_callback(_log_failure)
         return True
+
+    def queued_bytes(self) -> int:
+        """What is queued for Redis over every connection, not yet read by it."""
+        return sum(c.queued_bytes() for c in self._connections if c is not None and not c.closed)
 
     async def _publish(self, name: str, message: dict[str, Any]) -> int:
         shard = shard_index(name, len(self._urls))
@@ -145,8 +136,11 @@ class RedisPublisher:
         return await asyncio.shield(opening)
 
     async def _open(self, url: str) -> PublishConnection:
+        def connection() -> PublishConnection:
+            return PublishConnection(url=url, max_outgoing=self._max_outgoing)
+
         async with asyncio.timeout(self._timeout):
-            return await open_redis_connection(url, PublishConnection)
+            return await open_redis_connection(url, connection, self._tls)
 
     def _opened(self, shard: int) -> None:
         opening = self._opening[shard]
@@ -158,4 +152,4 @@ class RedisPublisher:
 def _log_failure(publishing: asyncio.Future[Any]) -> None:
     """The outcome of a write nobody awaits: logged when it failed (and so retrieved)."""
     if not publishing.cancelled() and publishing.exception() is not None:
-        logger.warning("channel layer write failed: %s", publishing.exception())
+        logger.warning("bus write failed: %s", publishing.exception())

@@ -1,36 +1,38 @@
-"""Channel-layer reads on a lean connection of our own.
+"""The bus's reads: one SUBSCRIBE connection per Redis server, kept up.
 
-channels_redis's pub/sub layer reads with redis-py: every message goes through
-`PubSub.get_message(timeout=0.1)` (a timeout context, redis-py's connection and push
-handling), then the layer's per-channel asyncio.Queue, then the caller's `receive()`. A
-scatter-gather of four processes costs about 0.75-1.0 ms through redis.asyncio and
-0.2-0.3 ms over plain asyncio connections fed to hiredis (bench/README.md): a roster pays
-that twice, once for the query and once for the replies. Here one connection per Redis
-server subscribes to the very channel names the layer would (and on the shard it would
-pick), and each message is handed to the owner from `data_received`, decoded by the
-layer's own serializer, so publishers through the layer and through rooms.publisher reach
-it unchanged.
+A worker subscribes a channel of its own (rooms.bus.names: `<prefix>:c:...`) and the groups
+it joins (`<prefix>:g:<group>`: the `cluster` group, one per room holding its sockets),
+each on the server that carries the name. Every message is handed to the owner's
+`on_message` straight from the connection's `data_received`, decoded by
+rooms.bus.serialization, once and in arrival order; a payload that is not a message of ours
+is skipped with a warning.
 
-What the layer did besides is kept: every name stays wanted until it is unsubscribed, so
-after a lost connection (Redis restarted, a network cut) a new one is opened with backoff
-and subscribes every wanted name again. A connection that only receives cannot tell a
-quiet Redis from one gone silently (a cut that sent no reset, then a Redis restart behind
-it): each connection is PINGed every few seconds and replaced when no answer comes.
+Every name stays wanted until it is unsubscribed, and a keeper re-establishes whatever a
+lost connection held: Redis drops a subscriber at its pub/sub output-buffer limit
+(https://redis.io/docs/latest/develop/reference/clients/#output-buffer-limits), a restart
+or a network cut drops it too, and the next connection may be dropped while it is still
+resubscribing. A connection that only receives cannot tell a quiet Redis from one gone
+silently (a cut that sent no reset, then a Redis restart behind it): each is PINGed every
+few seconds and replaced when no answer comes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
 
-import hiredis
-
-from rooms.bus.connection import CommandConnection, open_redis_connection
+from rooms.bus.connection import (
+    DEFAULT_MAX_OUTGOING,
+    VERIFIED,
+    CommandConnection,
+    RedisTls,
+    ReplyError,
+    open_redis_connection,
+    safe_url,
+)
 from rooms.bus.names import BusNames, shard_index
-from rooms.bus.resp import ReplyError, encode_command
 from rooms.bus.serialization import deserialize
 
 logger = logging.getLogger(__name__)
@@ -39,7 +41,7 @@ OnMessage = Callable[[dict[str, Any]], None]
 
 
 class Subscriber(Protocol):
-    """Channel-layer reads: a channel of this process's own, and the groups it joins.
+    """Bus reads: a channel of this process's own, and the groups it joins.
     Every message reaches the `on_message` given to `listen`, once, in arrival order."""
 
     def listen(self, on_message: OnMessage) -> None: ...
@@ -53,80 +55,44 @@ class SubscribeConnection(CommandConnection):
     """One connection to one Redis server in subscribe mode.
 
     Messages go to `on_message(channel, data)` as they are parsed; every other reply (the
-    confirmation of a SUBSCRIBE, UNSUBSCRIBE or AUTH, or an error) answers the oldest
-    command still waiting, since Redis answers the commands of one connection in order.
+    confirmation of a SUBSCRIBE, UNSUBSCRIBE, PING or AUTH, or an error) answers the oldest
+    command still waiting. `lost` is done once the connection is gone.
     """
 
-    def __init__(self, on_message: Callable[[bytes, bytes], None]) -> None:
+    def __init__(
+        self,
+        on_message: Callable[[bytes, bytes], None],
+        *,
+        url: str = "",
+        max_outgoing: int = DEFAULT_MAX_OUTGOING,
+    ) -> None:
+        super().__init__(url=url, max_outgoing=max_outgoing)
         self.on_message = on_message
-        self.closed = False
         self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._reader = hiredis.Reader()
-        self._waiting: deque[asyncio.Future[Any]] = deque()
 
-    def abort(self) -> None:
-        """Drop the connection at once, even with unsent data (a peer gone silent)."""
-        if self.transport is not None:
-            self.transport.abort()
-
-    def command(self, *parts: bytes) -> asyncio.Future[Any]:
-        future = asyncio.get_running_loop().create_future()
-        if self.closed or self.transport is None:
-            future.set_exception(ConnectionError("connection to Redis lost"))
-            return future
-        self.transport.write(encode_command(*parts))
-        self._waiting.append(future)
-        return future
-
-    # ---- asyncio.Protocol -----------------------------------------------------------------
-
-    def data_received(self, data: bytes) -> None:
-        self._reader.feed(data)
-        while True:
-            try:
-                reply = self._reader.gets()
-            except hiredis.ProtocolError as exc:  # the stream cannot be trusted any more
-                self._fail(ConnectionError(f"bad reply from Redis: {exc}"))
-                self.close()
-                return
-            if reply is False:
-                return
-            if type(reply) is list and len(reply) == 3 and reply[0] == b"message":
-                self.on_message(reply[1], reply[2])
-            else:
-                self._answer(reply)
+    def _take(self, reply: Any) -> bool:
+        if type(reply) is list and len(reply) == 3 and reply[0] == b"message":
+            self.on_message(reply[1], reply[2])
+            return True
+        return False
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._fail(ConnectionError(f"connection to Redis lost: {exc or 'closed'}"))
+        super().connection_lost(exc)
         if not self.lost.done():
             self.lost.set_result(None)
-
-    def _answer(self, reply: Any) -> None:
-        if not self._waiting:
-            return  # a confirmation nobody waits for any more
-        future = self._waiting.popleft()
-        if future.done():
-            return
-        if isinstance(reply, hiredis.ReplyError):
-            future.set_exception(ReplyError(str(reply)))
-        else:
-            future.set_result(reply)
-
-    def _fail(self, error: Exception) -> None:
-        self.closed = True
-        while self._waiting:
-            future = self._waiting.popleft()
-            if not future.done():
-                future.set_exception(error)
 
 
 class ShardSubscriptions:
     """The wanted subscriptions on one Redis server, and the connection that holds them.
 
-    A connection is opened on the first subscription and, once lost, reopened with backoff
-    (0.1 s doubling to 2 s) for as long as any name is wanted; every wanted name is
-    subscribed again on it before it serves new subscriptions. A connection that leaves a
-    PING (every `health_interval`) unanswered for `timeout` is dropped as lost.
+    Redis drops a subscriber's connection when it passes `client-output-buffer-limit
+    pubsub` (https://redis.io/docs/latest/develop/reference/clients/#output-buffer-limits),
+    and may drop the next one while it is still resubscribing. So one keeper task runs
+    whenever a name is wanted and no live connection holds it: it opens a connection,
+    subscribes every wanted name on it, and checks that the connection is still open
+    before it calls the shard restored; a failed or already lost attempt is retried with
+    backoff (0.1 s doubling to 2 s). A connection that leaves a PING (every
+    `health_interval`) unanswered for `timeout` is dropped as lost.
     """
 
     def __init__(
@@ -135,8 +101,12 @@ class ShardSubscriptions:
         on_message: Callable[[bytes, bytes], None],
         timeout: float,
         health_interval: float,
+        tls: RedisTls = VERIFIED,
+        max_outgoing: int = DEFAULT_MAX_OUTGOING,
     ):
         self.url = url
+        self.tls = tls
+        self.max_outgoing = max_outgoing
         self.on_message = on_message
         self.timeout = timeout
         self.health_interval = health_interval
@@ -144,10 +114,12 @@ class ShardSubscriptions:
         self.closed = False
         self._connection: SubscribeConnection | None = None
         self._opening: asyncio.Future[SubscribeConnection] | None = None
-        self._keeping: asyncio.Task[None] | None = None
+        self._keeper: asyncio.Task[None] | None = None
         self._watching: asyncio.Task[None] | None = None
 
     async def subscribe(self, name: bytes) -> None:
+        """Held by Redis when this returns; raises when no connection can be had now (the
+        keeper goes on trying, and subscribes the name once one is)."""
         self.wanted.add(name)
         connection = await self._connected()
         if name in self.wanted:  # not unsubscribed meanwhile
@@ -162,7 +134,7 @@ class ShardSubscriptions:
     async def close(self) -> None:
         self.closed = True
         self.wanted.clear()
-        tasks = (self._keeping, self._opening, self._watching)
+        tasks = (self._keeper, self._opening, self._watching)
         pending = [task for task in tasks if task is not None]
         for task in pending:
             task.cancel()
@@ -172,38 +144,72 @@ class ShardSubscriptions:
 
     async def _connected(self) -> SubscribeConnection:
         """The live connection, once it holds every wanted name; raises when the attempt
-        under way fails (the next subscription or the reconnect loop tries again)."""
+        under way fails or its connection is lost before it is handed out."""
         if self.closed:
             raise ConnectionError("subscriber closed")
         if self._connection is not None and not self._connection.closed:
             return self._connection
         if self._opening is None:
-            self._opening = asyncio.ensure_future(self._open())
-        return await asyncio.shield(self._opening)
+            self._opening = opening = asyncio.ensure_future(self._open())
+            opening.add_done_callback(self._attempted)
+        connection = await asyncio.shield(self._opening)
+        if connection.closed:
+            raise ConnectionError("connection to Redis lost while subscribing")
+        return connection
 
     async def _open(self) -> SubscribeConnection:
-        try:
-            async with asyncio.timeout(self.timeout):
-                connection = await open_redis_connection(
-                    self.url, lambda: SubscribeConnection(self.on_message)
-                )
-                try:
-                    names = set(self.wanted)
-                    await asyncio.gather(*(connection.command(b"SUBSCRIBE", n) for n in names))
-                    stale = names - self.wanted  # unsubscribed while this was under way
-                    await asyncio.gather(*(connection.command(b"UNSUBSCRIBE", n) for n in stale))
-                except BaseException:
-                    connection.close()
-                    raise
-            if self.closed:
+        async with asyncio.timeout(self.timeout):
+            connection = await open_redis_connection(
+                self.url,
+                lambda: SubscribeConnection(
+                    self.on_message, url=self.url, max_outgoing=self.max_outgoing
+                ),
+                self.tls,
+            )
+            try:
+                names = set(self.wanted)
+                await asyncio.gather(*(connection.command(b"SUBSCRIBE", n) for n in names))
+                stale = names - self.wanted  # unsubscribed while this was under way
+                await asyncio.gather(*(connection.command(b"UNSUBSCRIBE", n) for n in stale))
+            except BaseException:
                 connection.close()
-                raise ConnectionError("subscriber closed")
-            self._connection = connection
-            connection.lost.add_done_callback(lambda _: self._on_lost())
-            self._watching = asyncio.ensure_future(self._watch(connection))
-            return connection
-        finally:
-            self._opening = None
+                raise
+        if self.closed:
+            connection.close()
+            raise ConnectionError("subscriber closed")
+        self._connection = connection
+        # once lost (at any time from now, even before a caller sees it), the keeper runs
+        connection.lost.add_done_callback(lambda _: self._keep_up())
+        self._watching = asyncio.ensure_future(self._watch(connection))
+        return connection
+
+    def _attempted(self, opening: asyncio.Future[SubscribeConnection]) -> None:
+        self._opening = None
+        if opening.cancelled() or opening.exception() is not None:  # retrieved, and retried
+            self._keep_up()
+
+    def _keep_up(self) -> None:
+        """Start the keeper unless it runs: it ends only once a live connection holds
+        every wanted name (or none is wanted), and is started again when that is lost."""
+        if self.closed or not self.wanted:
+            return
+        if self._keeper is None or self._keeper.done():
+            self._keeper = asyncio.ensure_future(self._keep())
+
+    async def _keep(self) -> None:
+        delay = 0.1
+        while not self.closed and self.wanted:
+            connection = self._connection
+            if connection is not None and not connection.closed:
+                return  # its loss starts the keeper again (connection.lost)
+            try:
+                await self._connected()
+                logger.info("subscriptions on %s restored", safe_url(self.url))
+                continue  # checked again: it may have been lost on the way here
+            except (OSError, TimeoutError, ReplyError) as exc:
+                logger.warning("cannot resubscribe on %s: %s", safe_url(self.url), exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
 
     async def _watch(self, connection: SubscribeConnection) -> None:
         while not connection.closed:
@@ -215,29 +221,12 @@ class ShardSubscriptions:
                     await connection.command(b"PING")
             except (OSError, TimeoutError, ReplyError) as exc:
                 if connection.closed:
-                    return  # lost meanwhile: the reconnect loop has it
-                logger.warning("%s did not answer a PING (%r): reconnecting", _safe(self.url), exc)
+                    return  # lost meanwhile: the keeper has it
+                logger.warning(
+                    "%s did not answer a PING (%r): reconnecting", safe_url(self.url), exc
+                )
                 connection.abort()
                 return
-
-    def _on_lost(self) -> None:
-        if not self.closed and self.wanted and self._keeping is None:
-            self._keeping = asyncio.ensure_future(self._reconnect())
-
-    async def _reconnect(self) -> None:
-        delay = 0.1
-        try:
-            while not self.closed and self.wanted:
-                try:
-                    await self._connected()
-                    logger.info("subscriptions on %s restored", _safe(self.url))
-                    return
-                except (OSError, TimeoutError, ReplyError) as exc:
-                    logger.warning("cannot resubscribe on %s: %s", _safe(self.url), exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
-        finally:
-            self._keeping = None
 
 
 class RedisSubscriber:
@@ -250,11 +239,14 @@ class RedisSubscriber:
         *,
         timeout: float = 1.0,
         health_interval: float = 3.0,
+        tls: RedisTls = VERIFIED,
+        max_outgoing: int = DEFAULT_MAX_OUTGOING,
     ) -> None:
         self.names = names
         self._on_message: OnMessage | None = None
         self._shards = [
-            ShardSubscriptions(url, self._received, timeout, health_interval) for url in urls
+            ShardSubscriptions(url, self._received, timeout, health_interval, tls, max_outgoing)
+            for url in urls
         ]
 
     def listen(self, on_message: OnMessage) -> None:
@@ -297,9 +289,3 @@ class RedisSubscriber:
             self._on_message(message)
         except Exception:
             logger.exception("handling a message on %r failed", channel)
-
-
-def _safe(url: str) -> str:
-    """A URL for a log line, without its password."""
-    head, _, host = url.rpartition("@")
-    return f"{head.split('://')[0]}://{host}" if head else url

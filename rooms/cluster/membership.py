@@ -27,7 +27,7 @@ from typing import Any, Protocol
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from rooms.bus.connection import redis_py_options
+from rooms.bus.connection import VERIFIED, RedisTls, redis_py_options
 from rooms.bus.names import shard_index
 
 logger = logging.getLogger(__name__)
@@ -103,15 +103,21 @@ class LocalDirectory:
         return True
 
 
-def redis_client(url: str, timeout: float) -> aioredis.Redis:
-    return aioredis.Redis.from_url(url, **redis_py_options(url, timeout))
+def redis_client(url: str, timeout: float, tls: RedisTls = VERIFIED) -> aioredis.Redis:
+    return aioredis.Redis.from_url(url, **redis_py_options(url, timeout, tls))
 
 
 class RedisDirectory:
     def __init__(
-        self, urls: list[str], *, prefix: str, ttl: float = 5.0, timeout: float = 1.0
+        self,
+        urls: list[str],
+        *,
+        prefix: str,
+        ttl: float = 5.0,
+        timeout: float = 1.0,
+        tls: RedisTls = VERIFIED,
     ) -> None:
-        self._shards = [redis_client(url, timeout) for url in urls]
+        self._shards = [redis_client(url, timeout, tls) for url in urls]
         self._redis = self._shards[0]
         self._key = f"{prefix}:workers"
         self._beat_prefix = f"{prefix}:alive:"

@@ -1,5 +1,5 @@
-"""Our subscribe connections against real redis-servers, written to by channels_redis's own
-layer and by our publisher."""
+"""Our subscribe connections against real redis-servers, written to by our publisher and
+by plain redis-py clients, on the names of rooms.bus.names."""
 
 from __future__ import annotations
 
@@ -12,11 +12,10 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
-from channels_redis.pubsub import RedisPubSubChannelLayer
-from channels_redis.utils import _consistent_hash
 
+from rooms.bus.connection import ReplyError
+from rooms.bus.names import BusNames, shard_index
 from rooms.bus.publisher import RedisPublisher
-from rooms.bus.resp import ReplyError
 from rooms.bus.subscriber import RedisSubscriber
 from tests.integration.servers import RedisServer
 
@@ -38,21 +37,20 @@ class Inbox:
 
 @pytest.fixture
 async def subscriber_for() -> AsyncIterator[Callable[..., tuple[RedisSubscriber, Inbox, Any]]]:
-    """(subscriber, its inbox, the channels_redis layer of the same prefix): closed after."""
-    made: list[tuple[RedisSubscriber, RedisPubSubChannelLayer]] = []
+    """(subscriber, its inbox, a publisher of the same names): closed after."""
+    made: list[RedisSubscriber] = []
 
-    def make(*urls: str, timeout: float = 1.0) -> tuple[RedisSubscriber, Inbox, Any]:
-        layer = RedisPubSubChannelLayer(hosts=list(urls), prefix=f"t{uuid.uuid4().hex[:8]}:")
-        subscriber = RedisSubscriber(layer, list(urls), timeout=timeout)
+    def make(*urls: str, timeout: float = 1.0) -> tuple[RedisSubscriber, Inbox, RedisPublisher]:
+        names = BusNames(f"t{uuid.uuid4().hex[:8]}")
+        subscriber = RedisSubscriber(list(urls), names, timeout=timeout)
         inbox = Inbox()
         subscriber.listen(inbox)
-        made.append((subscriber, layer))
-        return subscriber, inbox, layer
+        made.append(subscriber)
+        return subscriber, inbox, RedisPublisher(list(urls), names)
 
     yield make
-    for subscriber, layer in made:
+    for subscriber in made:
         await subscriber.close()
-        await layer.flush()
 
 
 async def subscribers(url: str, name: str) -> int:
@@ -63,42 +61,50 @@ async def subscribers(url: str, name: str) -> int:
         await client.aclose()
 
 
-async def test_the_layers_messages_reach_our_channel_and_groups_unchanged(
+async def test_messages_reach_our_channel_and_groups_unchanged(
     redis_server: RedisServer, subscriber_for: Any
 ) -> None:
-    subscriber, inbox, layer = subscriber_for(redis_server.url)
+    """A worker channel and a group on the names of rooms.bus.names: what is published to
+    them (by our publisher, or any client publishing msgpack) arrives as sent."""
+    subscriber, inbox, publisher = subscriber_for(redis_server.url)
     channel = await subscriber.new_channel("worker.")
     await subscriber.group_add("room")
-    await layer.send(channel, {"type": "direct", "blob": b"\x00\xff"})
-    await layer.group_send("room", {"type": "grouped", "text": "é"})
-    await RedisPublisher(layer, [redis_server.url]).group_send("room", {"type": "ours"})
+    assert channel.startswith(f"{publisher.names.prefix}:c:worker.")
+    await publisher.send(channel, {"type": "direct", "blob": b"\x00\xff"})
+    await publisher.group_send("room", {"type": "grouped", "text": "é"})
+    client = aioredis.Redis.from_url(redis_server.url)
+    try:
+        await client.publish(publisher.names.group("room"), b"\x81\xa4type\xa6plain!")
+    finally:
+        await client.aclose()
     assert await inbox.next() == {"type": "direct", "blob": b"\x00\xff"}
     assert await inbox.next() == {"type": "grouped", "text": "é"}
-    assert await inbox.next() == {"type": "ours"}
+    assert await inbox.next() == {"type": "plain!"}
 
 
 async def test_a_subscription_holds_when_the_call_returns_and_ends_on_discard(
     redis_server: RedisServer, subscriber_for: Any
 ) -> None:
-    subscriber, inbox, layer = subscriber_for(redis_server.url)
+    subscriber, inbox, publisher = subscriber_for(redis_server.url)
+    """group_add returns once Redis counts the subscription; group_discard once it is gone."""
     await subscriber.new_channel("worker.")
-    group_channel = layer._get_layer()._get_group_channel_name("room")
+    group_channel = publisher.names.group("room")
     await subscriber.group_add("room")
     assert await subscribers(redis_server.url, group_channel) == 1
     await subscriber.group_discard("room")
     assert await subscribers(redis_server.url, group_channel) == 0
-    await layer.group_send("room", {"type": "after discard"})
+    await publisher.group_send("room", {"type": "after discard"})
     await subscriber.group_add("other")
-    await layer.group_send("other", {"type": "marker"})
+    await publisher.group_send("other", {"type": "marker"})
     assert await inbox.next() == {"type": "marker"}  # nothing from the discarded group
 
 
 async def test_messages_arrive_in_order_under_a_burst(
     redis_server: RedisServer, subscriber_for: Any
 ) -> None:
-    subscriber, inbox, layer = subscriber_for(redis_server.url)
+    subscriber, inbox, publisher = subscriber_for(redis_server.url)
+    """500 messages published together arrive in order."""
     channel = await subscriber.new_channel("worker.")
-    publisher = RedisPublisher(layer, [redis_server.url])
     await asyncio.gather(*(publisher.send(channel, {"type": "n", "n": n}) for n in range(500)))
     assert [(await inbox.next())["n"] for _ in range(500)] == list(range(500))
 
@@ -106,30 +112,33 @@ async def test_messages_arrive_in_order_under_a_burst(
 async def test_after_a_redis_restart_every_subscription_comes_back(
     private_redis: RedisServer, subscriber_for: Any
 ) -> None:
-    subscriber, inbox, layer = subscriber_for(private_redis.url)
+    subscriber, inbox, publisher = subscriber_for(private_redis.url)
+    """Redis stopped and started empty: the worker channel and the group are subscribed
+    again, and a message to the group arrives."""
     channel = await subscriber.new_channel("worker.")
     await subscriber.group_add("room")
     private_redis.stop()
     await asyncio.sleep(0.3)  # a few reconnect attempts fail meanwhile
     private_redis.start()
-    group_channel = layer._get_layer()._get_group_channel_name("room")
+    group_channel = publisher.names.group("room")
     for _ in range(50):
         if await subscribers(private_redis.url, group_channel) == 1:
             break
         await asyncio.sleep(0.1)
     assert await subscribers(private_redis.url, channel) == 1
-    await layer.group_send("room", {"type": "back"})
+    await publisher.group_send("room", {"type": "back"})
     assert await inbox.next() == {"type": "back"}
 
 
 async def test_a_password_in_the_url_is_used_and_a_wrong_one_refused(
     tmp_path: Path, subscriber_for: Any
 ) -> None:
+    """AUTH with the URL's password; a wrong one fails the subscription with a ReplyError."""
     server = RedisServer(tmp_path, password="s3cret:with/odd@chars")
     try:
-        subscriber, inbox, layer = subscriber_for(server.url)
+        subscriber, inbox, publisher = subscriber_for(server.url)
         channel = await subscriber.new_channel("worker.")
-        await layer.send(channel, {"type": "authenticated"})
+        await publisher.send(channel, {"type": "authenticated"})
         assert await inbox.next() == {"type": "authenticated"}
         intruder, _, _ = subscriber_for(server.url.replace("s3cret", "wrong"))
         with pytest.raises(ReplyError, match="WRONGPASS|invalid"):
@@ -141,6 +150,7 @@ async def test_a_password_in_the_url_is_used_and_a_wrong_one_refused(
 async def test_an_unreachable_server_fails_within_the_timeout(
     tmp_path: Path, subscriber_for: Any
 ) -> None:
+    """Nothing listening: subscribing fails with an OSError well within 2 s."""
     server = RedisServer(tmp_path)
     server.stop()
     subscriber, _, _ = subscriber_for(server.url, timeout=0.5)
@@ -148,16 +158,18 @@ async def test_an_unreachable_server_fails_within_the_timeout(
         await asyncio.wait_for(subscriber.new_channel("worker."), 2)
 
 
-async def test_a_message_that_is_not_the_layers_is_skipped_with_a_warning(
+async def test_a_message_that_is_not_ours_is_skipped_with_a_warning(
     redis_server: RedisServer, subscriber_for: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
-    subscriber, inbox, layer = subscriber_for(redis_server.url)
+    """Bytes that are not a msgpack map (someone else publishing on our name) are logged
+    and skipped; the next message arrives on the same subscription."""
+    subscriber, inbox, publisher = subscriber_for(redis_server.url)
     channel = await subscriber.new_channel("worker.")
     client = aioredis.Redis.from_url(redis_server.url)
     try:
         with caplog.at_level(logging.WARNING, logger="rooms.bus.subscriber"):
             await client.publish(channel, b"\xc1 not msgpack")
-            await layer.send(channel, {"type": "next"})
+            await publisher.send(channel, {"type": "next"})
             assert await inbox.next() == {"type": "next"}
     finally:
         await client.aclose()
@@ -167,7 +179,8 @@ async def test_a_message_that_is_not_the_layers_is_skipped_with_a_warning(
 async def test_a_message_its_owner_cannot_handle_costs_nothing_but_a_log_line(
     redis_server: RedisServer, subscriber_for: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
-    subscriber, inbox, layer = subscriber_for(redis_server.url)
+    """An exception in the owner's handler is logged; the subscription goes on."""
+    subscriber, inbox, publisher = subscriber_for(redis_server.url)
 
     def picky(message: dict[str, Any]) -> None:
         inbox(message)
@@ -177,34 +190,34 @@ async def test_a_message_its_owner_cannot_handle_costs_nothing_but_a_log_line(
     subscriber.listen(picky)
     channel = await subscriber.new_channel("worker.")
     with caplog.at_level(logging.ERROR, logger="rooms.bus.subscriber"):
-        await layer.send(channel, {"type": "bad"})
-        await layer.send(channel, {"type": "good"})
+        await publisher.send(channel, {"type": "bad"})
+        await publisher.send(channel, {"type": "good"})
         assert [(await inbox.next())["type"] for _ in range(2)] == ["bad", "good"]
     assert await subscribers(redis_server.url, channel) == 1  # the same subscription
     assert "handling a message" in caplog.text
 
 
-async def test_each_name_is_subscribed_on_the_server_channels_redis_picks(
-    tmp_path: Path, subscriber_for: Any
-) -> None:
+async def test_each_name_is_subscribed_on_its_shard(tmp_path: Path, subscriber_for: Any) -> None:
+    """Two Redis servers: each group is subscribed on server shard_index(name, 2) only, the
+    groups land on both, and the publisher reaches every one of them."""
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     servers = [RedisServer(tmp_path / "a"), RedisServer(tmp_path / "b")]
     try:
         urls = [server.url for server in servers]
-        subscriber, inbox, layer = subscriber_for(*urls)
+        subscriber, inbox, publisher = subscriber_for(*urls)
         groups = [f"room-{n}" for n in range(12)]
         for group in groups:
             await subscriber.group_add(group)
         homes = set()
         for group in groups:
-            name = layer._get_layer()._get_group_channel_name(group)
-            home = _consistent_hash(name, 2)
+            name = publisher.names.group(group)
+            home = shard_index(name, 2)
             homes.add(home)
             assert [await subscribers(url, name) for url in urls] == [home == 0, home == 1]
         assert homes == {0, 1}, "the test needs groups on both servers"
         for group in groups:
-            await layer.group_send(group, {"type": "to", "group": group})
+            await publisher.group_send(group, {"type": "to", "group": group})
         received = {(await inbox.next())["group"] for _ in groups}
         assert received == set(groups)
     finally:
@@ -255,8 +268,11 @@ async def test_a_connection_gone_silent_is_replaced_and_resubscribed(
 ) -> None:
     proxy = SilencingProxy(redis_server.port)
     url = await proxy.start()
-    layer = RedisPubSubChannelLayer(hosts=[redis_server.url], prefix=f"t{uuid.uuid4().hex[:8]}:")
-    subscriber = RedisSubscriber(layer, [url], timeout=0.3, health_interval=0.2)
+    """A connection that answers nothing (a cut without a reset) is found by its PING
+    going unanswered, replaced, and both the group and the worker channel come back."""
+    names = BusNames(f"t{uuid.uuid4().hex[:8]}")
+    publisher = RedisPublisher([redis_server.url], names)
+    subscriber = RedisSubscriber([url], names, timeout=0.3, health_interval=0.2)
     inbox = Inbox()
     subscriber.listen(inbox)
     try:
@@ -265,8 +281,8 @@ async def test_a_connection_gone_silent_is_replaced_and_resubscribed(
         proxy.silence()
         with caplog.at_level(logging.WARNING, logger="rooms.bus.subscriber"):
             for attempt in range(30):  # a PING goes unanswered, a new connection subscribes
-                await layer.group_send("room", {"type": "back", "attempt": attempt})
-                await layer.send(channel, {"type": "direct", "attempt": attempt})
+                await publisher.group_send("room", {"type": "back", "attempt": attempt})
+                await publisher.send(channel, {"type": "direct", "attempt": attempt})
                 try:
                     first = await asyncio.wait_for(inbox.messages.get(), 0.2)
                     break
@@ -276,8 +292,8 @@ async def test_a_connection_gone_silent_is_replaced_and_resubscribed(
                 pytest.fail("nothing arrived after the connection went silent")
         assert first["type"] in ("back", "direct")
         assert "did not answer a PING" in caplog.text
-        await layer.group_send("room", {"type": "group", "final": True})
-        await layer.send(channel, {"type": "channel", "final": True})
+        await publisher.group_send("room", {"type": "group", "final": True})
+        await publisher.send(channel, {"type": "channel", "final": True})
         finals = set()
         while len(finals) < 2:  # both the group and the worker's channel came back
             message = await inbox.next()
@@ -286,5 +302,4 @@ async def test_a_connection_gone_silent_is_replaced_and_resubscribed(
         assert finals == {"group", "channel"}
     finally:
         await subscriber.close()
-        await layer.flush()
         await proxy.stop()

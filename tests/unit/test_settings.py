@@ -25,6 +25,7 @@ def settings_with(**env: str) -> dict:
         k: v
         for k, v in os.environ.items()
         if k not in {"DEBUG", "SECRET_KEY", "DATABASE_URL", "REDIS_URL", "ALLOWED_HOSTS"}
+        and not k.startswith("REDIS_TLS_")
     }
     result = subprocess.run(
         [sys.executable, "-c", PROBE],
@@ -63,11 +64,18 @@ def test_redis_url_selects_pubsub_layer() -> None:
     assert layer["CONFIG"]["hosts"] == [{"address": "redis://127.0.0.1:6379/3"}]
 
 
-def test_rediss_url_accepts_self_signed_certificates() -> None:
-    """Heroku's rediss:// keeps TLS but does not verify its self-signed certificate."""
-    layer = settings_with(REDIS_URL="rediss://:pw@redis.example:6380")["layers"]["default"]
+def test_rediss_url_verifies_certificates_unless_told_not_to() -> None:
+    """rediss:// verifies the certificate (against REDIS_TLS_CA_FILE if set); Heroku's
+    self-signed ones need REDIS_TLS_VERIFY=off, which keeps TLS without the check."""
+    url = "rediss://:pw@redis.example:6380"
+    verified = {"address": url, "ssl_cert_reqs": "required", "ssl_check_hostname": True}
+    layer = settings_with(REDIS_URL=url)["layers"]["default"]
+    assert layer["CONFIG"]["hosts"] == [verified]
+    layer = settings_with(REDIS_URL=url, REDIS_TLS_CA_FILE="/ca.pem")["layers"]["default"]
+    assert layer["CONFIG"]["hosts"] == [{**verified, "ssl_ca_certs": "/ca.pem"}]
+    layer = settings_with(REDIS_URL=url, REDIS_TLS_VERIFY="off")["layers"]["default"]
     assert layer["CONFIG"]["hosts"] == [
-        {"address": "rediss://:pw@redis.example:6380", "ssl_cert_reqs": None}
+        {"address": url, "ssl_cert_reqs": None, "ssl_check_hostname": False}
     ]
 
 
@@ -82,10 +90,11 @@ def test_production_requires_secret_key() -> None:
 
 def test_several_redis_urls_shard_the_layer() -> None:
     """A comma-separated REDIS_URL spreads the pub/sub layer over every server."""
-    layer = settings_with(REDIS_URL="redis://a:6379/0, rediss://b:6380/0")["layers"]["default"]
+    urls = "redis://a:6379/0, rediss://b:6380/0"
+    layer = settings_with(REDIS_URL=urls, REDIS_TLS_VERIFY="off")["layers"]["default"]
     assert layer["CONFIG"]["hosts"] == [
         {"address": "redis://a:6379/0"},
-        {"address": "rediss://b:6380/0", "ssl_cert_reqs": None},
+        {"address": "rediss://b:6380/0", "ssl_cert_reqs": None, "ssl_check_hostname": False},
     ]
 
 
