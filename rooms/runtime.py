@@ -121,14 +121,7 @@ def emit_to_room(room: str, event: str, *args: Any) -> None:
     (rooms.cluster.fanout) to the room's group on the bus. It blocks for one Redis round
     trip: from async code, call it through `asyncio.to_thread`.
     """
-    message = {
-        "type": events.ROOM_EMIT,
-        "rooms": [room],
-        "index": 0,
-        "frame": codec.encode_event(event, *args),
-        "except": None,
-    }
-    _group_send(group_for_room(room), message)
+    _group_send(group_for_room(room), events.room_emit(room, codec.encode_event(event, *args)))
 
 
 def _group_send(group: str, message: dict[str, Any]) -> None:

@@ -19,6 +19,18 @@ QUERY = "cluster.query"  # a scatter-gather question (rooms.cluster.gather)
 REPLY = "cluster.reply"  # one worker's answer to it
 
 
+def room_emit(
+    room: str, frame: str, *, except_socket: str | None = None, event: str | None = None
+) -> dict[str, Any]:
+    """A frame for the sockets of `room` but `except_socket`; `event` names an event sent
+    to several rooms at once, so a socket in more than one of them is served once."""
+    message: dict[str, Any] = {"type": ROOM_EMIT, "room": room, "frame": frame}
+    message["except"] = except_socket
+    if event is not None:
+        message["event"] = event
+    return message
+
+
 def user_renamed(id_user: str) -> dict[str, Any]:
     return {"type": USER_RENAMED, "id_user": id_user}
 

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from rooms.bus.publisher import Publisher
-from rooms.cluster.events import ROOM_EMIT
+from rooms.cluster.events import room_emit
 from rooms.cluster.names import group_for_room
 from rooms.cluster.registry import LocalSocket, Registry
 
@@ -55,14 +55,7 @@ class RoomFanout:
         ordered = list(dict.fromkeys(rooms))
         event = secrets.token_hex(8) if len(ordered) > 1 else None
         for room in ordered:
-            message: dict[str, Any] = {
-                "type": ROOM_EMIT,
-                "room": room,
-                "frame": frame,
-                "except": except_socket,
-            }
-            if event is not None:
-                message["event"] = event
+            message = room_emit(room, frame, except_socket=except_socket, event=event)
             await self.bus_call(self.publisher.group_send, group_for_room(room), message)
 
     async def deliver(self, message: dict[str, Any]) -> None:

@@ -28,6 +28,11 @@ from rooms.server import limits, request_heads, tuning  # noqa: E402
 
 limits.install(reactor, max_body_bytes=settings.HTTP_MAX_BODY_BYTES)
 request_heads.install(reactor, deadline_s=settings.HTTP_HEAD_TIMEOUT_S)
-tuning.install(reactor, setting=settings.SERVER_TUNING, serves_without_django=served_without_django)
+tuning.install(
+    reactor,
+    setting=settings.SERVER_TUNING,
+    serves_without_django=served_without_django,
+    silent_timeout=settings.HTTP_HEAD_TIMEOUT_S,
+)
 lifecycle.run_with_reactor(reactor, NODE)
 CommandLineInterface.entrypoint()

@@ -262,11 +262,15 @@ _waiting: dict[FirstLook, None] = {}  # connections that have sent no request ye
 _running: set[asyncio.Task[None]] = set()  # held until done: the loop keeps weak references
 
 
+_silent_timeout: float | None = None  # None: the factory's idle timeout, as Twisted's
+
+
 def close_idle(now: float) -> None:
-    """Close connections that sent nothing for their factory's idle timeout, as Twisted's
-    idle timer would: one sweep every few seconds instead of one timer per connection."""
+    """Close connections that sent nothing for the silent-connection timeout given to
+    `install` (else their factory's idle timeout, as Twisted's idle timer would): one
+    sweep at a time instead of one timer per connection."""
     for connection in list(_waiting):
-        if now - connection.since < (connection.factory.timeOut or 60.0):
+        if now - connection.since < (_silent_timeout or connection.factory.timeOut or 60.0):
             break
         _waiting.pop(connection, None)
         connection.transport.abortConnection()
@@ -276,10 +280,14 @@ def build_first_look(factory: Any, addr: Any) -> FirstLook:
     return FirstLook(factory, addr)
 
 
-def install(reactor: Any, serves: Callable[[bytes], bool]) -> None:
+def install(
+    reactor: Any, serves: Callable[[bytes], bool], *, silent_timeout: float | None = None
+) -> None:
     """Every HTTP connection daphne accepts from now on gets its first look here, and the
-    requests whose raw path `serves` accepts are answered by it (idempotent)."""
-    global _served_here
+    requests whose raw path `serves` accepts are answered by it (idempotent). A connection
+    that sends nothing is closed after `silent_timeout` seconds, when given."""
+    global _served_here, _silent_timeout
+    _silent_timeout = silent_timeout
     _served_here = serves
     if HTTPFactory.buildProtocol is build_first_look:
         return
@@ -287,6 +295,7 @@ def install(reactor: Any, serves: Callable[[bytes], bool]) -> None:
 
     def sweep() -> None:
         close_idle(time.monotonic())
-        reactor.callLater(SWEEP_INTERVAL, sweep)
+        reactor.callLater(interval, sweep)
 
-    reactor.callLater(SWEEP_INTERVAL, sweep)
+    interval = min(SWEEP_INTERVAL, (silent_timeout or SWEEP_INTERVAL) / 2)
+    reactor.callLater(interval, sweep)

@@ -22,15 +22,14 @@ from typing import Any
 
 from twisted.web import http
 
-_data_received = http.HTTPChannel.dataReceived
-_all_headers_received = http.HTTPChannel.allHeadersReceived
-_request_done = http.HTTPChannel.requestDone
-_connection_made = http.HTTPChannel.connectionMade
-_connection_lost = http.HTTPChannel.connectionLost
+_data_received: Any = http.HTTPChannel.dataReceived
+_all_headers_received: Any = http.HTTPChannel.allHeadersReceived
+_request_done: Any = http.HTTPChannel.requestDone
+_connection_made: Any = http.HTTPChannel.connectionMade
+_connection_lost: Any = http.HTTPChannel.connectionLost
 
 _deadline_s: float = 10.0
 _reactor: Any = None
-
 
 
 def _json_response(status: bytes, error: str) -> bytes:
@@ -117,8 +116,8 @@ def install(reactor: Any, *, deadline_s: float) -> None:
     if deadline_s <= 0:
         raise ValueError(f"deadline_s must be > 0, not {deadline_s}")
     _deadline_s, _reactor = deadline_s, reactor
-    http.HTTPChannel.connectionMade = connection_made
-    http.HTTPChannel.dataReceived = data_received
-    http.HTTPChannel.allHeadersReceived = all_headers_received
-    http.HTTPChannel.requestDone = request_done
-    http.HTTPChannel.connectionLost = connection_lost
+    http.HTTPChannel.connectionMade = connection_made  # type: ignore[method-assign]
+    http.HTTPChannel.dataReceived = data_received  # type: ignore[method-assign]
+    http.HTTPChannel.allHeadersReceived = all_headers_received  # type: ignore[method-assign]
+    http.HTTPChannel.requestDone = request_done  # type: ignore[method-assign]
+    http.HTTPChannel.connectionLost = connection_lost  # type: ignore[method-assign]

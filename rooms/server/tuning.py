@@ -69,22 +69,27 @@ def install(
     *,
     setting: str,
     serves_without_django: Callable[[bytes], bool],
+    silent_timeout: float | None = None,
     versions: Callable[[str], str] = metadata.version,
 ) -> frozenset[str]:
-    """Install what `setting` asks for, if the versions match; returns what was installed."""
+    """Install what `setting` asks for, if the versions match; returns what was installed.
+    `silent_timeout`: how long fast_http keeps a connection that has sent nothing."""
     global active
     names = wanted(setting)
     mismatches = version_mismatches(versions) if names else []
     if mismatches:
         logger.warning("server tuning off: %s", "; ".join(mismatches))
         names = frozenset()
-    _install(names, reactor, serves_without_django)
+    _install(names, reactor, serves_without_django, silent_timeout)
     active = names
     return names
 
 
 def _install(
-    names: Iterable[str], reactor: Any, serves_without_django: Callable[[bytes], bool]
+    names: Iterable[str],
+    reactor: Any,
+    serves_without_django: Callable[[bytes], bool],
+    silent_timeout: float | None,
 ) -> None:
     # imported here: each of these imports daphne, Twisted or autobahn
     from rooms.server import (
@@ -97,7 +102,9 @@ def _install(
     )
 
     installers: dict[str, Callable[[], None]] = {
-        "fast_http": lambda: fast_http.install(reactor, serves_without_django),
+        "fast_http": lambda: fast_http.install(
+            reactor, serves_without_django, silent_timeout=silent_timeout
+        ),
         "tcp_writes": tcp_writes.install,
         "ws_frames": ws_frames.install,
         "autobahn_logs": autobahn_logs.install,
