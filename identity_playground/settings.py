@@ -125,6 +125,7 @@ STATICFILES_DIRS = [
     # The official Socket.IO browser client, served as /static/vendor/socket.io/socket.io.min.js
     # from the pinned npm package (package-lock.json) rather than a copy or a CDN: the room
     # page works offline and the client is upgraded with the other pinned dependencies.
+    # Without `npm ci` the check rooms.E001 (rooms/checks.py) fails collectstatic.
     ("vendor/socket.io", BASE_DIR / "node_modules/socket.io-client/dist"),
 ]
 STORAGES = {
