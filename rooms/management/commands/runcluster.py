@@ -14,7 +14,13 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
 from rooms.runner.embedded_redis import EmbeddedRedis
-from rooms.runner.supervisor import ClusterConfig, Supervisor, default_workers
+from rooms.runner.supervisor import (
+    ClusterConfig,
+    PortInUse,
+    Supervisor,
+    default_workers,
+    listening_socket,
+)
 
 
 class Command(BaseCommand):
@@ -45,6 +51,15 @@ class Command(BaseCommand):
             proxy_headers=options["proxy_headers"],
             access_log=options["access_log"],
         )
+        try:
+            # bound first: a port in use is reported before an embedded Redis is started
+            listener = listening_socket(config.host, config.port)
+        except PortInUse as exc:
+            self.stderr.write(f"runcluster: {exc}")
+            raise SystemExit(1) from None
+        except OSError as exc:  # e.g. a port below 1024 without the privilege, an unknown host
+            self.stderr.write(f"runcluster: cannot listen on {config.host}:{config.port}: {exc}")
+            raise SystemExit(1) from None
         env = dict(os.environ)
         embedded = None
         if not settings.REDIS_URL and config.workers > 1:
@@ -54,7 +69,7 @@ class Command(BaseCommand):
                 f"[runcluster] no REDIS_URL: started an embedded Redis at {embedded.url}"
             )
         try:
-            asyncio.run(Supervisor(config, env).run())
+            asyncio.run(Supervisor(config, env, listener).run())
         finally:
             if embedded is not None:
                 embedded.stop()
