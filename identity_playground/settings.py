@@ -185,7 +185,14 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"daphne": {"level": "WARNING"}, "django.channels.server": {"level": "WARNING"}},
+    "loggers": {
+        # Django's DEFAULT_LOGGING (django/utils/log.py) gives `django` a console handler of
+        # its own when DEBUG is on, and its records also propagate to the root one: each
+        # would be printed twice. Without handlers here, they reach the root handler alone.
+        "django": {"handlers": [], "propagate": True},
+        "daphne": {"level": "WARNING"},
+        "django.channels.server": {"level": "WARNING"},
+    },
 }
 
 # ---- Socket.IO and the cluster ---------------------------------------------------------

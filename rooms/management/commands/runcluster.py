@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -40,9 +38,6 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        logging.basicConfig(
-            level=logging.INFO, format="[runcluster] %(message)s", stream=sys.stdout
-        )
         config = ClusterConfig(
             workers=max(1, options["workers"]),
             host=options["host"],
