@@ -7,6 +7,7 @@ build time and fails the build when it exits non-zero), and `check --deploy`, `m
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from django.apps import AppConfig
@@ -20,7 +21,7 @@ BROWSER_CLIENT = "vendor/socket.io/socket.io.min.js"
 
 @register(Tags.staticfiles)
 def browser_client_installed(
-    app_configs: list[AppConfig] | None, **kwargs: Any
+    app_configs: Sequence[AppConfig] | None, **kwargs: Any
 ) -> list[CheckMessage]:
     """Error rooms.E001 when no static-files finder has the browser client.
 
