@@ -32,8 +32,10 @@ async def show(event: str, payload: object) -> None:
 
 
 @sio.event
-async def connect_error(data: dict[str, str]) -> None:
-    print("connect_error:", data["message"], file=sys.stderr)  # e.g. "Unknown id_user: 99"
+async def connect_error(data: object) -> None:
+    # the server's refusal, {"message": "Unknown id_user: 99"}, or a string when unreachable
+    message = data.get("message") if isinstance(data, dict) else data
+    print("connect_error:", message, file=sys.stderr)
 
 
 async def main() -> int:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 import pytest
 
+from rooms.runner.embedded_redis import free_port
 from tests.integration.recording import Client
 from tests.integration.servers import ROOT, Cluster
 
@@ -103,3 +104,12 @@ async def test_example_refused_prints_the_reason_and_fails(
     code, out, err = await run_example(name, cluster.url, "99", "Maths")
     assert code == 1, (out, err)
     assert "connect_error: Unknown id_user: 99" in err
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+async def test_example_without_a_server_fails_with_a_message(name: str) -> None:
+    """Nothing listening on the port: the example prints a connect_error line and exits 1
+    (with reconnection off it does not retry forever)."""
+    code, out, err = await run_example(name, f"http://127.0.0.1:{free_port()}")
+    assert code == 1, (out, err)
+    assert "connect_error:" in err
