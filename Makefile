@@ -6,8 +6,8 @@ WORKERS ?= 4
 
 .PHONY: setup run test check format bench soak faults clean FORCE
 
-## setup: create .venv and node_modules from the pinned requirements (idempotent)
-setup: $(VENV)/.installed node_modules/.installed
+## setup: create .venv (runtime and development requirements) and node_modules (idempotent)
+setup: $(VENV)/.installed-dev node_modules/.installed
 
 # The interpreter .venv is built with: scripts/pick-python says which and why (PYTHON=...
 # overrides). A .venv built with another interpreter is built again.
@@ -18,8 +18,14 @@ $(VENV)/.python: FORCE
 	@if [ "$$(cat $@ 2>/dev/null)" != "$(PYTHON_BIN)" ]; then \
 	  rm -rf $(VENV) && $(PYTHON_BIN) -m venv $(VENV) && echo "$(PYTHON_BIN)" > $@; fi
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt $(VENV)/.python
+# Two stamps: `make run` needs only the runtime set; the development set (test, lint and
+# type tools) is installed on top of it by the targets that use it, in the same .venv.
+$(VENV)/.installed-runtime: requirements.txt $(VENV)/.python
 	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-dev: requirements-dev.txt $(VENV)/.installed-runtime
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
@@ -29,8 +35,8 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --silent --no-audit --no-fund
 	touch $@
 
-## run: set up, migrate, seed the users if there are none, start a 4-worker cluster on PORT
-run: setup
+## run: runtime requirements only; migrate, seed the users if there are none, start a 4-worker cluster on PORT
+run: $(VENV)/.installed-runtime node_modules/.installed
 	$(PY) manage.py reset_db --if-empty
 	$(PY) manage.py runcluster --workers $(WORKERS) --port $(PORT)
 

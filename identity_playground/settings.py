@@ -125,6 +125,7 @@ STATICFILES_DIRS = [
     # The official Socket.IO browser client, served as /static/vendor/socket.io/socket.io.min.js
     # from the pinned npm package (package-lock.json) rather than a copy or a CDN: the room
     # page works offline and the client is upgraded with the other pinned dependencies.
+    # Without `npm ci` the check rooms.E001 (rooms/checks.py) fails collectstatic.
     ("vendor/socket.io", BASE_DIR / "node_modules/socket.io-client/dist"),
 ]
 STORAGES = {
@@ -207,7 +208,14 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"daphne": {"level": "WARNING"}, "django.channels.server": {"level": "WARNING"}},
+    "loggers": {
+        # Django's DEFAULT_LOGGING (django/utils/log.py) gives `django` a console handler of
+        # its own when DEBUG is on, and its records also propagate to the root one: each
+        # would be printed twice. Without handlers here, they reach the root handler alone.
+        "django": {"handlers": [], "propagate": True},
+        "daphne": {"level": "WARNING"},
+        "django.channels.server": {"level": "WARNING"},
+    },
 }
 
 # ---- Socket.IO and the cluster ---------------------------------------------------------

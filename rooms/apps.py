@@ -8,4 +8,5 @@ class RoomsConfig(AppConfig):
     verbose_name = "Rooms and realtime"
 
     def ready(self) -> None:
-        from rooms import signals  # noqa: F401  (connects the rename announcement)
+        # registers the system checks; connects the rename announcement
+        from rooms import checks, signals  # noqa: F401

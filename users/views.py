@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable
+from typing import Concatenate, ParamSpec
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.middleware.csrf import CsrfViewMiddleware
@@ -18,10 +21,30 @@ def _error(status: int, message: str) -> JsonResponse:
     return JsonResponse({"error": message}, status=status)
 
 
-def _method_not_allowed(allowed: list[str]) -> JsonResponse:
-    response = _error(405, "Method not allowed")
-    response["Allow"] = ", ".join(allowed)
-    return response
+P = ParamSpec("P")
+View = Callable[Concatenate[HttpRequest, P], HttpResponse]
+
+
+def serves(*methods: str) -> Callable[[View[P]], View[P]]:
+    """Any other method gets 405 JSON with the served ones in Allow (RFC 9110 section 15.5.6).
+
+    The view is exempt from CsrfViewMiddleware, which would otherwise answer an unserved
+    POST or DELETE with its HTML 403 page before the view could say 405; a view serving a
+    write does its own CSRF check (_csrf_rejection).
+    """
+
+    def decorate(view: View[P]) -> View[P]:
+        @functools.wraps(view)
+        def wrapper(request: HttpRequest, /, *args: P.args, **kwargs: P.kwargs) -> HttpResponse:
+            if request.method not in methods:
+                response = _error(405, "Method not allowed")
+                response["Allow"] = ", ".join(methods)
+                return response
+            return view(request, *args, **kwargs)
+
+        return csrf_exempt(wrapper)
+
+    return decorate
 
 
 def _csrf_rejection(request: HttpRequest) -> str | None:
@@ -40,21 +63,18 @@ def _csrf_rejection(request: HttpRequest) -> str | None:
     return None if rejection is None else "CSRF check failed: reload the page and try again"
 
 
-def users_list(request: HttpRequest) -> JsonResponse:
-    if request.method not in ("GET", "HEAD"):
-        return _method_not_allowed(["GET", "HEAD"])
+@serves("GET", "HEAD")
+def users_list(request: HttpRequest) -> HttpResponse:
     return JsonResponse([user.as_json() for user in services.user_list()], safe=False)
 
 
-@csrf_exempt  # replaced by _csrf_rejection, which keeps scripts without Origin working
+@serves("GET", "HEAD", "PUT", "PATCH")
 def user_detail(request: HttpRequest, id_user: str) -> HttpResponse:
     if request.method in ("GET", "HEAD"):
         try:
             return JsonResponse(services.user_get(id_user=id_user).as_json())
         except services.UserNotFound:
             return _error(404, NOT_FOUND)
-    if request.method not in ("PUT", "PATCH"):
-        return _method_not_allowed(["GET", "HEAD", "PUT", "PATCH"])
     if int(request.META.get("CONTENT_LENGTH") or 0) > MAX_BODY_BYTES:
         return _error(413, f"Body larger than {MAX_BODY_BYTES} bytes")
     csrf_problem = _csrf_rejection(request)

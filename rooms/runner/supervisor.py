@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import errno
 import logging
 import os
 import signal
@@ -38,11 +39,27 @@ class ClusterConfig:
     application: str = "identity_playground.asgi:application"
 
 
+class PortInUse(Exception):
+    """Another process listens on the port (EADDRINUSE from bind)."""
+
+
 def listening_socket(host: str, port: int) -> socket.socket:
+    """The shared listening socket; PortInUse when another process holds the port.
+
+    SO_REUSEADDR lets a restarted cluster bind while old connections sit in TIME_WAIT; it
+    does not let two processes listen on one port (that would take SO_REUSEPORT), so a
+    running server still makes bind fail with EADDRINUSE.
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise PortInUse(f"port {port} on {host} is already in use") from exc
+        raise
     sock.listen(LISTEN_BACKLOG)
     sock.set_inheritable(True)
     return sock
@@ -82,10 +99,14 @@ def _die_with_parent() -> None:
 
 
 class Supervisor:
-    def __init__(self, config: ClusterConfig, env: dict[str, str]) -> None:
+    def __init__(
+        self, config: ClusterConfig, env: dict[str, str], listener: socket.socket | None = None
+    ) -> None:
+        """`listener`: the socket of listening_socket(config.host, config.port), bound by
+        the caller so it can report a port in use before starting anything else."""
         self.config = config
         self.env = env
-        self.listener = listening_socket(config.host, config.port)
+        self.listener = listener or listening_socket(config.host, config.port)
         self.port = int(self.listener.getsockname()[1])
         self.processes: dict[int, asyncio.subprocess.Process] = {}  # slot -> worker
         self._stopping = asyncio.Event()

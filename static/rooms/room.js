@@ -17,6 +17,7 @@
   const el = {
     status: $('status'),
     statusText: $('status-text'),
+    statusDetail: $('status-detail'),
     notice: $('notice'),
     nameForm: $('name-form'),
     nameInput: $('name-input'),
@@ -68,6 +69,43 @@
     el.statusText.textContent = STATUS_TEXT[state];
     el.status.title = detail || '';
     el.table.classList.toggle('stale', state !== 'connected');
+  }
+
+  // Why the page is not connected and since when, as text on the page (the tooltip on the
+  // status is invisible on touch screens). Reasons: socket.io-client's `disconnect` reasons
+  // (https://socket.io/docs/v4/client-socket-instance/#disconnect).
+  const REASONS = {
+    'transport close': 'the server closed the connection',
+    'transport error': 'the connection failed',
+    'ping timeout': 'the server stopped answering',
+    'parse error': 'the server sent something unreadable',
+    'io server disconnect': 'the server ended the session',
+    'io client disconnect': 'this page closed the connection',
+  };
+  const lost = { since: null, why: '', attempt: 0, error: '' }; // since: null while connected
+
+  const clock = (date) =>
+    date.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+
+  function connectionLost(why) {
+    if (!lost.since) Object.assign(lost, { since: new Date(), why: why, attempt: 0, error: '' });
+    showLost();
+  }
+
+  function showLost() {
+    if (!lost.since) {
+      el.statusDetail.hidden = true;
+      el.statusDetail.textContent = '';
+      return;
+    }
+    let text = 'Not connected since ' + clock(lost.since) + ': ' + lost.why + '.';
+    if (socket.active) {
+      text += ' Retrying by itself';
+      if (lost.attempt) text += '; attempt ' + lost.attempt + ' failed (' + lost.error + ')';
+      text += '.';
+    }
+    el.statusDetail.textContent = text;
+    el.statusDetail.hidden = false;
   }
 
   function showNotice(node) {
@@ -307,6 +345,8 @@
   socket.on('connect', () => {
     mySocketId = socket.id;
     setStatus('connected');
+    lost.since = null;
+    showLost();
     showNotice(null);
     selfChecks = 0;
     showSocket();
@@ -326,6 +366,7 @@
     // socket.active: the client will reconnect by itself (e.g. "transport close" when the
     // worker died); otherwise the server or the page ended the session.
     setStatus(socket.active ? 'reconnecting' : 'disconnected', reason);
+    connectionLost(REASONS[reason] || reason);
   });
 
   socket.io.on('reconnect_attempt', (attempt) => {
@@ -336,6 +377,10 @@
     if (socket.active) {
       // a network-level failure: the client retries with backoff
       setStatus(el.status.dataset.state === 'connecting' ? 'connecting' : 'reconnecting', error.message);
+      connectionLost('cannot reach the server');
+      lost.attempt += 1;
+      lost.error = error.message;
+      showLost();
       return;
     }
     // Refused by the server (CONNECT_ERROR): socket.io-client does not retry after that.

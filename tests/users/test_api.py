@@ -140,3 +140,30 @@ def test_script_put_without_origin_needs_no_token() -> None:
     """A plain `curl -X PUT` (no Origin, no cookie) keeps working."""
     status, _ = put(Client(enforce_csrf_checks=True), "1", {"name": "Curl"})
     assert status == 204
+
+
+ENDPOINTS = {"/users": "GET, HEAD", "/users/1": "GET, HEAD, PUT, PATCH"}
+NOT_SERVED = [
+    (path, method)
+    for path, allow in ENDPOINTS.items()
+    for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE")
+    if method not in allow.split(", ")
+]
+
+
+@pytest.mark.parametrize("origin", [None, "http://testserver"], ids=["script", "browser"])
+@pytest.mark.parametrize(("path", "method"), NOT_SERVED)
+def test_every_method_not_served_is_405_json_with_allow(
+    path: str, method: str, origin: str | None
+) -> None:
+    """With CSRF enforced as on a real server, and with or without a browser's Origin, every
+    method an endpoint does not serve answers 405 JSON naming the methods it does serve in
+    Allow (RFC 9110 section 15.5.6), never Django's HTML CSRF page."""
+    client = Client(enforce_csrf_checks=True)
+    extra = {"HTTP_ORIGIN": origin} if origin else {}
+    response = client.generic(method, path, **extra)
+    assert response.status_code == 405
+    assert response["Content-Type"] == "application/json"
+    assert response.json() == {"error": "Method not allowed"}
+    assert response["Allow"] == ENDPOINTS[path]
+    assert name_of(1) == "John"

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -14,7 +12,13 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
 from rooms.runner.embedded_redis import EmbeddedRedis
-from rooms.runner.supervisor import ClusterConfig, Supervisor, default_workers
+from rooms.runner.supervisor import (
+    ClusterConfig,
+    PortInUse,
+    Supervisor,
+    default_workers,
+    listening_socket,
+)
 
 
 class Command(BaseCommand):
@@ -34,9 +38,6 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        logging.basicConfig(
-            level=logging.INFO, format="[runcluster] %(message)s", stream=sys.stdout
-        )
         config = ClusterConfig(
             workers=max(1, options["workers"]),
             host=options["host"],
@@ -45,6 +46,15 @@ class Command(BaseCommand):
             proxy_headers=options["proxy_headers"],
             access_log=options["access_log"],
         )
+        try:
+            # bound first: a port in use is reported before an embedded Redis is started
+            listener = listening_socket(config.host, config.port)
+        except PortInUse as exc:
+            self.stderr.write(f"runcluster: {exc}")
+            raise SystemExit(1) from None
+        except OSError as exc:  # e.g. a port below 1024 without the privilege, an unknown host
+            self.stderr.write(f"runcluster: cannot listen on {config.host}:{config.port}: {exc}")
+            raise SystemExit(1) from None
         env = dict(os.environ)
         embedded = None
         if not settings.REDIS_URL and config.workers > 1:
@@ -54,7 +64,7 @@ class Command(BaseCommand):
                 f"[runcluster] no REDIS_URL: started an embedded Redis at {embedded.url}"
             )
         try:
-            asyncio.run(Supervisor(config, env).run())
+            asyncio.run(Supervisor(config, env, listener).run())
         finally:
             if embedded is not None:
                 embedded.stop()
