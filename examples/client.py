@@ -1,9 +1,7 @@
-"""A Socket.IO client in Python (python-socketio's AsyncClient):
+"""A Socket.IO client in Python (python-socketio):
     python examples/client.py [URL] [ID_USER] [ROOM]
-
-Connects as a user to a room, joins a second room, announces a new name, prints every
-event it receives for LISTEN_SECONDS (default 2), then disconnects.
-"""
+Connects as a user to a room, joins a second room, announces a new name, prints every event
+it receives for LISTEN_SECONDS (default 2), then disconnects."""
 
 import asyncio
 import json
@@ -12,17 +10,8 @@ import sys
 
 import socketio
 
-
-def argument(position: int, variable: str, default: str) -> str:
-    """The command-line argument at `position`, else the environment variable, else default."""
-    return sys.argv[position] if len(sys.argv) > position else os.environ.get(variable, default)
-
-
-URL = argument(1, "SERVER_URL", "http://localhost:8000")
-ID_USER = argument(2, "ID_USER", "1")
-ROOM = argument(3, "ROOM", "Maths")
-LISTEN_SECONDS = float(os.environ.get("LISTEN_SECONDS", "2"))
-
+DEFAULTS = ["http://localhost:8000", "1", "Maths"]
+URL, ID_USER, ROOM = sys.argv[1:4] + DEFAULTS[len(sys.argv[1:4]) :]
 sio = socketio.AsyncClient(reconnection=False)
 
 
@@ -32,8 +21,7 @@ async def show(event: str, payload: object) -> None:
 
 
 @sio.event
-async def connect_error(data: object) -> None:
-    # the server's refusal, {"message": "Unknown id_user: 99"}, or a string when unreachable
+async def connect_error(data: object) -> None:  # e.g. {"message": "Unknown id_user: 99"}
     message = data.get("message") if isinstance(data, dict) else data
     print("connect_error:", message, file=sys.stderr)
 
@@ -46,10 +34,9 @@ async def main() -> int:
     print("join ack", json.dumps(await sio.call("join", "Physics")), flush=True)
     renamed = await sio.call("identity-change", {"name": f"User {ID_USER}"})
     print("identity-change ack", json.dumps(renamed), flush=True)
-    await asyncio.sleep(LISTEN_SECONDS)
+    await asyncio.sleep(float(os.environ.get("LISTEN_SECONDS", "2")))
     await sio.disconnect()
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(asyncio.run(main()))
+sys.exit(asyncio.run(main()))

@@ -86,9 +86,24 @@ def env_example_variables(text: str) -> dict[str, str]:
     return found
 
 
+def readme_table_variables(text: str) -> dict[str, str]:
+    """README.md's configuration table: variable -> its "meaning" column. A row may name
+    several variables in its first column (`A`, `B`); rows without one are headings."""
+    section = text.split("\n## Configuration", 1)[1].split("\n## ", 1)[0]
+    found: dict[str, str] = {}
+    for line in section.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if not line.startswith("|") or len(cells) < 3:
+            continue
+        for name in re.findall(r"`([A-Z][A-Z0-9_]*)`", cells[0]):
+            found[name] = cells[2]
+    return found
+
+
 # document (path from the root) -> parser giving variable -> its one-line description
 DOCUMENTS: dict[str, Callable[[str], dict[str, str]]] = {
     ".env.example": env_example_variables,
+    "README.md": readme_table_variables,
 }
 
 
