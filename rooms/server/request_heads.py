@@ -89,7 +89,7 @@ def data_received(channel: Any, data: bytes) -> None:
             channel.transport.loseConnection()
             return
         channel.head_bytes += len(data)
-        channel.head_last = head[-1:]
+        channel.head_last = b"\r" if head.endswith(b"\r") else b""  # a CR whose LF comes next
     _data_received(channel, data)
 
 

@@ -33,7 +33,15 @@ _SETTINGS_VARS = (
     "CHANNEL_PREFIX", "WEB_CONCURRENCY", "PORT", "STATIC_ROOT", "SECURE_SSL_REDIRECT",
     "SECURE_PROXY_SSL_HEADER", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE",
     "SECURE_HSTS_SECONDS", "SECURE_HSTS_INCLUDE_SUBDOMAINS", "SECURE_HSTS_PRELOAD",
+    "REDIS_TLS_VERIFY", "REDIS_TLS_CA_FILE", "SERVER_TUNING",
 )  # fmt: skip
+
+
+def app_json_config(path: Path = ROOT / "app.json") -> dict[str, str]:
+    """The config vars a Heroku deploy from app.json starts with (those with a value;
+    generated ones such as SECRET_KEY are made by the test)."""
+    env = json.loads(path.read_text())["env"]
+    return {name: str(spec["value"]) for name, spec in env.items() if "value" in spec}
 
 
 def procfile_commands(path: Path = PROCFILE) -> dict[str, str]:
@@ -47,11 +55,13 @@ def procfile_commands(path: Path = PROCFILE) -> dict[str, str]:
 
 
 def production_env(**overrides: str) -> dict[str, str]:
-    """The environment of a production dyno, plain HTTP locally (no TLS router in front).
+    """The environment of a production dyno as app.json configures it, plain HTTP locally
+    (no TLS router in front) and served as 127.0.0.1.
 
     `python` on PATH is this venv's, as the buildpack's is on Heroku.
     """
     env = {k: v for k, v in os.environ.items() if k not in _SETTINGS_VARS}
+    env.update(app_json_config())
     env.update(
         PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
         DEBUG="off",

@@ -106,6 +106,19 @@ def test_a_connection_that_says_nothing_is_closed_after_the_deadline(cluster: Cl
 
 
 @pytest.mark.parametrize(
+    "cut", [19, 20, 21, 22], ids=["before CR", "between CR and LF", "after LF", "one in"]
+)
+def test_a_head_in_pieces_within_the_deadline_is_served(cluster: Cluster, cut: int) -> None:
+    head = b"GET /users HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    conn = connect(cluster)
+    conn.sendall(head[:cut])
+    time.sleep(0.2)
+    conn.sendall(head[cut:])
+    data, _ = read_until_closed(conn, within=5)
+    assert data.startswith(b"HTTP/1.1 200"), data[:80]
+
+
+@pytest.mark.parametrize(
     "head",
     [b"GET /users HTTP/1.1\nHost: 127.0.0.1\n\n", b"GET /users HTTP/1.1\r\nHost: x\n\r\n\r\n"],
     ids=["all bare LF", "one bare LF"],
