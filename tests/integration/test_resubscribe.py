@@ -27,19 +27,15 @@ from tests.integration.servers import RedisServer, http, wait_until
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
 
-class KillLoop:
-    """A thread that drops every pub/sub connection of a Redis, again and again, at random
-    intervals of a few milliseconds (so some kills land while a reconnect subscribes)."""
+class RedisLoop:
+    """A thread doing `step()` against one Redis again and again, until the block ends."""
 
-    def __init__(self, url: str, *, max_pause: float = 0.03) -> None:
+    def __init__(self, url: str) -> None:
         self.client = redis.Redis.from_url(url, socket_timeout=2)
-        self.max_pause = max_pause
-        self.kills = 0
-        self.dropped = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> KillLoop:
+    def __enter__(self) -> Any:
         self._thread.start()
         return self
 
@@ -49,9 +45,26 @@ class KillLoop:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.dropped += int(self.client.execute_command("CLIENT", "KILL", "TYPE", "pubsub"))
-            self.kills += 1
-            time.sleep(random.uniform(0, self.max_pause))
+            self.step()
+
+    def step(self) -> None:
+        raise NotImplementedError
+
+
+class KillLoop(RedisLoop):
+    """Drops every pub/sub connection of a Redis, again and again, at random intervals of a
+    few milliseconds (so some kills land while a reconnect subscribes)."""
+
+    def __init__(self, url: str, *, max_pause: float = 0.03) -> None:
+        super().__init__(url)
+        self.max_pause = max_pause
+        self.kills = 0
+        self.dropped = 0
+
+    def step(self) -> None:
+        self.dropped += int(self.client.execute_command("CLIENT", "KILL", "TYPE", "pubsub"))
+        self.kills += 1
+        time.sleep(random.uniform(0, self.max_pause))
 
 
 def numsub(url: str, names: list[str]) -> dict[str, int]:
@@ -133,32 +146,22 @@ async def test_drops_timed_to_land_during_each_resubscribe_do_not_leave_it_deaf(
         await subscriber.close()
 
 
-class Flood:
-    """A thread publishing 16 KiB messages to one channel as fast as Redis takes them."""
+class Flood(RedisLoop):
+    """Publishes 16 KiB messages to one channel as fast as Redis takes them."""
+
+    BLOB = serialize({"type": "flood", "pad": b"x" * 16384})
 
     def __init__(self, url: str, channel: str) -> None:
-        self.client = redis.Redis.from_url(url, socket_timeout=2)
+        super().__init__(url)
         self.channel = channel
         self.sent = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> Flood:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(5)
-
-    def _run(self) -> None:
-        blob = serialize({"type": "flood", "pad": b"x" * 16384})
-        while not self._stop.is_set():
-            pipe = self.client.pipeline(transaction=False)
-            for _ in range(20):
-                pipe.publish(self.channel, blob)
-            pipe.execute()
-            self.sent += 20
+    def step(self) -> None:
+        pipe = self.client.pipeline(transaction=False)
+        for _ in range(20):
+            pipe.publish(self.channel, self.BLOB)
+        pipe.execute()
+        self.sent += 20
 
 
 async def test_a_subscriber_dropped_at_its_output_buffer_limit_comes_back(
