@@ -121,7 +121,8 @@ class JsonHttpHandler:
             await self.respond_json(redirect.status_code, b"", {"Location": redirect["Location"]})
             return
         if self.scope["method"] not in self.allowed_methods:
-            await self.respond(405, {"error": "Method not allowed"})
+            allow = {"Allow": ", ".join(self.allowed_methods)}
+            await self.respond(405, {"error": "Method not allowed"}, allow)
             return
         try:
             await self.get()

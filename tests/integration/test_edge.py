@@ -448,3 +448,24 @@ def test_kept_alive_connections_go_on_after_a_body(dev: Cluster) -> None:
             conn.sendall(head_bytes("PUT", "/users/1", headers) + body)
             assert read_response(conn)[0] == 204
     wait_until(lambda: request(dev, "GET", "/healthz")[0] == 200, 5, "a healthy worker")
+
+
+# ---- Methods ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("target", "allowed"),
+    [
+        ("/workers", "GET, HEAD"),
+        ("/healthz", "GET, HEAD"),
+        ("/lobby/users", "GET, HEAD"),
+        ("/socket.io/?EIO=4&transport=polling", "GET, HEAD, POST, OPTIONS"),
+    ],
+)
+def test_a_method_an_endpoint_does_not_serve_is_405_json_with_allow(
+    dev: Cluster, target: str, allowed: str
+) -> None:
+    status, headers, body = request(dev, "DELETE", target)
+    assert status == 405
+    assert headers["allow"] == allowed
+    assert json.loads(body) == {"error": "Method not allowed"}
