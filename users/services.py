@@ -9,6 +9,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import connection
 
+from users import identity
 from users.models import NAME_MAX_LENGTH, PlaygroundUser, validate_plain_text
 
 _CANONICAL_ID = re.compile(r"[1-9][0-9]{0,9}")
@@ -100,3 +101,41 @@ def user_rename(*, id_user: object, name: str) -> PlaygroundUser:
     user.name = name
     user.save(update_fields=["name"])
     return user
+
+
+class RenameForbidden(PermissionError):
+    """Signed mode: the request does not prove to be the user it renames (nor staff)."""
+
+    def __init__(self, message: str, *, credentials: bool = True) -> None:
+        super().__init__(message)
+        self.credentials = credentials  # False: none were sent at all (401, not 403)
+
+
+def user_of_account(account: Any) -> PlaygroundUser | None:
+    """The playground user a Django login is linked to (PlaygroundUser.account), or None."""
+    if account is None or not getattr(account, "is_authenticated", False):
+        return None
+    return PlaygroundUser.objects.filter(account_id=account.pk).first()
+
+
+def authorize_rename(*, id_user: str, bearer: str | None, account: Any) -> None:
+    """Signed mode's rule for PUT /users/<id>: a Bearer token naming that same user, or a
+    Django session of that user or of staff; RenameForbidden otherwise. A token that is
+    present decides alone (a wrong token is refused even beside a staff session)."""
+    if bearer is not None:
+        try:
+            token_user = identity.verify_token(bearer)
+        except identity.InvalidIdentity as exc:
+            raise RenameForbidden(str(exc)) from None
+        if parse_id_user(token_user) != parse_id_user(id_user):
+            raise RenameForbidden(f"The token is user {token_user}'s, not user {id_user}'s")
+        return
+    if account is None or not getattr(account, "is_authenticated", False):
+        raise RenameForbidden(
+            "Signed mode: send Authorization: Bearer <token> of this user", credentials=False
+        )
+    if account.is_staff:
+        return
+    mine = user_of_account(account)
+    if mine is None or parse_id_user(id_user) != mine.id:
+        raise RenameForbidden(f"Your login may rename only its own user, not user {id_user}")
