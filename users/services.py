@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.core.management import call_command
 from django.db import connection
+from django.db.models import Max
 
 from users import identity
 from users.models import NAME_MAX_LENGTH, PlaygroundUser, validate_plain_text
@@ -139,3 +142,36 @@ def authorize_rename(*, id_user: str, bearer: str | None, account: Any) -> None:
     mine = user_of_account(account)
     if mine is None or parse_id_user(id_user) != mine.id:
         raise RenameForbidden(f"Your login may rename only its own user, not user {id_user}")
+
+
+OnlineCounts = Callable[[], "dict[str, int] | None"]
+
+
+def _nobody_online() -> dict[str, int] | None:
+    return None
+
+
+_online_counts: list[OnlineCounts] = [_nobody_online]
+
+
+def provide_online_counts(source: OnlineCounts) -> None:
+    """Where `online_counts` asks: set by the rooms app (rooms.apps), which knows the
+    cluster; users know nothing of rooms (pyproject.toml's import contracts)."""
+    _online_counts[0] = source
+
+
+def online_counts() -> dict[str, int] | None:
+    """Sockets per id_user across the cluster, or None when that is unknown."""
+    return _online_counts[0]()
+
+
+def next_user_id() -> int:
+    """The id a new user gets unless one is given: one past the largest."""
+    largest = PlaygroundUser.objects.aggregate(largest=Max("id"))["largest"]
+    return (largest or 0) + 1
+
+
+def reset_to_seed_users() -> int:
+    """Exactly the ten seed users again (manage.py reset_db); returns how many there are."""
+    call_command("reset_db", verbosity=0, stdout=io.StringIO())
+    return PlaygroundUser.objects.count()
