@@ -227,6 +227,17 @@ LOGGING = {
     },
 }
 
+# ---- Identities ------------------------------------------------------------------------
+# open: any client may connect as any id_user and rename anyone (the playground); signed:
+# a CONNECT needs a token from users.identity and a rename that user's credentials
+IDENTITY_MODE: str = env.str("IDENTITY_MODE", default="open")
+if IDENTITY_MODE not in ("open", "signed"):
+    raise ImproperlyConfigured(f"IDENTITY_MODE must be open or signed, not {IDENTITY_MODE!r}")
+# seconds an identity token stays valid after it was made
+IDENTITY_TOKEN_MAX_AGE: int = env.int("IDENTITY_TOKEN_MAX_AGE", default=86400)
+# where the room page sends a visitor who is not logged in (signed mode)
+LOGIN_URL = "login"
+
 # ---- Socket.IO and the cluster ---------------------------------------------------------
 SOCKETIO_PING_INTERVAL_MS: int = env.int("SOCKETIO_PING_INTERVAL_MS", default=25000)
 SOCKETIO_PING_TIMEOUT_MS: int = env.int("SOCKETIO_PING_TIMEOUT_MS", default=20000)

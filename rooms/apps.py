@@ -9,4 +9,8 @@ class RoomsConfig(AppConfig):
 
     def ready(self) -> None:
         # registers the system checks; connects the rename announcement
-        from rooms import checks, signals  # noqa: F401
+        from rooms import checks, runtime, signals  # noqa: F401
+        from users import services
+
+        # the admin's "online now" column asks the cluster through this
+        services.provide_online_counts(runtime.sockets_per_user)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import uuid
 from typing import Any
 
 from asgiref.typing import ASGIReceiveCallable, ASGISendCallable
@@ -131,3 +132,65 @@ def _group_send(group: str, message: dict[str, Any]) -> None:
     node, loop = NODE.started, NODE.loop
     if node is not None and loop is not None and not loop.is_closed():
         asyncio.run_coroutine_threadsafe(node.publisher.group_send(group, message), loop)
+
+
+def sockets_per_user() -> dict[str, int] | None:
+    """How many sockets each connected user has across the whole cluster, from synchronous
+    code (the admin's "online now"); None when the cluster cannot be asked (Redis down).
+
+    The same scatter-gather as a roster (rooms.cluster.gather), asked over the bus with a
+    blocking client (rooms.bus.blocking.ask_group): under runcluster the admin runs in a
+    worker's Django thread while that worker's node lives on the event loop, and a blocking
+    client needs nothing from that loop. It waits at most CLUSTER_GATHER_DEADLINE for the
+    workers, and redis-py's 1 s socket timeouts bound a Redis that does not answer. Without
+    Redis the cluster is this process: its node is asked on its own loop.
+    """
+    deadline = settings.CLUSTER_GATHER_DEADLINE
+    try:
+        if settings.REDIS_URLS:
+            replies, _reached = blocking.ask_group(
+                settings.REDIS_URLS,
+                bus_names(),
+                events.CLUSTER_GROUP,
+                _sockets_per_user_query,
+                timeout=deadline,
+                tls=redis_tls(),
+            )
+            parts = [r["payload"] for r in replies if isinstance(r.get("payload"), dict)]
+        else:
+            parts = _ask_local_node(deadline)
+    except Exception as exc:  # redis-py's errors, OSError, a node that does not answer
+        logger.warning("sockets per user: the cluster did not answer: %r", exc)
+        return None
+    counts: dict[str, int] = {}
+    for part in parts:
+        for id_user, count in part.items():
+            counts[id_user] = counts.get(id_user, 0) + int(count)
+    return counts
+
+
+def _sockets_per_user_query(reply_to: str) -> dict[str, Any]:
+    """The cluster.query rooms.cluster.gather.Gatherer sends, asked by no worker."""
+    return {
+        "type": events.QUERY,
+        "kind": "sockets_per_user",
+        "args": {},
+        "request": uuid.uuid4().hex,
+        "reply_to": reply_to,
+        "origin": f"ask-{uuid.uuid4().hex}",
+    }
+
+
+def _ask_local_node(deadline: float) -> list[dict[str, int]]:
+    node, loop = NODE.started, NODE.loop
+    if node is None or loop is None or loop.is_closed():
+        return []  # no node in this process: no sockets
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is loop:  # waiting here would block the loop the answer needs
+        raise RuntimeError("called on the node's own event loop: use node.gather there")
+    future = asyncio.run_coroutine_threadsafe(node.gather("sockets_per_user"), loop)
+    replies, _expected = future.result(timeout=deadline + 1.0)
+    return list(replies.values())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 
@@ -28,6 +29,16 @@ class PlaygroundUser(models.Model):
 
     id = models.PositiveIntegerField(primary_key=True)
     name = models.CharField(max_length=NAME_MAX_LENGTH, validators=[validate_plain_text])
+    # The Django login that proves to be this user in signed mode (IDENTITY_MODE=signed):
+    # the room page and POST /auth/token turn that login's session into this user's token.
+    account = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="playground_user",
+        help_text="The Django login that is this user when IDENTITY_MODE=signed.",
+    )
 
     class Meta:
         ordering = ["id"]

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import io
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.core.management import call_command
 from django.db import connection
+from django.db.models import Max
 
+from users import identity
 from users.models import NAME_MAX_LENGTH, PlaygroundUser, validate_plain_text
 
 _CANONICAL_ID = re.compile(r"[1-9][0-9]{0,9}")
@@ -100,3 +104,74 @@ def user_rename(*, id_user: object, name: str) -> PlaygroundUser:
     user.name = name
     user.save(update_fields=["name"])
     return user
+
+
+class RenameForbidden(PermissionError):
+    """Signed mode: the request does not prove to be the user it renames (nor staff)."""
+
+    def __init__(self, message: str, *, credentials: bool = True) -> None:
+        super().__init__(message)
+        self.credentials = credentials  # False: none were sent at all (401, not 403)
+
+
+def user_of_account(account: Any) -> PlaygroundUser | None:
+    """The playground user a Django login is linked to (PlaygroundUser.account), or None."""
+    if account is None or not getattr(account, "is_authenticated", False):
+        return None
+    return PlaygroundUser.objects.filter(account_id=account.pk).first()
+
+
+def authorize_rename(*, id_user: str, bearer: str | None, account: Any) -> None:
+    """Signed mode's rule for PUT /users/<id>: a Bearer token naming that same user, or a
+    Django session of that user or of staff; RenameForbidden otherwise. A token that is
+    present decides alone (a wrong token is refused even beside a staff session)."""
+    if bearer is not None:
+        try:
+            token_user = identity.verify_token(bearer)
+        except identity.InvalidIdentity as exc:
+            raise RenameForbidden(str(exc)) from None
+        if parse_id_user(token_user) != parse_id_user(id_user):
+            raise RenameForbidden(f"The token is user {token_user}'s, not user {id_user}'s")
+        return
+    if account is None or not getattr(account, "is_authenticated", False):
+        raise RenameForbidden(
+            "Signed mode: send Authorization: Bearer <token> of this user", credentials=False
+        )
+    if account.is_staff:
+        return
+    mine = user_of_account(account)
+    if mine is None or parse_id_user(id_user) != mine.id:
+        raise RenameForbidden(f"Your login may rename only its own user, not user {id_user}")
+
+
+OnlineCounts = Callable[[], "dict[str, int] | None"]
+
+
+def _nobody_online() -> dict[str, int] | None:
+    return None
+
+
+_online_counts: list[OnlineCounts] = [_nobody_online]
+
+
+def provide_online_counts(source: OnlineCounts) -> None:
+    """Where `online_counts` asks: set by the rooms app (rooms.apps), which knows the
+    cluster; users know nothing of rooms (pyproject.toml's import contracts)."""
+    _online_counts[0] = source
+
+
+def online_counts() -> dict[str, int] | None:
+    """Sockets per id_user across the cluster, or None when that is unknown."""
+    return _online_counts[0]()
+
+
+def next_user_id() -> int:
+    """The id a new user gets unless one is given: one past the largest."""
+    largest = PlaygroundUser.objects.aggregate(largest=Max("id"))["largest"]
+    return (largest or 0) + 1
+
+
+def reset_to_seed_users() -> int:
+    """Exactly the ten seed users again (manage.py reset_db); returns how many there are."""
+    call_command("reset_db", verbosity=0, stdout=io.StringIO())
+    return PlaygroundUser.objects.count()

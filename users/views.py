@@ -11,7 +11,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.middleware.csrf import CsrfViewMiddleware
 from django.views.decorators.csrf import csrf_exempt
 
-from users import services
+from users import identity, services
 
 MAX_BODY_BYTES = 64 * 1024
 NOT_FOUND = "Cannot find user with such id"
@@ -47,7 +47,7 @@ def serves(*methods: str) -> Callable[[View[P]], View[P]]:
     return decorate
 
 
-def _csrf_rejection(request: HttpRequest) -> str | None:
+def _csrf_rejection(request: HttpRequest, *, browsers_only: bool = True) -> str | None:
     """Why a browser's write is refused, or None.
 
     Browsers always send Origin on a PUT/PATCH, so those requests get Django's full CSRF
@@ -55,7 +55,7 @@ def _csrf_rejection(request: HttpRequest) -> str | None:
     Origin comes from a script such as curl, which no other site can make a user's browser
     send; the documented `curl -X PUT` therefore keeps working.
     """
-    if "HTTP_ORIGIN" not in request.META:
+    if browsers_only and "HTTP_ORIGIN" not in request.META:
         return None
     check = CsrfViewMiddleware(lambda _request: HttpResponse())
     check.process_request(request)
@@ -80,6 +80,15 @@ def user_detail(request: HttpRequest, id_user: str) -> HttpResponse:
     csrf_problem = _csrf_rejection(request)
     if csrf_problem:
         return _error(403, csrf_problem)
+    if identity.signed_mode():
+        try:
+            services.authorize_rename(
+                id_user=id_user,
+                bearer=identity.bearer_token(request.headers.get("Authorization", "")),
+                account=request.user,
+            )
+        except services.RenameForbidden as exc:
+            return _error(403 if exc.credentials else 401, str(exc))
     try:
         services.user_get(id_user=id_user)
     except services.UserNotFound:
@@ -98,3 +107,21 @@ def user_detail(request: HttpRequest, id_user: str) -> HttpResponse:
     except services.UserNotFound:
         return _error(404, NOT_FOUND)
     return HttpResponse(status=204)
+
+
+@serves("POST")
+def auth_token(request: HttpRequest) -> HttpResponse:
+    """POST /auth/token: a token for the playground user the session's login is linked to.
+
+    The session cookie is the credential, so Django's CSRF check applies to every request,
+    with an Origin or not (a script holding the cookie reads the CSRF cookie too).
+    """
+    csrf_problem = _csrf_rejection(request, browsers_only=False)
+    if csrf_problem:
+        return _error(403, csrf_problem)
+    if not request.user.is_authenticated:
+        return _error(401, "Log in first")
+    user = services.user_of_account(request.user)
+    if user is None:
+        return _error(403, "This login is not linked to a playground user")
+    return JsonResponse({"token": identity.make_token(user.id_user)})

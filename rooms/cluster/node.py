@@ -250,6 +250,8 @@ class WorkerNode:
             return self.registry.roster_json(args["room"], self.procid)
         if kind == "stats":
             return self.stats()
+        if kind == "sockets_per_user":  # the admin's "online now" (rooms.runtime)
+            return self.registry.sockets_per_user()
         raise ValueError(f"unknown query kind {kind!r}")
 
     # ---- the receive loop ---------------------------------------------------------------

@@ -124,6 +124,13 @@ class Registry:
             parts.append(entry)
         return b",".join(parts)
 
+    def sockets_per_user(self) -> dict[str, int]:
+        """How many of this worker's sockets each connected user has."""
+        counts: dict[str, int] = {}
+        for sock in self._sockets.values():
+            counts[sock.id_user] = counts.get(sock.id_user, 0) + 1
+        return counts
+
     def of_user(self, id_user: str) -> list[LocalSocket]:
         return [s for s in self._sockets.values() if s.id_user == id_user]
 

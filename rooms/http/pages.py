@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.middleware.csrf import get_token
 from django.shortcuts import render
@@ -15,8 +16,8 @@ from django.urls import reverse
 from django.utils.http import urlencode
 
 from rooms.cluster.names import InvalidRoom, validate_room
-from users import services
-from users.models import NAME_MAX_LENGTH
+from users import identity, services
+from users.models import NAME_MAX_LENGTH, PlaygroundUser
 
 DEFAULT_ROOM = "lobby"
 
@@ -72,6 +73,8 @@ def room_page(request: HttpRequest, room: str) -> HttpResponse:
         room = validate_room(room)
     except InvalidRoom as exc:
         return render(request, "rooms/bad_room.html", {"error": str(exc)}, status=400)
+    if identity.signed_mode():
+        return _signed_room_page(request, room)
     raw_id_user = request.GET.get("id_user")
     try:
         user = services.user_get(id_user=raw_id_user)
@@ -79,8 +82,26 @@ def room_page(request: HttpRequest, room: str) -> HttpResponse:
         choices = {"room": room, "raw_id_user": raw_id_user, "users": _user_links(room)}
         status = 404 if raw_id_user else 200  # an id that names nobody, or none given yet
         return render(request, "rooms/choose_user.html", choices, status=status)
+    return _render_room(request, room, user)
+
+
+def _signed_room_page(request: HttpRequest, room: str) -> HttpResponse:
+    """Signed mode: the page is the logged-in account's user, whatever ?id_user says; its
+    socket connects with that user's token (users.identity)."""
+    if not request.user.is_authenticated:
+        return redirect_to_login(request.get_full_path())
+    user = services.user_of_account(request.user)
+    if user is None:
+        return render(request, "rooms/no_account_user.html", status=403)
+    return _render_room(request, room, user, token=identity.make_token(user.id_user))
+
+
+def _render_room(
+    request: HttpRequest, room: str, user: PlaygroundUser, token: str | None = None
+) -> HttpResponse:
     config = {
         "room": room,
+        "token": token,  # signed mode: the socket's CONNECT auth
         "id_user": user.id_user,
         "name": user.name,
         # Sent back as X-CSRFToken on PUT /users/<id>; get_token() also sets the cookie.

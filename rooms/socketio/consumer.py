@@ -28,7 +28,7 @@ from rooms.server.ws_frames import FrameWriter, frame_writer
 from rooms.socketio import codec
 from rooms.socketio.dispatch import DirectDispatch
 from rooms.socketio.limits import ConnectionsPerAddress, TokenBucket
-from users import services
+from users import identity, services
 
 logger = logging.getLogger(__name__)
 
@@ -220,6 +220,14 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
         auth = packet.auth or {}
         raw_user = auth.get("id_user", self._query("id_user"))
         raw_room = auth.get("room", self._query("room"))
+        unknown = "Unknown id_user: {}"
+        if identity.signed_mode():
+            try:
+                raw_user = identity.connect_identity(auth, self._query("id_user"))
+            except identity.InvalidIdentity as exc:
+                await self._refuse_connect(str(exc))
+                return
+            unknown = "Token for a user that no longer exists: {}"
         if raw_user in (None, ""):
             await self._refuse_connect("Missing id_user")
             return
@@ -234,7 +242,7 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
             if id_user is None:
                 if key is not None:
                     KNOWN_USERS.remember_missing(key)
-                await self._refuse_connect(f"Unknown id_user: {raw_user}")
+                await self._refuse_connect(unknown.format(raw_user))
                 return
             KNOWN_USERS.remember(id_user)
         room = None

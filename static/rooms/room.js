@@ -331,10 +331,13 @@
 
   // WebSocket only (the server has no long-polling); the room rides in the query, so every
   // reconnection joins it again by itself. Backoff: socket.io-client's defaults (1 s .. 5 s).
-  const socket = io({
-    transports: ['websocket'],
-    query: { id_user: config.id_user, room: config.room },
-  });
+  // In signed mode (config.token set) the token the page was served with proves who I am,
+  // and the room rides beside it in the CONNECT auth instead.
+  const socket = io(
+    config.token
+      ? { transports: ['websocket'], auth: { token: config.token, room: config.room } }
+      : { transports: ['websocket'], query: { id_user: config.id_user, room: config.room } },
+  );
 
   function showSocket() {
     el.socketId.textContent = socket.connected ? socket.id : '—';
