@@ -27,7 +27,6 @@ PATCHES = (
     "tcp_writes",
     "ws_frames",
     "autobahn_logs",
-    "twisted_access_log",
     "connection_cycles",
 )
 
@@ -97,7 +96,6 @@ def _install(
         connection_cycles,
         fast_http,
         tcp_writes,
-        twisted_access_log,
         ws_frames,
     )
 
@@ -108,7 +106,6 @@ def _install(
         "tcp_writes": tcp_writes.install,
         "ws_frames": ws_frames.install,
         "autobahn_logs": autobahn_logs.install,
-        "twisted_access_log": twisted_access_log.install,
         "connection_cycles": connection_cycles.install,
     }
     for name in PATCHES:

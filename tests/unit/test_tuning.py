@@ -33,7 +33,6 @@ TARGETS: list[tuple[Any, str]] = [
     (tcp.Connection, "writeSequence"),
     (WebRequest, "process"),
     (WebSocketProtocol, "connectionLost"),
-    (HTTPFactory, "log"),
     (autobahn_protocol, "hltype"),
     (autobahn_protocol, "hlval"),
     (autobahn_protocol, "pformat"),
@@ -162,13 +161,13 @@ def test_a_list_installs_those_patches_only(restored: None) -> None:
     before = current()
     installed = tuning.install(
         Reactor(),
-        setting="twisted_access_log,ws_frames",
+        setting="connection_cycles,ws_frames",
         serves_without_django=lambda _path: True,
         versions=pinned_versions,
     )
-    assert installed == tuning.active == {"twisted_access_log", "ws_frames"}
+    assert installed == tuning.active == {"connection_cycles", "ws_frames"}
     changed = {name for name, value in current().items() if before[name] is not value}
-    assert changed == {"HTTPFactory.log"}
+    assert changed == {"WebRequest.process", "WebSocketProtocol.connectionLost"}
     assert ws_frames._installed is True
 
 
