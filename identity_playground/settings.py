@@ -278,6 +278,11 @@ HTTP_MAX_BODY_BYTES: int = env.int("HTTP_MAX_BODY_BYTES", default=1024 * 1024)
 # seconds a request head (a WebSocket handshake included) may take to arrive, however it
 # trickles in, and a kept-alive connection may stay idle between requests (408 / closed)
 HTTP_HEAD_TIMEOUT_S: float = env.float("HTTP_HEAD_TIMEOUT_S", default=10.0)
+# PUT/PATCH /users/<id> one client address may send a minute, per worker (bursts of as
+# many); past it 429 with Retry-After. 0: no limit
+HTTP_RENAMES_PER_MINUTE_PER_ADDRESS: int = env.int(
+    "HTTP_RENAMES_PER_MINUTE_PER_ADDRESS", default=60
+)
 
 # ---- Production: HTTPS behind Heroku's router (begin) ----------------------------------
 # `manage.py check --deploy` is clean with DEBUG off and these defaults. Each setting is on
