@@ -4,9 +4,9 @@ A PUT renames a user for every socket of every room it sits in, across the clust
 address sending them in a loop costs each worker a database write and a fan-out per
 request. Each address gets a token bucket (the same shape as rooms.socketio.limits'
 per-connection one; users import nothing of rooms): `per_minute` writes a minute, in
-bursts of as many. The table holds at most `MAX_ADDRESSES` buckets: a full bucket is
-forgotten (it is what a new one would be), and past the cap the least recently used goes,
-so a spread of addresses costs bounded memory.
+bursts of as many. The table holds at most `MAX_ADDRESSES` buckets: a bucket that has
+refilled is forgotten (it is what a new one would be), and past the cap the least recently
+used goes, so a spread of addresses costs bounded memory.
 
 The address is Django's REMOTE_ADDR, the ASGI scope's client: daphne's `--proxy-headers`
 (the Procfile) puts X-Forwarded-For's address there behind Heroku's router.
@@ -46,14 +46,14 @@ class AddressRateLimit:
         bucket = self._buckets.pop(address, None) or Bucket(float(per_minute), now)
         bucket.tokens = min(float(per_minute), bucket.tokens + (now - bucket.updated) * rate)
         bucket.updated = now
-        self._forget_full(now, rate, per_minute)
+        self._bound(now, rate, per_minute)
         self._buckets[address] = bucket  # the most recently used, last
         if bucket.tokens < 1:
             return max(1, math.ceil((1 - bucket.tokens) / rate))
         bucket.tokens -= 1
         return 0
 
-    def _forget_full(self, now: float, rate: float, per_minute: int) -> None:
+    def _bound(self, now: float, rate: float, per_minute: int) -> None:
         """Drop the least recently used buckets that have refilled (each is what a new
         one would be), then, past the cap, the least recently used one whatever it holds."""
         for address, bucket in list(self._buckets.items())[:16]:
