@@ -52,7 +52,8 @@ async def test_eight_sockets_sending_expensive_frames_do_not_stall_a_worker(
         frames = sum(t.frames for t in tallies)
         assert frames >= ATTACKERS * 5, [t.frames for t in tallies]
         assert cpu / frames < CPU_PER_FRAME_S, (cpu, frames)
-        assert max(t.slowest_close for t in tallies) < 1.0  # closed at once
+        # closed at once: the time to receive 750 KB on a loaded machine, not to decode it
+        assert max(t.slowest_close for t in tallies) < 2.0
         assert [t.refusals for t in tallies] == [[]] * ATTACKERS
         got = [p["name"] for p in second.payloads("identity-change")]
         assert got == [f"calm {i}" for i in range(int(ATTACK_S * 10))]
