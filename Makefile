@@ -36,9 +36,10 @@ node_modules/.installed: package.json package-lock.json
 	touch $@
 
 ## run: runtime requirements only; migrate, seed the users if there are none, start a 4-worker cluster on PORT
+##      (DEBUG=on unless set: settings default to production)
 run: $(VENV)/.installed-runtime node_modules/.installed
-	$(PY) manage.py reset_db --if-empty
-	$(PY) manage.py runcluster --workers $(WORKERS) --port $(PORT)
+	DEBUG=$${DEBUG:-on} $(PY) manage.py reset_db --if-empty
+	DEBUG=$${DEBUG:-on} $(PY) manage.py runcluster --workers $(WORKERS) --port $(PORT)
 
 PG_URL  ?= postgres://postgres@127.0.0.1:5432/identity_playground
 

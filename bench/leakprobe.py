@@ -146,6 +146,7 @@ def main() -> None:
         "ALLOWED_HOSTS": "127.0.0.1",
         "SECURE_SSL_REDIRECT": "off",
         "SECURE_PROXY_SSL_HEADER": "off",
+        "HTTP_RENAMES_PER_MINUTE_PER_ADDRESS": "0",  # every cycle renames, all from 127.0.0.1
         "DJANGO_SETTINGS_MODULE": "identity_playground.settings",
     }
     if args.malloc_arena_max:

@@ -7,7 +7,9 @@ entry point (rooms.runner.worker_main) installs the server tuning itself.
 
 from __future__ import annotations
 
+import logging
 import os
+from typing import Any
 
 from django.core.asgi import get_asgi_application
 
@@ -15,14 +17,31 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "identity_playground.settings")
 django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402  (needs Django)
-from django.urls import path  # noqa: E402
+from django.urls import path, re_path  # noqa: E402
 
 from rooms.http.routing import HttpRouter  # noqa: E402
 from rooms.runtime import ClusterScope  # noqa: E402
 from rooms.socketio.consumer import SocketIOConsumer  # noqa: E402
 from rooms.socketio.origin import OriginValidator  # noqa: E402
 
-websocket_routes = URLRouter([path("socket.io/", SocketIOConsumer.as_asgi())])
+logger = logging.getLogger(__name__)
+
+
+async def refuse_websocket(scope: Any, receive: Any, send: Any) -> None:
+    """A handshake on a path that serves no WebSocket: closing before accepting makes
+    daphne answer 403 (the ASGI spec's websocket.close before websocket.accept). Channels'
+    URLRouter would raise "No route found" instead: a 500 and a traceback per attempt."""
+    await receive()  # websocket.connect
+    await send({"type": "websocket.close", "code": 1008, "reason": None})
+    logger.debug("WebSocket handshake on %r refused: only /socket.io/ serves one", scope["path"])
+
+
+websocket_routes = URLRouter(
+    [
+        path("socket.io/", SocketIOConsumer.as_asgi()),
+        re_path(r"", refuse_websocket),  # type: ignore[arg-type]  # an ASGI app, as Channels allows
+    ]
+)
 
 application = ClusterScope(
     ProtocolTypeRouter(

@@ -1,7 +1,9 @@
 """Settings, all read from the environment in this one place (see .env.example).
 
-Every variable has a working default so that a fresh checkout runs with nothing set;
-only production (DEBUG off) insists on a real SECRET_KEY.
+Every variable has a working default but one: DEBUG is off unless set, so a deploy that
+forgets it neither shows debug pages nor signs with the public development key, and with
+DEBUG off SECRET_KEY is required. Development (`make run`, the tests) sets DEBUG=on and
+then runs with nothing else set.
 """
 
 from __future__ import annotations
@@ -19,13 +21,14 @@ env = environ.Env()
 if (BASE_DIR / ".env").exists():
     environ.Env.read_env(BASE_DIR / ".env")
 
-DEBUG = env.bool("DEBUG", default=True)
+DEBUG = env.bool("DEBUG", default=False)
 
 _DEV_SECRET_KEY = "django-insecure-identity-playground-development-only"
 SECRET_KEY = env.str("SECRET_KEY", default=_DEV_SECRET_KEY if DEBUG else "")
 if not SECRET_KEY:
     raise ImproperlyConfigured(
-        "SECRET_KEY must be set when DEBUG is off (e.g. SECRET_KEY=$(openssl rand -hex 32))."
+        "SECRET_KEY must be set when DEBUG is off (e.g. SECRET_KEY=$(openssl rand -hex 32)); "
+        "DEBUG=on runs with a development key"
     )
 
 ALLOWED_HOSTS: list[str] = env.list(
@@ -286,6 +289,11 @@ HTTP_MAX_BODY_BYTES: int = env.int("HTTP_MAX_BODY_BYTES", default=1024 * 1024)
 # seconds a request head (a WebSocket handshake included) may take to arrive, however it
 # trickles in, and a kept-alive connection may stay idle between requests (408 / closed)
 HTTP_HEAD_TIMEOUT_S: float = env.float("HTTP_HEAD_TIMEOUT_S", default=10.0)
+# PUT/PATCH /users/<id> one client address may send a minute, per worker (bursts of as
+# many); past it 429 with Retry-After. 0: no limit
+HTTP_RENAMES_PER_MINUTE_PER_ADDRESS: int = env.int(
+    "HTTP_RENAMES_PER_MINUTE_PER_ADDRESS", default=60
+)
 
 # ---- Production: HTTPS behind Heroku's router (begin) ----------------------------------
 # `manage.py check --deploy` is clean with DEBUG off and these defaults. Each setting is on

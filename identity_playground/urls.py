@@ -16,3 +16,9 @@ urlpatterns = [
     path("", include("users.urls")),
     path("", include("rooms.http.urls")),
 ]
+
+# JSON for the API, Django's pages for the admin and /ui/ (identity_playground/errors.py)
+handler400 = "identity_playground.errors.bad_request"
+handler403 = "identity_playground.errors.permission_denied"
+handler404 = "identity_playground.errors.page_not_found"
+handler500 = "identity_playground.errors.server_error"

@@ -11,6 +11,7 @@ from django.core.management import call_command
 
 from rooms.cluster.known_users import KNOWN_USERS
 from tests.integration.servers import STARTED_CLUSTERS
+from users import ratelimit
 
 
 @pytest.fixture(autouse=True)
@@ -18,6 +19,12 @@ def no_user_known_yet(monkeypatch: pytest.MonkeyPatch) -> None:
     """A worker's cache of existing users outlives a test's database: start each empty."""
     monkeypatch.setattr(KNOWN_USERS, "_seen", {})
     monkeypatch.setattr(KNOWN_USERS, "_missing", {})
+
+
+@pytest.fixture(autouse=True)
+def no_rename_counted_yet(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test client is 127.0.0.1: each test starts with a fresh per-address budget."""
+    monkeypatch.setattr(ratelimit, "RENAMES", ratelimit.AddressRateLimit())
 
 
 # What a cluster log must never gain: a traceback, or a line logged at ERROR or above

@@ -7,11 +7,12 @@ import json
 from collections.abc import Callable
 from typing import Concatenate, ParamSpec
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.middleware.csrf import CsrfViewMiddleware
 from django.views.decorators.csrf import csrf_exempt
 
-from users import identity, services
+from users import identity, ratelimit, services
 
 MAX_BODY_BYTES = 64 * 1024
 NOT_FOUND = "Cannot find user with such id"
@@ -63,6 +64,19 @@ def _csrf_rejection(request: HttpRequest, *, browsers_only: bool = True) -> str 
     return None if rejection is None else "CSRF check failed: reload the page and try again"
 
 
+def _too_many_writes(request: HttpRequest) -> HttpResponse | None:
+    """429 with Retry-After (RFC 6585 section 4) past HTTP_RENAMES_PER_MINUTE_PER_ADDRESS
+    writes from this client address on this worker (users.ratelimit)."""
+    wait = ratelimit.RENAMES.retry_after(
+        request.META.get("REMOTE_ADDR") or "", settings.HTTP_RENAMES_PER_MINUTE_PER_ADDRESS
+    )
+    if not wait:
+        return None
+    response = _error(429, f"Too many renames from this address: retry in {wait} s")
+    response["Retry-After"] = str(wait)
+    return response
+
+
 @serves("GET", "HEAD")
 def users_list(request: HttpRequest) -> HttpResponse:
     return JsonResponse([user.as_json() for user in services.user_list()], safe=False)
@@ -75,6 +89,8 @@ def user_detail(request: HttpRequest, id_user: str) -> HttpResponse:
             return JsonResponse(services.user_get(id_user=id_user).as_json())
         except services.UserNotFound:
             return _error(404, NOT_FOUND)
+    if refusal := _too_many_writes(request):
+        return refusal
     if int(request.META.get("CONTENT_LENGTH") or 0) > MAX_BODY_BYTES:
         return _error(413, f"Body larger than {MAX_BODY_BYTES} bytes")
     csrf_problem = _csrf_rejection(request)

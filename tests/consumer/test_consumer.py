@@ -82,11 +82,15 @@ async def test_websocket_other_than_eio4_is_closed_unaccepted(
     [
         (None, True),  # python-socketio, Node and mobile clients send no Origin
         (b"http://localhost:8000", True),
-        (b"http://localhost", True),
-        (b"https://[::1]:8443", True),
+        (b"http://LOCALHOST:8000", True),  # host names are case-insensitive
+        (b"http://localhost:9999", False),  # another port is another origin (RFC 6454)
+        (b"http://localhost", False),
+        (b"https://localhost:8000", False),  # another scheme, too
+        (b"http://[::1]:8000", False),  # an allowed host, but not the one the page is on
         (b"http://evil.example", False),
         (b"http://localhost.evil.example:8000", False),
-        (b"null", False),
+        (b"null", False),  # an opaque origin: a sandboxed frame or a file
+        (b"localhost:8000", False),
     ],
 )
 async def test_origin_must_be_an_allowed_host_when_present(
@@ -95,9 +99,11 @@ async def test_origin_must_be_an_allowed_host_when_present(
     origin: bytes | None,
     accepted: bool,
 ) -> None:
-    """A browser Origin outside ALLOWED_HOSTS is refused; no Origin or an allowed one is served."""
+    """A browser's Origin must be the server's own (scheme, host and port, the host as the
+    Host header names it) or a trusted one; a client sending no Origin is served."""
     settings.ALLOWED_HOSTS = ["localhost", "[::1]"]
-    headers = [] if origin is None else [(b"origin", origin)]
+    headers = [(b"host", b"localhost:8000")]
+    headers += [] if origin is None else [(b"origin", origin)]
     client = raw_client(socket_path(id_user="1"), headers=headers)
     connected, _ = await client.comm.connect()
     assert connected is accepted

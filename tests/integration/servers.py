@@ -115,6 +115,7 @@ class Cluster:
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+        env.setdefault("DEBUG", "on")  # development settings unless a test asks otherwise
         env.update(
             DATABASE_URL=f"sqlite:///{self.workdir / 'db.sqlite3'}",
             REDIS_URL=self.redis_url,

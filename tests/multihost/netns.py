@@ -377,6 +377,7 @@ class Hosts:
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+        env.setdefault("DEBUG", "on")  # development settings, as tests/integration's clusters
         addresses = [h.address for h in self.network.hosts.values()]
         env.update(
             DATABASE_URL=f"sqlite:///{self.workdir / 'db.sqlite3'}",

@@ -21,6 +21,11 @@ PROBE = (
 
 
 def settings_with(**env: str) -> dict:
+    """The settings a fresh process reads with `env` on top of development mode (DEBUG=on,
+    as `make run` and the tests set it); DEBUG= (empty) leaves DEBUG unset."""
+    env = {"DEBUG": "on", **env}
+    if not env["DEBUG"]:
+        del env["DEBUG"]
     clean = {
         k: v
         for k, v in os.environ.items()
@@ -40,8 +45,8 @@ def settings_with(**env: str) -> dict:
     return json.loads(result.stdout)
 
 
-def test_defaults_need_no_environment() -> None:
-    """Nothing set: DEBUG on, SQLite tuned for several processes, in-memory layer."""
+def test_development_needs_nothing_but_debug_on() -> None:
+    """DEBUG=on and nothing else: SQLite tuned for several processes, in-memory layer."""
     s = settings_with()
     assert s["debug"] is True
     assert s["db"]["ENGINE"] == "django.db.backends.sqlite3"
@@ -108,3 +113,31 @@ def test_worker_malloc_trim_interval() -> None:
     """Every 10 s unless set; 0 turns trimming off."""
     assert settings_with()["trim"] == 10.0
     assert settings_with(WORKER_MALLOC_TRIM_INTERVAL="0")["trim"] == 0.0
+
+
+def test_debug_is_off_unless_set() -> None:
+    """Nothing set means production: a deploy that forgets DEBUG=off neither shows debug
+    pages nor signs with the public development key (it asks for SECRET_KEY instead)."""
+    with pytest.raises(RuntimeError, match="SECRET_KEY must be set"):
+        settings_with(DEBUG="")
+    assert settings_with(DEBUG="", SECRET_KEY="x" * 50)["debug"] is False
+
+
+@pytest.mark.parametrize("command", ["runcluster --workers 1 --port 0", "migrate --noinput"])
+def test_manage_py_without_secret_key_says_so_in_one_line(command: str) -> None:
+    """The Procfile's commands with DEBUG unset and no SECRET_KEY exit at once with one line
+    naming the variable, not a traceback."""
+    unset = {"DEBUG", "SECRET_KEY", "DJANGO_SETTINGS_MODULE"}  # as the Procfile runs them
+    clean = {k: v for k, v in os.environ.items() if k not in unset}
+    result = subprocess.run(
+        [sys.executable, "manage.py", *command.split()],
+        cwd=ROOT,
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("manage.py: SECRET_KEY must be set when DEBUG is off")

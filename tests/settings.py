@@ -1,0 +1,14 @@
+"""The settings of the test process: the project's, in development mode.
+
+DEBUG defaults to off (identity_playground/settings.py); the tests run with DEBUG on unless
+the environment says otherwise, and every process a test starts (clusters, manage.py)
+inherits the variable. pytest-django imports this module before any conftest is loaded.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("DEBUG", "on")
+
+from identity_playground.settings import *  # noqa: E402, F403
