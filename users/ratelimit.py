@@ -8,8 +8,8 @@ bursts of as many. The table holds at most `MAX_ADDRESSES` buckets: a bucket tha
 refilled is forgotten (it is what a new one would be), and past the cap the least recently
 used goes, so a spread of addresses costs bounded memory.
 
-The address is Django's REMOTE_ADDR, the ASGI scope's client: daphne's `--proxy-headers`
-(the Procfile) puts X-Forwarded-For's address there behind Heroku's router.
+The address is identity_playground.client_address's: behind a trusted proxy, the last
+X-Forwarded-For entry (the one the proxy wrote), else the peer's address.
 """
 
 from __future__ import annotations

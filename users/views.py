@@ -12,6 +12,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.middleware.csrf import CsrfViewMiddleware
 from django.views.decorators.csrf import csrf_exempt
 
+from identity_playground.client_address import client_address
 from users import identity, ratelimit, services
 
 MAX_BODY_BYTES = 64 * 1024
@@ -67,9 +68,10 @@ def _csrf_rejection(request: HttpRequest, *, browsers_only: bool = True) -> str 
 def _too_many_writes(request: HttpRequest) -> HttpResponse | None:
     """429 with Retry-After (RFC 6585 section 4) past HTTP_RENAMES_PER_MINUTE_PER_ADDRESS
     writes from this client address on this worker (users.ratelimit)."""
-    wait = ratelimit.RENAMES.retry_after(
-        request.META.get("REMOTE_ADDR") or "", settings.HTTP_RENAMES_PER_MINUTE_PER_ADDRESS
+    address = client_address(
+        request.META.get("REMOTE_ADDR"), request.META.get("HTTP_X_FORWARDED_FOR")
     )
+    wait = ratelimit.RENAMES.retry_after(address, settings.HTTP_RENAMES_PER_MINUTE_PER_ADDRESS)
     if not wait:
         return None
     response = _error(429, f"Too many renames from this address: retry in {wait} s")

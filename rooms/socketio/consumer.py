@@ -18,6 +18,7 @@ from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
+from identity_playground.client_address import client_address
 from rooms.cluster.known_users import KNOWN_USERS
 from rooms.cluster.membership import ClusterUnavailable
 from rooms.cluster.names import InvalidRoom, validate_room
@@ -37,11 +38,14 @@ GONE = {"ok": False, "error": "socket is disconnecting"}
 OPEN_CONNECTIONS = ConnectionsPerAddress()  # this worker's, by client address
 
 
-def client_address(scope: dict[str, Any]) -> str:
-    """The client's address (behind a proxy, the one daphne's --proxy-headers took from
-    X-Forwarded-For); connections without one share the key "-"."""
+def scope_address(scope: dict[str, Any]) -> str:
+    """The address this connection counts against (identity_playground.client_address)."""
     client = scope.get("client")
-    return str(client[0]) if client else "-"
+    forwarded = dict(scope.get("headers", ())).get(b"x-forwarded-for")
+    return client_address(
+        str(client[0]) if client else None,
+        forwarded.decode("latin-1") if forwarded else None,
+    )
 
 
 def dropped(text: str) -> bool:
@@ -105,7 +109,7 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
             logger.warning("refusing /socket.io/ connection: %s", exc)
             await self.close()
             return
-        self.address = client_address(self.scope)
+        self.address = scope_address(self.scope)
         if not OPEN_CONNECTIONS.admit(self.address, settings.SOCKETIO_MAX_CONNECTIONS_PER_ADDRESS):
             self.address = None
             logger.info("refusing /socket.io/ connection: too many from one address")
