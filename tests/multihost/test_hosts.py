@@ -24,6 +24,10 @@ from tests.multihost.netns import GATHER_DEADLINE, WORKER_TTL, HostCluster, Host
 
 pytestmark = pytest.mark.integration
 
+# What a roster may take beyond the gather deadline on this busy machine (HTTP, scheduling);
+# a roster waiting on a partitioned host past the deadline would wait its TCP timeouts.
+ROSTER_SLACK = 1.5
+
 
 def roster(cluster: HostCluster, room: str) -> tuple[int, dict[str, str], Any]:
     return http(f"{cluster.url}/{quote(room, safe='')}/users", timeout=5)
@@ -170,7 +174,7 @@ async def test_partitioned_host_is_dropped_then_rejoins(make_hosts: Callable[...
         slow = []
         while settled is None and time.monotonic() - cut < WORKER_TTL + 3:
             elapsed, status, headers, body = await timed_roster(hosts.b, room)
-            if elapsed >= GATHER_DEADLINE + 0.5:
+            if elapsed >= GATHER_DEADLINE + ROSTER_SLACK:
                 slow.append(round(elapsed, 2))
             if (
                 status == 200
@@ -188,7 +192,7 @@ async def test_partitioned_host_is_dropped_then_rejoins(make_hosts: Callable[...
         )
         dropped_after = time.monotonic() - cut
         elapsed, status, headers, body = await timed_roster(hosts.b, room)
-        assert elapsed < GATHER_DEADLINE + 0.5
+        assert elapsed < GATHER_DEADLINE + ROSTER_SLACK
         assert pairs(body) == expected_pairs(on_b)
         # C's connections are still open: Redis alone would still count C's workers alive
         counts = await asyncio.to_thread(hosts.redis[0].command, "PUBSUB", "NUMSUB", *c_channels)
