@@ -40,6 +40,7 @@ class EmbeddedRedis:
     def __init__(self, workdir: Path) -> None:
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
+        self._workdir = workdir
         self._pidfile = workdir / "redis.pid"
         subprocess.run(
             [
@@ -69,6 +70,24 @@ class EmbeddedRedis:
                 time.sleep(0.05)
         raise RuntimeError("embedded redis-server did not start")
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 5.0) -> None:
+        """SIGTERM it, wait (bounded) until it has exited, and remove its directory: once
+        runcluster returns, nothing of it is left (tests/integration/test_make_run.py)."""
+        pid = None
         with contextlib.suppress(OSError, ValueError):  # already gone
-            os.kill(int(self._pidfile.read_text()), signal.SIGTERM)
+            pid = int(self._pidfile.read_text())
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while pid is not None and _running(pid) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        shutil.rmtree(self._workdir, ignore_errors=True)
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie: the daemonized server is not our child, so its exit is only
+    reaped by whoever adopted it (proc(5): the state field of /proc/PID/stat)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:  # gone, or no /proc (then stop does not wait)
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"

@@ -7,7 +7,6 @@ at teardown, so its listener and janitor tasks do not outlive the loop) and the 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -27,8 +26,13 @@ from rooms.socketio import codec
 
 # Generous per-frame timeouts: they only bound a failing test, a passing one never waits them out.
 FRAME_TIMEOUT = 3.0
-# How long "nothing else arrives" is watched for: cross-socket delivery takes milliseconds.
+# How long "nothing else arrives" is watched for. Enough because these tests run the
+# consumers, the node and the in-process bus on the test's own event loop: a wrong frame is
+# queued a few loop turns after what caused it (no I/O, no other process), and a stall of
+# this machine pauses that delivery and the watch alike. `assert_nothing` also lets at
+# least QUIET_TURNS loop turns run, so a watch whose time ran out in a stall still sees it.
 QUIET = 0.2
+QUIET_TURNS = 20
 
 
 def socket_path(**query: str) -> str:
@@ -89,10 +93,12 @@ class Client:
         assert not self._pending, list(self._pending)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within
-        while loop.time() < deadline:
+        turns = 0
+        while loop.time() < deadline or turns < QUIET_TURNS:
             if self.comm.future.done():
                 self.comm.future.result()  # raise what made the consumer fail
             if self.comm.output_queue.empty():
+                turns += 1
                 await asyncio.sleep(0.01)
                 continue
             message = self.comm.output_queue.get_nowait()
@@ -217,10 +223,14 @@ async def clients(socketio_env: Settings) -> AsyncIterator[list[Client]]:
     made: list[Client] = []
     yield made
     for client in made:
-        # A consumer that already failed (or was cancelled by a receive timeout) has
-        # reported that through the test itself; teardown must not mask it.
-        with contextlib.suppress(Exception, asyncio.CancelledError):
-            await client.finish()
+        future = client.comm._future
+        if future is None or future.cancelled():
+            # never started, or cancelled by a receive that timed out (channels' communicator
+            # does that): the test has failed already, and says why
+            continue
+        # A consumer that crashes while disconnecting, or does not end in time, fails the
+        # test here (the communicator re-raises what the application raised).
+        await client.finish()
 
 
 @pytest.fixture

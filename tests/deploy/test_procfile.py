@@ -1,9 +1,13 @@
 """The Procfile's processes, started exactly as Heroku starts them, on production settings.
 
 The release command and the one-off seed run first, then `collectstatic` (Heroku's build
-step); then the `web` line runs through `bash -c` with PORT set, DEBUG off, PostgreSQL from
+step); then the `web` line runs through `bash -c` with PORT set, DEBUG off, the database of
 DATABASE_URL and a TLS-only Redis with a self-signed certificate at REDIS_URL. Plain HTTP
 (there is no TLS router in front), so SECURE_SSL_REDIRECT is off except where said.
+
+What needs no particular database (the router, Host, static files, Socket.IO) runs on a
+dyno with an SQLite file, so a missing PostgreSQL fails only the tests that need it: the
+PostgreSQL dyno's writes, and its /healthz while the database refuses it.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from tests.deploy.processes import (
     run_command,
 )
 from tests.integration.recording import Client, close_all
+from tests.integration.servers import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -35,14 +40,12 @@ ROUTER_HEADERS = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.9"
 HASHED = r"[0-9a-f]{12}"
 
 
-@pytest.fixture(scope="module")
-def dyno_env(
-    postgres_url: str, tls_redis: TlsRedisServer, tmp_path_factory: pytest.TempPathFactory
+def build_dyno_env(
+    database_url: str, tls_redis: TlsRedisServer, static_root: Path
 ) -> dict[str, str]:
     """A production environment, its database migrated and seeded, its static files built."""
-    static_root = tmp_path_factory.mktemp("staticfiles")
     env = production_env(
-        DATABASE_URL=postgres_url,
+        DATABASE_URL=database_url,
         REDIS_URL=tls_redis.url,
         WEB_CONCURRENCY="2",
         STATIC_ROOT=str(static_root),
@@ -54,13 +57,39 @@ def dyno_env(
 
 
 @pytest.fixture(scope="module")
-def web(
-    dyno_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ProcfileWeb]:
-    dyno = ProcfileWeb(dyno_env, tmp_path_factory.mktemp("web")).start()
+def dyno_env(tls_redis: TlsRedisServer, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """A production environment on an SQLite file, for what needs no particular database."""
+    workdir = tmp_path_factory.mktemp("dyno-sqlite")
+    return build_dyno_env(f"sqlite:///{workdir / 'db.sqlite3'}", tls_redis, workdir / "static")
+
+
+@pytest.fixture(scope="module")
+def postgres_dyno_env(
+    postgres_url: str, tls_redis: TlsRedisServer, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, str]:
+    """A production environment on a PostgreSQL database of its own, as app.json asks."""
+    return build_dyno_env(postgres_url, tls_redis, tmp_path_factory.mktemp("static-postgres"))
+
+
+def start_web(env: dict[str, str], workdir: Path) -> Iterator[ProcfileWeb]:
+    dyno = ProcfileWeb(env, workdir).start()
     yield dyno
     dyno.stop()
     print(f"---- web :{dyno.port} log ----\n{dyno.logs()[-4000:]}")
+
+
+@pytest.fixture(scope="module")
+def web(
+    dyno_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ProcfileWeb]:
+    yield from start_web(dyno_env, tmp_path_factory.mktemp("web"))
+
+
+@pytest.fixture(scope="module")
+def postgres_web(
+    postgres_dyno_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ProcfileWeb]:
+    yield from start_web(postgres_dyno_env, tmp_path_factory.mktemp("web-postgres"))
 
 
 def test_procfile_runs_runcluster_behind_the_router_and_migrates_on_release() -> None:
@@ -89,19 +118,55 @@ def test_health_users_and_workers(web: ProcfileWeb) -> None:
     assert len(web.live_workers()) == 2
 
 
-def test_workers_write_to_postgresql(web: ProcfileWeb, dyno_env: dict[str, str]) -> None:
+def test_workers_write_to_postgresql(
+    postgres_web: ProcfileWeb, postgres_dyno_env: dict[str, str]
+) -> None:
     """A rename through the API lands in the PostgreSQL database of DATABASE_URL."""
     request = urllib.request.Request(
-        f"{web.url}/users/10",
+        f"{postgres_web.url}/users/10",
         data=json.dumps({"name": "Vicky"}).encode(),
         method="PUT",
         headers={"Content-Type": "application/json"},
     )
     with urllib.request.urlopen(request, timeout=5) as response:
         assert response.status == 204
-    with psycopg.connect(dyno_env["DATABASE_URL"], connect_timeout=3) as conn:
+    with psycopg.connect(postgres_dyno_env["DATABASE_URL"], connect_timeout=3) as conn:
         row = conn.execute("SELECT name FROM users_playgrounduser WHERE id = 10").fetchone()
     assert row == ("Vicky",)
+
+
+def health(web: ProcfileWeb) -> tuple[int, object]:
+    response = fetch(f"{web.url}/healthz")
+    return response.status, json.loads(response.body)
+
+
+def test_healthz_is_503_while_the_database_refuses(
+    postgres_web: ProcfileWeb, postgres_dyno_env: dict[str, str]
+) -> None:
+    """PostgreSQL cuts the workers' connections and refuses new ones (as when it is down or
+    restarting): /healthz answers 503 `"database": false` while Redis is
+    fine; once it accepts them again, 200 without restarting anything."""
+    database_url = postgres_dyno_env["DATABASE_URL"]
+    name = database_url.rsplit("/", 1)[1]
+    admin_url = database_url.rsplit("/", 1)[0] + "/postgres"
+    down = (503, {"ok": False, "database": False, "channel_layer": True})
+    up = (200, {"ok": True, "database": True, "channel_layer": True})
+    assert health(postgres_web) == up
+    with psycopg.connect(admin_url, autocommit=True, connect_timeout=3) as admin:
+        admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        try:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                (name,),
+            )
+            # each request lands on either worker (the kernel's choice): several in a row
+            # show both workers; each worker's kept connection (CONN_MAX_AGE) is dead
+            wait_until(lambda: health(postgres_web) == down, 10, "/healthz 503")
+            assert [health(postgres_web) for _ in range(8)] == [down] * 8
+        finally:
+            admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+    wait_until(lambda: health(postgres_web) == up, 10, "/healthz 200 again")
+    assert [health(postgres_web) for _ in range(8)] == [up] * 8
 
 
 def test_admin_css_is_served_under_hashed_names(web: ProcfileWeb) -> None:

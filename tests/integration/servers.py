@@ -95,7 +95,11 @@ STARTED_CLUSTERS: list[Cluster] = []
 
 @dataclass
 class Cluster:
-    """`manage.py runcluster` as a user starts it, on a free port."""
+    """`manage.py runcluster` as a user starts it, on a free port.
+
+    An empty `redis_url` leaves REDIS_URL unset, as `make run` does (an embedded Redis);
+    `new_session` gives it a process group of its own, as a terminal's job has.
+    """
 
     workers: int
     redis_url: str
@@ -104,6 +108,7 @@ class Cluster:
     port: int = field(default_factory=free_port)
     prefix: str = field(default_factory=lambda: f"t{uuid.uuid4().hex[:8]}")
     process: subprocess.Popen[bytes] | None = None
+    new_session: bool = False
 
     @property
     def url(self) -> str:
@@ -125,6 +130,8 @@ class Cluster:
             DJANGO_SETTINGS_MODULE="identity_playground.settings",
             PYTHONUNBUFFERED="1",
         )
+        if not self.redis_url:
+            del env["REDIS_URL"]
         env.update(self.extra_env)
         return env
 
@@ -143,6 +150,7 @@ class Cluster:
             [sys.executable, "manage.py", "runcluster", "--workers", str(self.workers),
              "--port", str(self.port)],
             cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
+            start_new_session=self.new_session,
         )  # fmt: skip
         STARTED_CLUSTERS.append(self)
         self.wait_for_workers(self.workers)

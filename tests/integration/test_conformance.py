@@ -115,15 +115,20 @@ async def test_answered_pings_keep_the_socket_open(fast_heartbeat: Cluster) -> N
 
 async def test_ping_interval_is_respected(fast_heartbeat: Cluster) -> None:
     """PINGs come about every pingInterval, not in bursts and not late."""
+    interval = PING_INTERVAL_MS / 1000
     ws, _ = await engineio_open(fast_heartbeat)
     try:
         stamps = []
-        for _ in range(3):
+        for _ in range(6):
             assert await recv(ws, 2) == "2"
             stamps.append(time.monotonic())
             await ws.send("3")
-        gaps = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
-        assert all(0.2 < gap < 1.0 for gap in gaps), gaps
+        gaps = sorted(b - a for a, b in zip(stamps, stamps[1:], strict=False))
+        # The next PING is scheduled pingInterval after the PONG arrives, so no gap can be
+        # shorter, whatever the machine does (a burst would be). A stall of this busy
+        # machine lengthens one gap, not most: the median says "not late".
+        assert gaps[0] > 0.9 * interval, gaps
+        assert gaps[len(gaps) // 2] < 2 * interval, gaps
     finally:
         await ws.close()
 
@@ -142,7 +147,7 @@ async def test_silent_client_is_closed_after_ping_timeout(
     frames = await closed_by_server(ws, within=5)
     elapsed = time.monotonic() - started
     budget = (PING_INTERVAL_MS + PING_TIMEOUT_MS) / 1000
-    assert budget - 0.1 < elapsed < budget + 2.0, elapsed
+    assert budget - 0.1 < elapsed < budget + 4.0, elapsed  # the upper bound only says "closed"
     assert "2" in frames  # it was pinged, and did not answer
     await rosters_empty(fast_heartbeat, [room])
 

@@ -72,16 +72,23 @@ async def test_expired_heartbeat_is_dead_even_while_subscribed(
 ) -> None:
     """A partitioned worker keeps its subscription; its heartbeat expiring marks it dead."""
     urls = [redis_server.url, second_redis.url]
-    directory = RedisDirectory(urls, prefix=uuid.uuid4().hex, ttl=0.3)
+    # The TTL is long against this machine's scheduling noise: the beating worker's key is
+    # refreshed right before each scan, so it could only expire if one await took 1.5 s.
+    ttl = 1.5
+    directory = RedisDirectory(urls, prefix=uuid.uuid4().hex, ttl=ttl)
     beating, silent = worker("beating"), worker("silent")
     for w in (beating, silent):
         await directory.register(w)
         await subscribe(w.channel)
     assert len((await directory.scan())[0]) == 2
-    for _ in range(4):
-        await asyncio.sleep(0.15)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 10 * ttl
+    while True:  # until the silent worker's key expires (Redis's own clock, PX)
         await directory.heartbeat(beating.procid)
-    alive, dead = await directory.scan()
+        alive, dead = await directory.scan()
+        if dead or loop.time() > deadline:
+            break
+        await asyncio.sleep(0.05)
     assert ([w.procid for w in alive], [w.procid for w in dead]) == (["beating"], ["silent"])
     await directory.heartbeat(silent.procid)  # the partition heals
     assert len((await directory.scan())[0]) == 2

@@ -25,7 +25,7 @@ from tests.integration.servers import Cluster, RedisServer
 from tests.integration.wire import (
     closed_by_server,
     engineio_open,
-    events_until_quiet,
+    events_then_marker,
     eventually,
     open_raw,
     recv,
@@ -163,11 +163,11 @@ async def test_garbage_text_frames(target: Cluster, before_connect: bool) -> Non
             (frame, f) for frame, _, after in results for f in after or [] if f[:2] in ("40", "44")
         ]
         assert replies == []  # not even a CONNECT reply for the queued "40"
-        events = await events_until_quiet(observer)
         sids = [] if before_connect else [sid for _, sid, _ in results]
         expected = [
             [kind, sid] for sid in sids for kind in ("socket-connected", "socket-disconnected")
         ]
+        events = await events_then_marker(target, observer, room, expected)
         assert sorted(events) == sorted(expected)
         await observer.send('421["join","still-fine"]')
         assert await recv_packet(observer) == '431[{"ok":true}]'
@@ -234,8 +234,9 @@ async def test_connect_flood(target: Cluster) -> None:
         connects = [f for f in frames if isinstance(f, str) and f.startswith("40")]
         assert len(connects) == 1, frames[:5]
         sid = json.loads(connects[0][2:])["sid"]
-        events = await events_until_quiet(observer, quiet=1.0)
-        assert events == [["socket-connected", sid], ["socket-disconnected", sid]], events[:6]
+        expected = [["socket-connected", sid], ["socket-disconnected", sid]]
+        events = await events_then_marker(target, observer, room, expected)
+        assert events == expected, events[:6]
     finally:
         await ws.close()
         await observer.close()

@@ -121,6 +121,36 @@ async def events_until_quiet(
                 events.append(json.loads(frame[2:]))
 
 
+async def events_then_marker(
+    cluster: Cluster, ws: ClientConnection, room: str, expected: list[list[Any]], within: float = 10
+) -> list[Any]:
+    """Every EVENT ([name, *args]) the observer `ws` in `room` receives until all of
+    `expected` have arrived and, after them, a marker socket that joins the room and leaves.
+
+    The room's events travel on one Redis channel, delivered in order: anything published
+    before the marker's departure is among what this returns, without guessing how long
+    silence must last. The marker's own two events are left out.
+    """
+    events: list[Any] = []
+    wanted = [json.dumps(e) for e in expected]
+    async with asyncio.timeout(within):
+        while not all(w in [json.dumps(e) for e in events] for w in wanted):
+            frame = await recv_packet(ws, within)
+            if frame.startswith("42"):
+                events.append(json.loads(frame[2:]))
+        marker, marker_sid, _ = await socketio_connect(cluster, id_user="10", room=room)
+        await marker.close()
+        while True:
+            frame = await recv_packet(ws, within)
+            if not frame.startswith("42"):
+                continue
+            event = json.loads(frame[2:])
+            if event == ["socket-disconnected", marker_sid]:
+                return events
+            if event != ["socket-connected", marker_sid]:
+                events.append(event)
+
+
 async def roster(cluster: Cluster, room: str) -> list[dict[str, Any]]:
     quoted = urllib.parse.quote(room, safe="")
     status, _, body = await asyncio.to_thread(http, f"{cluster.url}/{quoted}/users")

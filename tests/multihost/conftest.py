@@ -49,10 +49,10 @@ def make_hosts(netns_ready: None, tmp_path: Path) -> Iterator[Callable[..., Host
     """Hosts of one test alone, which it may partition or kill; removed afterwards."""
     made: list[Hosts] = []
 
-    def make(redis_ports: tuple[int, ...] = (netns.REDIS_PORT,)) -> Hosts:
+    def make(redis_ports: tuple[int, ...] = (netns.REDIS_PORT,), **env: str) -> Hosts:
         workdir = tmp_path / f"hosts{len(made)}"
         workdir.mkdir()
-        started = Hosts(workdir, redis_ports)
+        started = Hosts(workdir, redis_ports, env)
         made.append(started)
         return started
 

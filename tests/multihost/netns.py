@@ -350,8 +350,14 @@ class HostCluster:
 class Hosts:
     """Hosts A (Redis), B and C (2 workers each), started and waited for; close() undoes it."""
 
-    def __init__(self, workdir: Path, redis_ports: tuple[int, ...] = (REDIS_PORT,)) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        redis_ports: tuple[int, ...] = (REDIS_PORT,),
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
         self.workdir = workdir
+        self.extra_env = extra_env or {}
         self.prefix = f"mh{uuid.uuid4().hex[:8]}"
         self.network = Network()
         self.a, self.b_host, self.c_host = (self.network.hosts[x] for x in "abc")
@@ -390,6 +396,7 @@ class Hosts:
             DJANGO_SETTINGS_MODULE="identity_playground.settings",
             PYTHONUNBUFFERED="1",
         )
+        env.update(self.extra_env)
         return env
 
     def _start(self, redis_ports: tuple[int, ...]) -> None:

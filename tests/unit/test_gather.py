@@ -58,14 +58,22 @@ class Publisher:
         return False
 
 
-def make_node(directory: Directory, publisher: Publisher) -> WorkerNode:
+# A deadline far above this machine's scheduling noise, for the tests of what is NOT waited
+# for: they answer within a fraction of it (NOT_WAITED), or they would take all of it.
+DEADLINE = 2.0
+NOT_WAITED = DEADLINE / 4
+
+
+def make_node(
+    directory: Directory, publisher: Publisher, gather_deadline: float = DEADLINE
+) -> WorkerNode:
     node = WorkerNode(
         directory=directory,
         publisher=publisher,
         subscriber=LocalBus(),
         encode_event=lambda name, *args: f"{name}{args}",
         procid="me",
-        gather_deadline=0.3,
+        gather_deadline=gather_deadline,
         gather_recheck=0.05,
     )
     publisher.node = node
@@ -93,7 +101,7 @@ async def test_a_worker_gone_since_the_last_scan_makes_it_read_again() -> None:
     roster = await node.roster("r")
     assert directory.scans == 2
     assert (roster.expected, roster.responded) == (2, 2)
-    assert asyncio.get_running_loop().time() - started < 0.2  # not waiting for b
+    assert asyncio.get_running_loop().time() - started < NOT_WAITED  # not waiting for b
 
 
 async def test_a_subscribed_worker_the_directory_calls_dead_is_not_waited_for() -> None:
@@ -175,7 +183,7 @@ async def test_a_worker_that_declines_is_not_waited_for_and_the_answer_says_part
     publisher.group_send = group_send  # type: ignore[method-assign]
     started = asyncio.get_running_loop().time()
     roster = await node.roster("r")
-    assert asyncio.get_running_loop().time() - started < 0.2  # the deadline is 0.3 s
+    assert asyncio.get_running_loop().time() - started < NOT_WAITED
     assert (roster.expected, roster.responded) == (3, 2)
     assert {e[2] for e in roster.entries} == {"a"}
 
@@ -200,7 +208,7 @@ async def test_a_worker_replaced_since_the_last_scan_keeps_the_count_but_is_not_
     publisher.answering = ["a", "new"]
     started = asyncio.get_running_loop().time()
     roster = await node.roster("r")
-    assert asyncio.get_running_loop().time() - started < 0.2  # not the 0.3 s deadline
+    assert asyncio.get_running_loop().time() - started < NOT_WAITED
     assert directory.scans == 2
     assert {e[2] for e in roster.entries} == {"a", "new"}
     assert (roster.expected, roster.responded) == (3, 3)
@@ -218,7 +226,7 @@ async def test_a_killed_worker_redis_still_counts_is_waited_for_only_until_the_r
     directory.alive = ["me", "a"]  # by the recheck it has
     started = asyncio.get_running_loop().time()
     roster = await node.roster("r")
-    assert asyncio.get_running_loop().time() - started < 0.2  # not the 0.3 s deadline
+    assert asyncio.get_running_loop().time() - started < NOT_WAITED
     assert directory.scans == 2
     assert (roster.expected, roster.responded) == (2, 2)
 
@@ -227,7 +235,7 @@ async def test_a_hung_worker_is_still_waited_for_after_the_recheck() -> None:
     """SIGSTOP: the directory still finds it alive, so the answer waits the deadline."""
     directory = Directory(["me", "a", "b"])
     publisher = Publisher(["me", "a", "b"], ["a", "b"])
-    node = make_node(directory, publisher)
+    node = make_node(directory, publisher, gather_deadline=0.3)
     await node.roster("r")
     publisher.answering = ["a"]
     started = asyncio.get_running_loop().time()
