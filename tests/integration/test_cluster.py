@@ -280,7 +280,9 @@ async def test_worker_down_comes_once_per_dead_worker(
 ) -> None:
     """SIGKILL one worker of three: a socket on a surviving worker gets exactly one
     worker-down for it, though both survivors' janitors sweep the directory (the one whose
-    HDEL removes the entry announces), over many sweeps and past the heartbeat TTL."""
+    HDEL removes the entry announces), over many sweeps and past the heartbeat TTL. Sweeps
+    that overlap exactly, which here happen only by chance, are forced in
+    tests/integration/test_directory.py."""
     interval, ttl = 0.2, 1.0
     cluster = start_cluster(
         workers=3, CLUSTER_JANITOR_INTERVAL=str(interval), CLUSTER_WORKER_TTL=str(ttl)

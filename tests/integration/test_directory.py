@@ -13,7 +13,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from rooms.bus.names import shard_index
-from rooms.cluster.membership import RedisDirectory, WorkerInfo
+from rooms.cluster.membership import Janitor, RedisDirectory, WorkerInfo
 from tests.integration.servers import RedisServer
 
 pytestmark = pytest.mark.integration
@@ -113,3 +113,57 @@ async def test_entries_of_newer_workers_are_read_and_unreadable_ones_skipped(
     await subscribe(newer.channel)
     alive, dead = await directory.scan()
     assert (alive, dead) == ([newer], [])
+
+
+class RemovesTogether:
+    """A directory whose `remove` waits until every janitor has reached it: the sweeps of
+    the survivors overlap completely, which in a real cluster happens only by chance."""
+
+    def __init__(self, directory: RedisDirectory, barrier: asyncio.Barrier) -> None:
+        self.directory = directory
+        self.barrier = barrier
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.directory, name)
+
+    async def remove(self, procid: str) -> bool:
+        await self.barrier.wait()
+        return await self.directory.remove(procid)
+
+
+async def test_one_janitor_announces_a_dead_worker_though_all_remove_it_at_once(
+    redis_server: RedisServer, second_redis: RedisServer, subscribe
+) -> None:
+    """Three survivors see the same dead worker on the same two sweeps and all try to
+    remove it at the same moment: HDEL answers 1 to exactly one of them, and only that one
+    announces worker-down (rooms.cluster.membership.Janitor.sweep)."""
+    urls = [redis_server.url, second_redis.url]
+    prefix = uuid.uuid4().hex
+    survivors = [worker(f"s{i}") for i in range(3)]
+    dead = worker("dead")
+    barrier = asyncio.Barrier(len(survivors))
+    announced: list[tuple[str, str]] = []
+    janitors = []
+
+    async def nothing() -> None:
+        return None
+
+    for me in survivors:
+        directory = RedisDirectory(urls, prefix=prefix)
+        await directory.register(me)
+        await subscribe(me.channel)
+
+        async def announce(procid: str, by: str = me.procid) -> None:
+            announced.append((by, procid))
+
+        janitors.append(Janitor(
+            directory=RemovesTogether(directory, barrier), info=lambda me=me: me,
+            saw_alive=lambda alive: None, announce_down=announce, on_return=nothing,
+            interval=60.0,
+        ))  # fmt: skip
+    await janitors[0].directory.register(dead)  # listed, never subscribed: dead
+    for _ in range(2):  # a worker must look dead on two sweeps in a row
+        await asyncio.wait_for(asyncio.gather(*(j.sweep() for j in janitors)), 10)
+    assert [procid for _, procid in announced] == ["dead"], announced
+    alive, gone = await janitors[0].directory.scan()
+    assert (sorted(w.procid for w in alive), gone) == (["s0", "s1", "s2"], [])
