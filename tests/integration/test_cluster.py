@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import time
 from collections.abc import AsyncIterator, Callable
@@ -302,3 +303,32 @@ async def test_worker_down_comes_once_per_dead_worker(
             assert client.payloads("worker-down") == [{"procid": victim}], client.procid
     finally:
         await close_all(clients)
+
+
+def test_a_worker_that_keeps_dying_is_restarted_with_backoff(
+    start_cluster: Callable[..., Cluster],
+) -> None:
+    """A worker that had run for more than 10 s is restarted at once; one that keeps dying
+    within 10 s of its start comes back after 0.1, 0.2, 0.4, 0.8, 1.6 s, never sooner
+    (rooms.runner.supervisor.restart_delay), so a crash loop does not spin; the cluster
+    serves again once the worker is left alone."""
+    cluster = start_cluster(workers=1)
+    [first] = cluster.children()
+    time.sleep(10.5)  # the worker started before start_cluster returned
+    os.kill(first, signal.SIGKILL)
+    victim = wait_until(lambda: [p for p in cluster.children() if p != first], 10, "a restart")[0]
+    gaps = []
+    for _ in range(5):  # each replacement killed as soon as it exists
+        os.kill(victim, signal.SIGKILL)
+        killed = time.monotonic()
+        victim = wait_until(
+            lambda old=victim: [p for p in cluster.children() if p != old], 15, "a restart",
+            interval=0.01,
+        )[0]  # fmt: skip
+        gaps.append(time.monotonic() - killed)
+    delays = [0.1, 0.2, 0.4, 0.8, 1.6]
+    assert all(gap >= delay for gap, delay in zip(gaps, delays, strict=True)), gaps
+    announced = re.findall(r"worker w0 exited with -9; restarting in ([\d.]+) s", cluster.logs())
+    assert announced == ["0.0", *map(str, delays)]
+    cluster.wait_for_workers(1)
+    assert roster(cluster, "after-the-loop")[0] == 200
