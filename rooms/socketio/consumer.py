@@ -153,6 +153,8 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
             if isinstance(exc, codec.InvalidText) and await self.refuse_text(exc):
                 return
             logger.info("closing %s: %s", self.sid or self.eio_sid, exc)
+            if self.sid is not None:  # a connected socket is told why
+                await self._emit("error", {"message": f"{exc}: disconnecting"})
             await self._close()
 
     async def disconnect(self, code: int) -> None:
@@ -213,7 +215,9 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
             case codec.Ack() if self.sid is not None:
                 pass  # this server never asks clients for acks
             case _:
-                raise codec.ProtocolError(f"unexpected {type(packet).__name__} packet")
+                where = getattr(packet, "namespace", codec.DEFAULT_NAMESPACE)
+                kind = type(packet).__name__
+                raise codec.ProtocolError(f"unexpected {kind} packet on namespace {where}")
 
     async def on_connect_packet(self, packet: codec.Connect) -> None:
         if packet.namespace != codec.DEFAULT_NAMESPACE:

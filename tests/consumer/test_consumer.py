@@ -273,6 +273,9 @@ async def test_second_connect_on_one_connection_closes_it(
     """CONNECT on an already connected namespace is a protocol error that drops the socket."""
     client = await connect(id_user="1", room="Maths")
     await client.send("40")
+    await expect(
+        client, "error", {"message": "CONNECT on an already connected namespace: disconnecting"}
+    )
     await client.assert_closed()
     assert len(node.registry) == 0
 

@@ -97,31 +97,47 @@ async def test_engineio_close_packet_tells_its_rooms_once(
     await assert_departed(node, leaver, watchers)
 
 
+async def told_why_and_closed(client: Client) -> str:
+    """The `error` event a connected socket gets before its connection is closed for a
+    protocol error; returns its message."""
+    event = await client.recv_event()
+    assert event.name == "error", event
+    [reason] = event.args
+    assert reason["message"].endswith(": disconnecting"), reason
+    await client.assert_closed()
+    return str(reason["message"])
+
+
 @pytest.mark.parametrize(
-    "frame",
+    ("frame", "reason"),
     [
-        "4abc",  # unknown Socket.IO packet type (socket.io-protocol test-suite)
-        "42{}",  # EVENT payload not an array (test-suite)
-        '42abc["x"]',  # junk where the ack id goes (test-suite)
-        "42[]",
-        '42["disconnect"]',  # reserved event name
-        "42[null]",
-        '451-["x",{"_placeholder":true,"num":0}]',  # BINARY_EVENT: not supported
-        "43",  # ACK without an id
-        "4",
-        "9",
-        "5",  # Engine.IO UPGRADE belongs to polling
-        "42/admin,[" + '"x"]',  # EVENT on a namespace the socket is not connected to
-        "42" + "[" * 40 + "]" * 40,  # nested deeper than the codec allows
+        ("4abc", "unknown"),  # unknown Socket.IO packet type (socket.io-protocol test-suite)
+        ("42{}", "array"),  # EVENT payload not an array (test-suite)
+        ('42abc["x"]', "JSON"),  # junk where the ack id goes (test-suite)
+        ("42[]", "array"),
+        ('42["disconnect"]', "reserved"),  # reserved event name
+        ("42[null]", "name"),
+        ('451-["x",{"_placeholder":true,"num":0}]', "binary"),  # BINARY_EVENT: not supported
+        ("43", "id"),  # ACK without an id
+        ("4", "packet"),
+        ("9", "packet"),
+        ("5", "UPGRADE"),  # Engine.IO UPGRADE belongs to polling
+        (
+            "42/admin,[" + '"x"]',
+            "namespace /admin",
+        ),  # EVENT on a namespace the socket is not connected to
+        ("42" + "[" * 40 + "]" * 40, "deeper than 32"),  # nested deeper than the codec allows
+        ('42["x",' + "[]," * 10_001 + "0]", "more than 10000 elements"),
     ],
 )
 async def test_protocol_error_closes_the_socket_and_tells_its_rooms(
-    connect: ClientFactory, node: WorkerNode, frame: str
+    connect: ClientFactory, node: WorkerNode, frame: str, reason: str
 ) -> None:
-    """An unparsable or unexpected packet closes that connection only, announcing it once."""
+    """An unparsable or unexpected packet closes that connection only, announcing it once;
+    the client is told why first."""
     leaver, watchers = await two_rooms_with_a_leaver(connect)
     await leaver.send(frame)
-    await leaver.assert_closed()
+    assert reason in await told_why_and_closed(leaver)
     await assert_departed(node, leaver, watchers)
     # The worker goes on serving the others.
     assert await watchers[0].call("join", "Chemistry") == {"ok": True}
@@ -133,7 +149,7 @@ async def test_binary_frame_closes_the_socket_and_tells_its_rooms(
     """Binary WebSocket frames (attachments) are not supported: the connection is closed."""
     leaver, watchers = await two_rooms_with_a_leaver(connect)
     await leaver.comm.send_to(bytes_data=b"\x04binary")
-    await leaver.assert_closed()
+    assert "binary frames are not supported" in await told_why_and_closed(leaver)
     await assert_departed(node, leaver, watchers)
 
 
@@ -144,7 +160,7 @@ async def test_oversized_frame_closes_the_socket(
     settings.SOCKETIO_MAX_PAYLOAD = 100
     leaver, watchers = await two_rooms_with_a_leaver(connect)
     await leaver.emit("identity-change", {"name": "x" * 100})
-    await leaver.assert_closed()
+    assert "100" in await told_why_and_closed(leaver)
     await assert_departed(node, leaver, watchers)
 
 
