@@ -331,11 +331,36 @@
 
   // WebSocket only (the server has no long-polling); the room rides in the query, so every
   // reconnection joins it again by itself. Backoff: socket.io-client's defaults (1 s .. 5 s).
-  // In signed mode (config.token set) the token the page was served with proves who I am,
-  // and the room rides beside it in the CONNECT auth instead.
+  // In signed mode (config.token set) a token proves who I am, and the room rides beside it
+  // in the CONNECT auth instead. The first connection uses the token the page was served
+  // with; each reconnection asks POST /auth/token for a fresh one on the login session, so a
+  // page open longer than IDENTITY_TOKEN_MAX_AGE still reconnects (socket.io-client calls an
+  // `auth` function before every CONNECT).
+  let servedToken = config.token;
+  async function connectToken() {
+    if (servedToken) {
+      const token = servedToken;
+      servedToken = null;
+      return token;
+    }
+    const response = await fetch('/auth/token', {
+      method: 'POST',
+      headers: { 'X-CSRFToken': config.csrf_token },
+    });
+    if (!response.ok) throw new Error('POST /auth/token: ' + response.status);
+    return (await response.json()).token;
+  }
+  function signedAuth(send) {
+    // without a fresh token (the session ended, the server is away) the served one is
+    // sent, and the server says why it refuses it
+    connectToken().then(
+      (token) => send({ token, room: config.room }),
+      () => send({ token: config.token, room: config.room }),
+    );
+  }
   const socket = io(
     config.token
-      ? { transports: ['websocket'], auth: { token: config.token, room: config.room } }
+      ? { transports: ['websocket'], auth: signedAuth }
       : { transports: ['websocket'], query: { id_user: config.id_user, room: config.room } },
   );
 
