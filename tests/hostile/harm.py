@@ -79,14 +79,18 @@ class Unharmed:
         while not self._stop.is_set():
             started = time.monotonic()
             try:
-                status, _, body = http(url, timeout=5)
+                status, headers, body = http(url, timeout=5)
             except OSError as exc:
                 self.failures.append(repr(exc))
             else:
-                self.latencies.append(time.monotonic() - started)
+                took = time.monotonic() - started
+                self.latencies.append(took)
                 sids = sorted(entry["id_socket"] for entry in body) if status == 200 else body
                 if sids != sorted(self.expected_roster):
-                    self.failures.append((status, sids))
+                    responded = "{}/{} workers".format(
+                        headers.get("X-Workers-Responded"), headers.get("X-Workers-Expected")
+                    )
+                    self.failures.append((status, sids, responded, f"{took:.2f} s"))
             self._stop.wait(0.1)
 
     @asynccontextmanager
