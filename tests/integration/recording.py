@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import socketio
@@ -115,18 +115,29 @@ async def connect_many(base_url: str, specs: Iterable[tuple[str, str | None]]) -
 
 
 async def spread_clients(base_url: str, room: str, count: int) -> list[Client]:
-    """`count` sockets in `room` (users 1..10 in turn), landing on at least 2 workers.
+    """`count` sockets in `room` (users 1..10 in turn), landing on at least 2 workers."""
+    clients = await connect_many(base_url, [(str(i % 10 + 1), room) for i in range(count)])
+
+    async def one_more() -> Client:
+        return await Client().connect(base_url, str(len(clients) % 10 + 1), room)
+
+    return await until_two_workers(clients, one_more)
+
+
+async def until_two_workers(
+    clients: list[Client], one_more: Callable[[], Awaitable[Client]]
+) -> list[Client]:
+    """`clients`, with sockets from `one_more` appended until two workers hold them.
 
     The kernel picks the worker of each connection: every worker is woken and the first to
     run accepts, so on a loaded machine one worker may take a whole burst and the next
     connects too (seen in CI with 20 more). Sequential connects are added, each after a
     short pause that lets the other workers be scheduled, until two workers are used.
     """
-    clients = await connect_many(base_url, [(str(i % 10 + 1), room) for i in range(count)])
     extra = 0
     while len({c.procid for c in clients}) < 2 and extra < 100:
         await asyncio.sleep(0.02)
-        clients.append(await Client().connect(base_url, str(len(clients) % 10 + 1), room))
+        clients.append(await one_more())
         extra += 1
     assert len({c.procid for c in clients}) >= 2, "the kernel put every socket on one worker"
     return clients

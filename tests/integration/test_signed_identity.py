@@ -25,7 +25,7 @@ from pytest_django.fixtures import Settings
 
 from rooms import runtime
 from tests.integration.conftest import module_cluster
-from tests.integration.recording import Client
+from tests.integration.recording import Client, until_two_workers
 from tests.integration.servers import ROOT, Cluster, RedisServer
 from tests.integration.test_clients import NODE, needs_node, node_lines
 from tests.integration.wire import roster
@@ -175,6 +175,14 @@ def test_put_needs_the_renamed_users_token(signed_cluster: Cluster) -> None:
     assert name_of(signed_cluster, "3") == "Michael"
 
 
+async def signed_socket(cluster: Cluster, token: str) -> Client:
+    """A socket connected with a signed token, once its handshake arrived."""
+    client = Client()
+    await client.open(cluster.url, auth={"token": token})
+    await client.wait_for("handshake")
+    return client
+
+
 async def test_sockets_per_user_counts_every_worker(
     signed_cluster: Cluster, settings: Settings
 ) -> None:
@@ -183,15 +191,20 @@ async def test_sockets_per_user_counts_every_worker(
     settings.REDIS_URLS = [signed_cluster.redis_url]
     settings.CHANNEL_PREFIX = signed_cluster.prefix
     tokens = {u: await asyncio.to_thread(token_of, signed_cluster, u) for u in ("5", "6")}
-    clients = [Client() for _ in range(5)]
+    users: list[str] = []
+    clients: list[Client] = []
+
+    async def one_more() -> Client:
+        users.append("5" if len(users) % 5 < 3 else "6")  # 5, 5, 5, 6, 6, 5, ...
+        return await signed_socket(signed_cluster, tokens[users[-1]])
+
     try:
-        for client, user in zip(clients, ["5", "5", "5", "6", "6"], strict=True):
-            await client.open(signed_cluster.url, auth={"token": tokens[user]})
-            await client.wait_for("handshake")
-        assert len({c.procid for c in clients}) == 2, "both workers should hold sockets"
+        for _ in range(5):
+            clients.append(await one_more())
+        await until_two_workers(clients, one_more)
         counts = await asyncio.to_thread(runtime.sockets_per_user)
         assert counts is not None
-        assert (counts.get("5"), counts.get("6")) == (3, 2)
+        assert (counts.get("5"), counts.get("6")) == (users.count("5"), users.count("6"))
     finally:
         for client in clients:
             await client.close()
@@ -229,18 +242,21 @@ async def test_admin_online_now_inside_the_cluster(signed_cluster: Cluster) -> N
     workers in its "online now" column."""
     opener = await asyncio.to_thread(staff_session, signed_cluster)
     token = await asyncio.to_thread(token_of, signed_cluster, "7")
-    clients = [Client() for _ in range(4)]
+    clients: list[Client] = []
+
+    async def one_more() -> Client:
+        return await signed_socket(signed_cluster, token)
+
     try:
-        for client in clients:
-            await client.open(signed_cluster.url, auth={"token": token})
-            await client.wait_for("handshake")
-        assert len({c.procid for c in clients}) == 2, "both workers should hold sockets"
+        for _ in range(4):
+            clients.append(await one_more())
+        await until_two_workers(clients, one_more)
         url = f"{signed_cluster.url}/admin/users/playgrounduser/"
         for _ in range(2):  # whichever worker serves the page
             page = await asyncio.to_thread(lambda: opener.open(url, timeout=10).read().decode())
             cells = re.findall(r'class="field-online_now">([^<]*)<', page)
             assert len(cells) == 10, page[-2000:]
-            assert cells[6] == "4"
+            assert cells[6] == str(len(clients))
     finally:
         for client in clients:
             await client.close()
