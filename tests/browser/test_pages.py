@@ -175,7 +175,7 @@ def test_two_users_see_each_other_rename_live_and_leave(
     # Closing pages removes them from the others.
     mary.close()
     john2.close()
-    wait_roster(john, [("1", "John Renamed", john_sid)], timeout=3)
+    wait_roster(john, [("1", "John Renamed", john_sid)], timeout=10)
     john.screenshot("room-after-others-left")
 
 

@@ -93,7 +93,7 @@ def test_a_wrong_password_stays_on_the_login_page(
     assert "/accounts/login/" in page.driver.current_url
 
 
-TOKEN_MAX_AGE = 2
+TOKEN_MAX_AGE = 5  # whole seconds (TimestampSigner): room for the page to load and connect
 
 
 @pytest.fixture

@@ -119,7 +119,7 @@ class Unharmed:
 async def pair_on_two_workers(cluster: Cluster, room: str) -> tuple[Client, Client]:
     """Two well-behaved sockets in `room` (users 1 and 2), on different workers."""
     first = await Client().connect(cluster.url, "1", room)
-    for _ in range(40):
+    for _ in range(100):  # as until_two_workers (tests/integration/recording.py)
         other = await Client().connect(cluster.url, "2", room)
         if other.procid != first.procid:
             await first.wait_for("socket-connected", lambda sid, other=other: sid == other.sid)

@@ -74,7 +74,7 @@ async def test_an_event_with_a_lone_surrogate_is_refused_in_its_ack(
     finally:
         await ws.close()
     for peer in (first, second):
-        await peer.wait_for("socket-disconnected", lambda s: s == sid, within=2)
+        await peer.wait_for("socket-disconnected", lambda s: s == sid, within=10)
     await first.close()
     await second.close()
 

@@ -49,7 +49,7 @@ async def run_example(
     process = await asyncio.create_subprocess_exec(
         *EXAMPLES[name], *args,
         cwd=ROOT,
-        env={"PATH": "/usr/bin:/bin", "LISTEN_SECONDS": "2", **env},
+        env={"PATH": "/usr/bin:/bin", "LISTEN_SECONDS": "4", **env},
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip

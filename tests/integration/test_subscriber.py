@@ -266,13 +266,13 @@ class SilencingProxy:
 async def test_a_connection_gone_silent_is_replaced_and_resubscribed(
     redis_server: RedisServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    proxy = SilencingProxy(redis_server.port)
-    url = await proxy.start()
     """A connection that answers nothing (a cut without a reset) is found by its PING
     going unanswered, replaced, and both the group and the worker channel come back."""
+    proxy = SilencingProxy(redis_server.port)
+    url = await proxy.start()
     names = BusNames(f"t{uuid.uuid4().hex[:8]}")
     publisher = RedisPublisher([redis_server.url], names)
-    subscriber = RedisSubscriber([url], names, timeout=0.3, health_interval=0.2)
+    subscriber = RedisSubscriber([url], names, timeout=1.0, health_interval=0.2)
     inbox = Inbox()
     subscriber.listen(inbox)
     try:
@@ -280,7 +280,7 @@ async def test_a_connection_gone_silent_is_replaced_and_resubscribed(
         await subscriber.group_add("room")
         proxy.silence()
         with caplog.at_level(logging.WARNING, logger="rooms.bus.subscriber"):
-            for attempt in range(30):  # a PING goes unanswered, a new connection subscribes
+            for attempt in range(50):  # a PING goes unanswered, a new connection subscribes
                 await publisher.group_send("room", {"type": "back", "attempt": attempt})
                 await publisher.send(channel, {"type": "direct", "attempt": attempt})
                 try:

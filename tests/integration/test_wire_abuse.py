@@ -150,7 +150,7 @@ async def test_garbage_text_frames(target: Cluster, before_connect: bool) -> Non
             with contextlib.suppress(ConnectionClosed):
                 await ws.send(frame)
                 await ws.send("40")  # already queued when the server reads the bad frame
-            return frame, sid, await closed_by_server(ws, within=3)
+            return frame, sid, await closed_by_server(ws, within=10)
         except TimeoutError:
             return frame, sid, None
         finally:
@@ -194,7 +194,7 @@ async def test_invalid_utf8_and_binary_frames(target: Cluster) -> None:
                 ws, _ = await engineio_open(target, id_user="2", room=room)
             try:
                 await ws.send(data, text=as_text)
-                await closed_by_server(ws, within=3)
+                await closed_by_server(ws, within=10)
             finally:
                 await ws.close()
     await assert_unharmed(target, [room])
@@ -308,7 +308,6 @@ async def test_connections_without_connect_are_dropped(target: Cluster) -> None:
     """100 connections that never send CONNECT hold no socket, and the server closes each
     of them SOCKETIO_CONNECT_TIMEOUT_S after it opened."""
     loop = asyncio.get_running_loop()
-    started = loop.time()
     sockets = await asyncio.gather(*(engineio_open(target, id_user="6") for _ in range(100)))
     opened = loop.time()
     try:
@@ -320,8 +319,9 @@ async def test_connections_without_connect_are_dropped(target: Cluster) -> None:
         closed = loop.time()
         assert [r for r in results if isinstance(r, BaseException)] == []
         assert all(frames == [] for frames in results)  # no ping yet, and nothing else
+        # the last socket opened just before `opened`, each was due CONNECT_TIMEOUT_S after it
         assert closed - opened > CONNECT_TIMEOUT_S - 0.5, closed - opened
-        assert closed - started < CONNECT_TIMEOUT_S + 3, closed - started
+        assert closed - opened < CONNECT_TIMEOUT_S + 3, closed - opened
     finally:
         for ws, _ in sockets:
             await ws.close()

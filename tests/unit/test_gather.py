@@ -65,7 +65,10 @@ NOT_WAITED = DEADLINE / 4
 
 
 def make_node(
-    directory: Directory, publisher: Publisher, gather_deadline: float = DEADLINE
+    directory: Directory,
+    publisher: Publisher,
+    gather_deadline: float = DEADLINE,
+    gather_recheck: float = DEADLINE / 2,  # no stall of a busy machine reaches it by chance
 ) -> WorkerNode:
     node = WorkerNode(
         directory=directory,
@@ -74,7 +77,7 @@ def make_node(
         encode_event=lambda name, *args: f"{name}{args}",
         procid="me",
         gather_deadline=gather_deadline,
-        gather_recheck=0.05,
+        gather_recheck=gather_recheck,
     )
     publisher.node = node
     return node
@@ -220,7 +223,7 @@ async def test_a_killed_worker_redis_still_counts_is_waited_for_only_until_the_r
     last scan, so the dead worker is expected, until the recheck reads the directory."""
     directory = Directory(["me", "a", "b"])
     publisher = Publisher(["me", "a", "b"], ["a", "b"])
-    node = make_node(directory, publisher)
+    node = make_node(directory, publisher, gather_recheck=0.05)
     await node.roster("r")
     publisher.answering = ["a"]  # b is dead; Redis has not noticed yet
     directory.alive = ["me", "a"]  # by the recheck it has
@@ -235,7 +238,7 @@ async def test_a_hung_worker_is_still_waited_for_after_the_recheck() -> None:
     """SIGSTOP: the directory still finds it alive, so the answer waits the deadline."""
     directory = Directory(["me", "a", "b"])
     publisher = Publisher(["me", "a", "b"], ["a", "b"])
-    node = make_node(directory, publisher, gather_deadline=0.3)
+    node = make_node(directory, publisher, gather_deadline=0.3, gather_recheck=0.05)
     await node.roster("r")
     publisher.answering = ["a"]
     started = asyncio.get_running_loop().time()
