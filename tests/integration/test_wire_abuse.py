@@ -27,6 +27,7 @@ from tests.integration.wire import (
     engineio_open,
     events_then_marker,
     eventually,
+    flood,
     open_raw,
     recv,
     recv_packet,
@@ -227,9 +228,7 @@ async def test_connect_flood(target: Cluster) -> None:
     observer, _, _ = await socketio_connect(target, id_user="9", room=room)
     ws, _ = await engineio_open(target, id_user="4", room=room)
     try:
-        with contextlib.suppress(ConnectionClosed):
-            for _ in range(200):
-                await ws.send("40")
+        await flood(ws, ["40"] * 200)
         frames = await closed_by_server(ws, within=5)
         connects = [f for f in frames if isinstance(f, str) and f.startswith("40")]
         assert len(connects) == 1, frames[:5]
@@ -248,8 +247,7 @@ async def test_refused_connect_flood_registers_nothing(target: Cluster) -> None:
     SOCKETIO_MAX_CONNECT_ATTEMPTS (3) refusals the connection itself is closed."""
     ws, _ = await engineio_open(target)
     try:
-        for i in range(100):
-            await ws.send("40" + json.dumps({"id_user": str(1000 + i)}))
+        await flood(ws, ("40" + json.dumps({"id_user": str(1000 + i)}) for i in range(100)))
         replies = [await recv_packet(ws) for _ in range(3)]
         assert replies == [f'44{{"message":"Unknown id_user: {1000 + i}"}}' for i in range(3)]
         assert await closed_by_server(ws) == []

@@ -72,6 +72,23 @@ async def socketio_connect(
     return ws, sid, json.loads(handshake[2:])[1]["procid"]
 
 
+async def flood(ws: ClientConnection, frames: Iterable[str]) -> None:
+    """Send each frame as fast as this client can, until the server closes the connection.
+
+    The loop yields after each frame so the client reads what arrives meanwhile, as any
+    client does: a sender that never lets its loop poll leaves the server's last frames
+    unread in the kernel, where they are lost once the server resets the connection (which
+    autobahn does when its Close goes unanswered for closeHandshakeTimeout, 1 s) and the
+    next write fails.
+    """
+    try:
+        for frame in frames:
+            await ws.send(frame)
+            await asyncio.sleep(0)
+    except ConnectionClosed:
+        return
+
+
 async def closed_by_server(ws: ClientConnection, within: float = 5) -> list[str | bytes]:
     """Read until the server closes the connection; returns what it sent before.
 
