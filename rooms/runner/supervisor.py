@@ -4,7 +4,9 @@ The parent binds the port once (with a large backlog: daphne's own listen() uses
 which makes bursts of connects wait for SYN retries) and each worker serves it through
 `daphne --fd`, on uvloop's event loop (rooms/worker_main.py). Workers are direct children;
 their output is merged with a prefix; a worker that dies is restarted with backoff;
-SIGTERM/SIGINT stops them all within 10 s.
+SIGTERM/SIGINT stops them all within 10 s. A worker still running after that grace is sent
+STACKS_SIGNAL first, so the log shows where it was waiting (rooms.runner.worker_main), and then
+SIGKILL.
 """
 
 from __future__ import annotations
@@ -25,6 +27,10 @@ logger = logging.getLogger(__name__)
 
 LISTEN_BACKLOG = 1024
 STOP_GRACE_SECONDS = 10.0
+# The signal on which a worker writes every thread's Python stack to its output (faulthandler).
+STACKS_SIGNAL = signal.SIGUSR1
+# How long a late worker's stack dump has to reach the log before SIGKILL.
+STACKS_WAIT_SECONDS = 1.0
 _PR_SET_PDEATHSIG = 1
 
 
@@ -100,12 +106,18 @@ def _die_with_parent() -> None:
 
 class Supervisor:
     def __init__(
-        self, config: ClusterConfig, env: dict[str, str], listener: socket.socket | None = None
+        self,
+        config: ClusterConfig,
+        env: dict[str, str],
+        listener: socket.socket | None = None,
+        stop_grace: float = STOP_GRACE_SECONDS,
     ) -> None:
         """`listener`: the socket of listening_socket(config.host, config.port), bound by
-        the caller so it can report a port in use before starting anything else."""
+        the caller so it can report a port in use before starting anything else.
+        `stop_grace`: how long workers get to exit after SIGTERM."""
         self.config = config
         self.env = env
+        self.stop_grace = stop_grace
         self.listener = listener or listening_socket(config.host, config.port)
         self.port = int(self.listener.getsockname()[1])
         self.processes: dict[int, asyncio.subprocess.Process] = {}  # slot -> worker
@@ -128,6 +140,8 @@ class Supervisor:
             task.cancel()
         await asyncio.gather(*slots, return_exceptions=True)
         self.listener.close()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
 
     async def _keep_alive(self, slot: int) -> None:
         failures = 0
@@ -172,14 +186,28 @@ class Supervisor:
                 process.send_signal(signal.SIGTERM)
         waits = [asyncio.create_task(p.wait()) for p in running]
         if waits:
-            _done, late = await asyncio.wait(waits, timeout=STOP_GRACE_SECONDS)
-            for process in running:
-                if process.returncode is None:
-                    logger.warning("worker pid %d ignored SIGTERM: killing it", process.pid)
-                    with contextlib.suppress(ProcessLookupError):
-                        process.kill()
+            _done, late = await asyncio.wait(waits, timeout=self.stop_grace)
+            stuck = [p for p in running if p.returncode is None]
+            if stuck:
+                await self._kill_with_stacks(stuck)
             await asyncio.gather(*late, return_exceptions=True)
         logger.info("all workers stopped")
+
+    async def _kill_with_stacks(self, stuck: list[asyncio.subprocess.Process]) -> None:
+        """SIGKILL workers that outlived the grace, after asking each for its stacks: a stop
+        that hangs is a bug, and the dump says which call it hung in."""
+        for process in stuck:
+            logger.warning(
+                "worker pid %d still running %.0f s after SIGTERM: its stacks follow, then SIGKILL",
+                process.pid,
+                self.stop_grace,
+            )
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(STACKS_SIGNAL)
+        await asyncio.sleep(STACKS_WAIT_SECONDS)
+        for process in stuck:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
 
 
 def default_workers() -> int:

@@ -5,15 +5,21 @@ is imported, so the loop policy is set before that import. The server tuning
 (rooms.server.tuning, as SERVER_TUNING says) is installed here and only here, before
 daphne accepts its first connection, and so is the request body cap (rooms.server.limits,
 always on); then the worker joins the cluster as the reactor
-starts (rooms.runner.lifecycle).
+starts (rooms.runner.lifecycle). On STACKS_SIGNAL the worker writes every thread's stack to
+its output, from the signal handler itself (faulthandler), so the dump comes even while the
+event loop is blocked: the supervisor asks for it before it SIGKILLs a worker that does not stop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 
 import uvloop
 
+from rooms.runner.supervisor import STACKS_SIGNAL
+
+faulthandler.register(STACKS_SIGNAL, all_threads=True)
 asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 from daphne.cli import CommandLineInterface  # noqa: E402  (after the policy)

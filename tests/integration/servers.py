@@ -135,16 +135,20 @@ class Cluster:
         env.update(self.extra_env)
         return env
 
-    def start(self) -> Cluster:
-        env = self.env()
+    def reset_db(self) -> None:
+        """The cluster's database, migrated and holding exactly the seed users."""
         subprocess.run(
             [sys.executable, "manage.py", "reset_db"],
             cwd=ROOT,
-            env=env,
+            env=self.env(),
             check=True,
             capture_output=True,
             timeout=60,
         )
+
+    def start(self) -> Cluster:
+        env = self.env()
+        self.reset_db()
         self.log = open(self.workdir / f"cluster-{self.port}.log", "wb")  # noqa: SIM115
         self.process = subprocess.Popen(
             [sys.executable, "manage.py", "runcluster", "--workers", str(self.workers),
