@@ -289,6 +289,11 @@ HTTP_MAX_BODY_BYTES: int = env.int("HTTP_MAX_BODY_BYTES", default=1024 * 1024)
 # seconds a request head (a WebSocket handshake included) may take to arrive, however it
 # trickles in, and a kept-alive connection may stay idle between requests (408 / closed)
 HTTP_HEAD_TIMEOUT_S: float = env.float("HTTP_HEAD_TIMEOUT_S", default=10.0)
+# seconds a request body may take to arrive after its head, however it trickles in (408)
+HTTP_BODY_TIMEOUT_S: float = env.float("HTTP_BODY_TIMEOUT_S", default=30.0)
+# requests one connection answers in a row that were sent before the previous answer was
+# written (pipelined); the last gets `Connection: close` and the connection is closed
+HTTP_MAX_PIPELINED_REQUESTS: int = env.int("HTTP_MAX_PIPELINED_REQUESTS", default=100)
 # PUT/PATCH /users/<id> one client address may send a minute, per worker (bursts of as
 # many); past it 429 with Retry-After. 0: no limit
 HTTP_RENAMES_PER_MINUTE_PER_ADDRESS: int = env.int(

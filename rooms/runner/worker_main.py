@@ -33,7 +33,12 @@ from rooms.runtime import NODE  # noqa: E402
 from rooms.server import limits, request_heads, tuning  # noqa: E402
 
 limits.install(reactor, max_body_bytes=settings.HTTP_MAX_BODY_BYTES)
-request_heads.install(reactor, deadline_s=settings.HTTP_HEAD_TIMEOUT_S)
+request_heads.install(
+    reactor,
+    deadline_s=settings.HTTP_HEAD_TIMEOUT_S,
+    body_deadline_s=settings.HTTP_BODY_TIMEOUT_S,
+    max_pipelined=settings.HTTP_MAX_PIPELINED_REQUESTS,
+)
 tuning.install(
     reactor,
     setting=settings.SERVER_TUNING,

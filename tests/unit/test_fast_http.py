@@ -155,7 +155,7 @@ async def test_head_gets_the_headers_without_the_body(stock_build: None) -> None
 
 async def test_a_kept_alive_connection_goes_on_with_daphne(stock_build: None) -> None:
     app = App()
-    transport = await serve(b"GET /healthz HTTP/1.1\r\n\r\n", first_look=True, app=app)
+    transport = await serve(b"GET /healthz HTTP/1.1\r\nHost: h\r\n\r\n", first_look=True, app=app)
     assert transport.value().endswith(b"\r\n\r\n" + BODY)
     assert b"Connection" not in transport.value()
     assert not transport.disconnecting
@@ -173,7 +173,7 @@ async def test_a_request_pipelined_behind_one_being_answered_waits_for_it(
 ) -> None:
     app = App()
     app.hold = asyncio.Event()
-    transport = await serve(b"GET /workers HTTP/1.1\r\n\r\n", first_look=True, app=app)
+    transport = await serve(b"GET /workers HTTP/1.1\r\nHost: h\r\n\r\n", first_look=True, app=app)
     transport.protocol.dataReceived(b"GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n")
     assert transport.producerState == "paused"
     assert transport.value() == b""
@@ -223,7 +223,7 @@ async def test_a_failing_application_gets_a_500_and_a_log_line(
     stock_build: None, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.ERROR, logger="rooms.server.fast_http"):
-        transport = await serve(b"GET /boom/users HTTP/1.1\r\n\r\n", first_look=True)
+        transport = await serve(b"GET /boom/users HTTP/1.1\r\nHost: h\r\n\r\n", first_look=True)
     assert transport.value().startswith(b"HTTP/1.1 500 Internal Server Error\r\n")
     assert transport.value().endswith(b'\r\n\r\n{"error":"Internal Server Error"}')
     assert transport.disconnecting
@@ -253,7 +253,7 @@ async def test_forwarded_addresses_when_daphne_takes_proxy_headers(stock_build: 
     server.proxy_forwarded_proto_header = "X-Forwarded-Proto"
     transport = connect(server)
     transport.protocol.dataReceived(
-        b"GET /workers HTTP/1.1\r\nX-Forwarded-For: 203.0.113.9, 10.0.0.1\r\n"
+        b"GET /workers HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 203.0.113.9, 10.0.0.1\r\n"
         b"X-Forwarded-Port: 443\r\nX-Forwarded-Proto: https\r\n\r\n"
     )
     await settle()
