@@ -15,6 +15,8 @@ from urllib.parse import urlsplit
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from identity_playground.client_address import TrustedProxies
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -299,6 +301,16 @@ HTTP_MAX_PIPELINED_REQUESTS: int = env.int("HTTP_MAX_PIPELINED_REQUESTS", defaul
 HTTP_RENAMES_PER_MINUTE_PER_ADDRESS: int = env.int(
     "HTTP_RENAMES_PER_MINUTE_PER_ADDRESS", default=60
 )
+# the proxies in front whose X-Forwarded-For names the client (comma-separated addresses or
+# networks, `*` for any): only a connection from one of them is counted, by the per-address
+# limits, against X-Forwarded-For's last entry, every other against its peer's address.
+# None by default, DEBUG or not: the HTTPS settings below do not imply a proxy. Heroku's
+# router connects from addresses not known in advance, so Heroku apps set `*` (app.json)
+FORWARDED_ALLOW_IPS: list[str] = env.list("FORWARDED_ALLOW_IPS", default=[])
+try:
+    TrustedProxies.parse(FORWARDED_ALLOW_IPS)
+except ValueError as exc:
+    raise ImproperlyConfigured(str(exc)) from None
 
 # ---- Production: HTTPS behind Heroku's router (begin) ----------------------------------
 # `manage.py check --deploy` is clean with DEBUG off and these defaults. Each setting is on

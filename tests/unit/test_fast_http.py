@@ -21,7 +21,7 @@ from twisted.internet.testing import StringTransport
 from twisted.protocols.policies import WrappingFactory
 
 from rooms.http.routing import served_without_django
-from rooms.server import fast_http
+from rooms.server import fast_http, forwarded
 
 PEER = IPv4Address("TCP", "127.0.0.1", 40000)
 HOST = IPv4Address("TCP", "127.0.0.1", 8000)
@@ -244,7 +244,21 @@ async def test_a_client_gone_mid_request_is_told_and_written_nothing(
     assert await connection.responding.receive() == {"type": "http.disconnect"}
 
 
-async def test_forwarded_addresses_when_daphne_takes_proxy_headers(stock_build: None) -> None:
+@pytest.mark.parametrize(
+    ("trusted", "client", "scheme"),
+    [(True, ["10.0.0.1", 443], "https"), (False, [str(PEER.host), PEER.port], "http")],
+    ids=["from a trusted proxy", "from anyone else"],
+)
+async def test_forwarded_addresses_when_daphne_takes_proxy_headers(
+    stock_build: None,
+    monkeypatch: pytest.MonkeyPatch,
+    trusted: bool,
+    client: list[Any],
+    scheme: str,
+) -> None:
+    """As daphne's own parser behind rooms.server.forwarded: the headers of a trusted peer
+    only, and X-Forwarded-For's last entry, the one that proxy wrote."""
+    monkeypatch.setattr(forwarded, "_trusts", lambda peer: trusted and peer == PEER.host)
     app = App()
     HTTPFactory.buildProtocol = fast_http.build_first_look
     server = make_server(app)
@@ -257,7 +271,7 @@ async def test_forwarded_addresses_when_daphne_takes_proxy_headers(stock_build: 
         b"X-Forwarded-Port: 443\r\nX-Forwarded-Proto: https\r\n\r\n"
     )
     await settle()
-    assert (app.scopes[0]["client"], app.scopes[0]["scheme"]) == (["203.0.113.9", 443], "https")
+    assert (app.scopes[0]["client"], app.scopes[0]["scheme"]) == (client, scheme)
 
 
 async def test_with_daphnes_access_log_on_daphne_serves_everything(stock_build: None) -> None:
