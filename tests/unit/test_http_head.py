@@ -62,28 +62,28 @@ def test_an_http_1_1_request_without_host_is_not_simple() -> None:
     [
         b"",
         b"GET / HTTP/1.1\r\nHost: x\r\n",  # head not complete yet
-        b"GET / HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\n\r\n",  # a second, pipelined request
-        b"GET / HTTP/1.1\r\n\r\nx",  # bytes after the head
-        b"POST / HTTP/1.1\r\n\r\n",
-        b"get / HTTP/1.1\r\n\r\n",
-        b"OPTIONS * HTTP/1.1\r\n\r\n",
-        b"GET http://x/ HTTP/1.1\r\n\r\n",  # absolute form
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\n\r\n",  # a second, pipelined request
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\nx",  # bytes after the head
+        b"POST / HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"get / HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET http://x/ HTTP/1.1\r\nHost: x\r\n\r\n",  # absolute form
         b"GET / HTTP/2.0\r\n\r\n",
         b"GET /a b HTTP/1.1\r\n\r\n",
-        b"GET /\xc3\xa9 HTTP/1.1\r\n\r\n",  # non-ASCII path
-        b"GET / HTTP/1.1\r\nX: \xc3\xa9\r\n\r\n",  # non-ASCII value
-        b"GET / HTTP/1.1\r\nX: a\x00b\r\n\r\n",
-        b"GET / HTTP/1.1\r\nX_Y: a\r\n\r\n",  # daphne drops such names: its call
-        b"GET / HTTP/1.1\r\nX : a\r\n\r\n",
-        b"GET / HTTP/1.1\r\nX: a\r\n folded\r\n\r\n",
-        b"GET / HTTP/1.1\r\nno colon\r\n\r\n",
+        b"GET /\xc3\xa9 HTTP/1.1\r\nHost: x\r\n\r\n",  # non-ASCII path
+        b"GET / HTTP/1.1\r\nHost: x\r\nX: \xc3\xa9\r\n\r\n",  # non-ASCII value
+        b"GET / HTTP/1.1\r\nHost: x\r\nX: a\x00b\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: x\r\nX_Y: a\r\n\r\n",  # daphne drops such names: its call
+        b"GET / HTTP/1.1\r\nHost: x\r\nX : a\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: x\r\nX: a\r\n folded\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: x\r\nno colon\r\n\r\n",
         b"GET / HTTP/1.1\nHost: x\n\n",  # bare line feeds
-        b"GET / HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
-        b"GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
-        b"GET /socket.io/ HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
-        b"GET / HTTP/1.1\r\nExpect: 100-continue\r\n\r\n",
-        b"GET / HTTP/1.1\r\nDaphne-Root-Path: /x\r\n\r\n",
-        b"GET / HTTP/1.1\r\nX: " + b"a" * MAX_HEAD + b"\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
+        b"GET /socket.io/ HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: x\r\nDaphne-Root-Path: /x\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: x\r\nX: " + b"a" * MAX_HEAD + b"\r\n\r\n",
     ],
 )
 def test_anything_else_is_not_simple(data: bytes) -> None:
