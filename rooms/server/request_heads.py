@@ -17,8 +17,9 @@ An HTTP/1.1 request without a Host header is answered 400 before any application
 (RFC 9112 section 3.2: a server MUST); HTTP/1.0 requests need none.
 
 A request body must have arrived whole within its own deadline, counted from the end of
-its head: a body that trickles in (a Content-Length, then a byte now and then) restarted
-Twisted's idle timer as a trickling head did. Past the deadline the connection gets 408.
+its head: a body that trickles in (a Content-Length, then a byte now and then) restarts
+Twisted's idle timer with every byte, as a trickling head does. Past the deadline the
+connection gets 408.
 
 Twisted answers pipelined requests one at a time and in order (head-of-line blocking),
 reading at most 16 KiB ahead (HTTPChannel._optimisticEagerReadSize), but with no bound
