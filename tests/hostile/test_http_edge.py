@@ -190,7 +190,19 @@ def test_a_client_that_pipelines_a_few_is_answered_in_full(cluster: Cluster) -> 
 
 
 @pytest.mark.parametrize(
-    "target", ["/healthz", "/workers", "/lobby/users", "/users", "/users/1", "/ui/", "/admin/"]
+    "target",
+    [
+        "/healthz",
+        "/workers",
+        "/lobby/users",
+        "/lobby/users?hydrate=1",
+        "/socket.io/?EIO=4&transport=polling",
+        "/users",
+        "/users/1",
+        "/ui/",
+        "/ui/lobby?id_user=1",
+        "/admin/",
+    ],
 )
 def test_an_http_1_1_request_without_host_gets_400(cluster: Cluster, target: str) -> None:
     """RFC 9112 section 3.2: a server MUST answer 400 to an HTTP/1.1 request without Host."""
