@@ -15,6 +15,8 @@ from urllib.parse import urlsplit
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from identity_playground.client_address import TrustedProxies
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -289,11 +291,26 @@ HTTP_MAX_BODY_BYTES: int = env.int("HTTP_MAX_BODY_BYTES", default=1024 * 1024)
 # seconds a request head (a WebSocket handshake included) may take to arrive, however it
 # trickles in, and a kept-alive connection may stay idle between requests (408 / closed)
 HTTP_HEAD_TIMEOUT_S: float = env.float("HTTP_HEAD_TIMEOUT_S", default=10.0)
+# seconds a request body may take to arrive after its head, however it trickles in (408)
+HTTP_BODY_TIMEOUT_S: float = env.float("HTTP_BODY_TIMEOUT_S", default=30.0)
+# requests one connection answers in a row that were sent before the previous answer was
+# written (pipelined); the last gets `Connection: close` and the connection is closed
+HTTP_MAX_PIPELINED_REQUESTS: int = env.int("HTTP_MAX_PIPELINED_REQUESTS", default=100)
 # PUT/PATCH /users/<id> one client address may send a minute, per worker (bursts of as
 # many); past it 429 with Retry-After. 0: no limit
 HTTP_RENAMES_PER_MINUTE_PER_ADDRESS: int = env.int(
     "HTTP_RENAMES_PER_MINUTE_PER_ADDRESS", default=60
 )
+# the proxies in front whose X-Forwarded-For names the client (comma-separated addresses or
+# networks, `*` for any): only a connection from one of them is counted, by the per-address
+# limits, against X-Forwarded-For's last entry, every other against its peer's address.
+# None by default, DEBUG or not: the HTTPS settings below do not imply a proxy. Heroku's
+# router connects from addresses not known in advance, so Heroku apps set `*` (app.json)
+FORWARDED_ALLOW_IPS: list[str] = env.list("FORWARDED_ALLOW_IPS", default=[])
+try:
+    TrustedProxies.parse(FORWARDED_ALLOW_IPS)
+except ValueError as exc:
+    raise ImproperlyConfigured(str(exc)) from None
 
 # ---- Production: HTTPS behind Heroku's router (begin) ----------------------------------
 # `manage.py check --deploy` is clean with DEBUG off and these defaults. Each setting is on

@@ -3,11 +3,12 @@
 daphne makes its event loop (the one Twisted's asyncio reactor runs on) when `daphne.server`
 is imported, so the loop policy is set before that import. The server tuning
 (rooms.server.tuning, as SERVER_TUNING says) is installed here and only here, before
-daphne accepts its first connection, and so is the request body cap (rooms.server.limits,
-always on); then the worker joins the cluster as the reactor
-starts (rooms.runner.lifecycle). On STACKS_SIGNAL the worker writes every thread's stack to
-its output, from the signal handler itself (faulthandler), so the dump comes even while the
-event loop is blocked: the supervisor asks for it before it SIGKILLs a worker that does not stop.
+daphne accepts its first connection, and so are the limits that are always on (request
+bodies, request heads, proxy headers: rooms.server.limits, request_heads, forwarded); then
+the worker joins the cluster as the reactor starts (rooms.runner.lifecycle). On
+STACKS_SIGNAL the worker writes every thread's stack to its output, from the signal handler
+itself (faulthandler), so the dump comes even while the event loop is blocked: the
+supervisor asks for it before it SIGKILLs a worker that does not stop.
 """
 
 from __future__ import annotations
@@ -27,13 +28,20 @@ from django.conf import settings  # noqa: E402
 from twisted.internet import reactor  # noqa: E402  (daphne.server installed it)
 
 import identity_playground.asgi  # noqa: E402, F401  (sets Django up, as daphne will load it)
+from identity_playground.client_address import trusted_proxies  # noqa: E402
 from rooms.http.routing import served_without_django  # noqa: E402
 from rooms.runner import lifecycle  # noqa: E402
 from rooms.runtime import NODE  # noqa: E402
-from rooms.server import limits, request_heads, tuning  # noqa: E402
+from rooms.server import forwarded, limits, request_heads, tuning  # noqa: E402
 
 limits.install(reactor, max_body_bytes=settings.HTTP_MAX_BODY_BYTES)
-request_heads.install(reactor, deadline_s=settings.HTTP_HEAD_TIMEOUT_S)
+forwarded.install(trusted_proxies().trusts)
+request_heads.install(
+    reactor,
+    deadline_s=settings.HTTP_HEAD_TIMEOUT_S,
+    body_deadline_s=settings.HTTP_BODY_TIMEOUT_S,
+    max_pipelined=settings.HTTP_MAX_PIPELINED_REQUESTS,
+)
 tuning.install(
     reactor,
     setting=settings.SERVER_TUNING,

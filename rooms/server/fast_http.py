@@ -28,10 +28,10 @@ from urllib.parse import unquote
 
 from asgiref.compatibility import guarantee_single_callable
 from daphne.http_protocol import HTTPFactory
-from daphne.utils import parse_x_forwarded_for
 from twisted.internet import protocol
 from twisted.protocols.policies import ProtocolWrapper
 
+from rooms.server.forwarded import forwarded_client
 from rooms.server.http_head import SimpleRequest, parse_simple_request
 
 logger = logging.getLogger(__name__)
@@ -139,12 +139,12 @@ class _Response:
         transport = self.connection.transport
         peer, host = transport.getPeer(), transport.getHost()
         client: list[Any] | None = [str(peer.host), peer.port] if hasattr(peer, "port") else None
-        scheme = "http"
+        scheme: str | None = "http"
         if server.proxy_forwarded_address_header:
             headers: dict[bytes, list[bytes]] = {}
             for name, value in request.headers:
                 headers.setdefault(name, []).append(value)
-            client, scheme = parse_x_forwarded_for(
+            client, scheme = forwarded_client(
                 headers,
                 server.proxy_forwarded_address_header,
                 server.proxy_forwarded_port_header,

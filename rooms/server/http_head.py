@@ -3,7 +3,8 @@
 A pure function with no server in it. rooms.server.fast_http serves what it recognises and hands
 everything else, byte for byte, to daphne's own HTTP parser, so this parser only has to
 say yes to requests it is certain of: anything unusual (a body, an upgrade, an unusual
-header name, a folded line, non-ASCII bytes, a second request behind the first) is a no.
+header name, a folded line, non-ASCII bytes, a second request behind the first, an
+HTTP/1.1 request without Host, which rooms.server.request_heads answers 400) is a no.
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ def parse_simple_request(data: bytes) -> SimpleRequest | None:
             connection += b"," + header.group(2).lower()
         headers.append((name, header.group(2)))
     method, target, minor = request_line.groups()
+    if minor == b"1" and not any(name == b"host" for name, _ in headers):
+        return None
     raw_path, _, query_string = target.partition(b"?")
     tokens = {token.strip() for token in connection.split(b",")}
     keep_alive = b"close" not in tokens if minor == b"1" else False

@@ -91,6 +91,7 @@ def refuse(request: Any) -> None:
     """Answer 413 and take the connection away from Twisted's HTTP channel."""
     request.body_refused = True
     channel = request.channel
+    channel.refused = True  # rooms.server.request_heads: no body deadline, nothing parsed
     transport = channel.transport
     if transport is None:
         return

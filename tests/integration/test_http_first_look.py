@@ -12,6 +12,8 @@ import pytest
 
 from tests.integration.servers import Cluster
 
+HOST = b"Host: 127.0.0.1\r\n"
+
 pytestmark = pytest.mark.integration
 
 
@@ -113,9 +115,14 @@ def test_a_request_head_sent_in_pieces(shared_cluster: Cluster) -> None:
 @pytest.mark.parametrize(
     ("request_bytes", "status"),
     [
-        (b"GET /lobby/users HTTP/1.1\r\nX: a\x0bb\r\nConnection: close\r\n\r\n", 400),
-        (b"GET /lobby/users HTTP/1.1\r\nContent-Length: 1\r\nConnection: close\r\n\r\n.", 200),
-        (b"DELETE /lobby/users HTTP/1.1\r\nConnection: close\r\n\r\n", 405),
+        (b"GET /lobby/users HTTP/1.1\r\n" + HOST + b"X: a\x0bb\r\nConnection: close\r\n\r\n", 400),
+        (
+            b"GET /lobby/users HTTP/1.1\r\n"
+            + HOST
+            + b"Content-Length: 1\r\nConnection: close\r\n\r\n.",
+            200,
+        ),
+        (b"DELETE /lobby/users HTTP/1.1\r\n" + HOST + b"Connection: close\r\n\r\n", 405),
     ],
 )
 def test_requests_outside_the_simple_ones_are_daphnes(

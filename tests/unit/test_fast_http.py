@@ -21,7 +21,7 @@ from twisted.internet.testing import StringTransport
 from twisted.protocols.policies import WrappingFactory
 
 from rooms.http.routing import served_without_django
-from rooms.server import fast_http
+from rooms.server import fast_http, forwarded
 
 PEER = IPv4Address("TCP", "127.0.0.1", 40000)
 HOST = IPv4Address("TCP", "127.0.0.1", 8000)
@@ -155,7 +155,7 @@ async def test_head_gets_the_headers_without_the_body(stock_build: None) -> None
 
 async def test_a_kept_alive_connection_goes_on_with_daphne(stock_build: None) -> None:
     app = App()
-    transport = await serve(b"GET /healthz HTTP/1.1\r\n\r\n", first_look=True, app=app)
+    transport = await serve(b"GET /healthz HTTP/1.1\r\nHost: h\r\n\r\n", first_look=True, app=app)
     assert transport.value().endswith(b"\r\n\r\n" + BODY)
     assert b"Connection" not in transport.value()
     assert not transport.disconnecting
@@ -173,7 +173,7 @@ async def test_a_request_pipelined_behind_one_being_answered_waits_for_it(
 ) -> None:
     app = App()
     app.hold = asyncio.Event()
-    transport = await serve(b"GET /workers HTTP/1.1\r\n\r\n", first_look=True, app=app)
+    transport = await serve(b"GET /workers HTTP/1.1\r\nHost: h\r\n\r\n", first_look=True, app=app)
     transport.protocol.dataReceived(b"GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n")
     assert transport.producerState == "paused"
     assert transport.value() == b""
@@ -223,7 +223,7 @@ async def test_a_failing_application_gets_a_500_and_a_log_line(
     stock_build: None, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.ERROR, logger="rooms.server.fast_http"):
-        transport = await serve(b"GET /boom/users HTTP/1.1\r\n\r\n", first_look=True)
+        transport = await serve(b"GET /boom/users HTTP/1.1\r\nHost: h\r\n\r\n", first_look=True)
     assert transport.value().startswith(b"HTTP/1.1 500 Internal Server Error\r\n")
     assert transport.value().endswith(b'\r\n\r\n{"error":"Internal Server Error"}')
     assert transport.disconnecting
@@ -244,7 +244,21 @@ async def test_a_client_gone_mid_request_is_told_and_written_nothing(
     assert await connection.responding.receive() == {"type": "http.disconnect"}
 
 
-async def test_forwarded_addresses_when_daphne_takes_proxy_headers(stock_build: None) -> None:
+@pytest.mark.parametrize(
+    ("trusted", "client", "scheme"),
+    [(True, ["10.0.0.1", 443], "https"), (False, [str(PEER.host), PEER.port], "http")],
+    ids=["from a trusted proxy", "from anyone else"],
+)
+async def test_forwarded_addresses_when_daphne_takes_proxy_headers(
+    stock_build: None,
+    monkeypatch: pytest.MonkeyPatch,
+    trusted: bool,
+    client: list[Any],
+    scheme: str,
+) -> None:
+    """As daphne's own parser behind rooms.server.forwarded: the headers of a trusted peer
+    only, and X-Forwarded-For's last entry, the one that proxy wrote."""
+    monkeypatch.setattr(forwarded, "_trusts", lambda peer: trusted and peer == PEER.host)
     app = App()
     HTTPFactory.buildProtocol = fast_http.build_first_look
     server = make_server(app)
@@ -253,11 +267,11 @@ async def test_forwarded_addresses_when_daphne_takes_proxy_headers(stock_build: 
     server.proxy_forwarded_proto_header = "X-Forwarded-Proto"
     transport = connect(server)
     transport.protocol.dataReceived(
-        b"GET /workers HTTP/1.1\r\nX-Forwarded-For: 203.0.113.9, 10.0.0.1\r\n"
+        b"GET /workers HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 203.0.113.9, 10.0.0.1\r\n"
         b"X-Forwarded-Port: 443\r\nX-Forwarded-Proto: https\r\n\r\n"
     )
     await settle()
-    assert (app.scopes[0]["client"], app.scopes[0]["scheme"]) == (["203.0.113.9", 443], "https")
+    assert (app.scopes[0]["client"], app.scopes[0]["scheme"]) == (client, scheme)
 
 
 async def test_with_daphnes_access_log_on_daphne_serves_everything(stock_build: None) -> None:
