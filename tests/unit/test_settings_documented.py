@@ -86,12 +86,11 @@ def env_example_variables(text: str) -> dict[str, str]:
     return found
 
 
-def readme_table_variables(text: str) -> dict[str, str]:
-    """README.md's configuration table: variable -> its "meaning" column. A row may name
+def configuration_table_variables(text: str) -> dict[str, str]:
+    """docs/configuration.md's table: variable -> its "meaning" column. A row may name
     several variables in its first column (`A`, `B`); rows without one are headings."""
-    section = text.split("\n## Configuration", 1)[1].split("\n## ", 1)[0]
     found: dict[str, str] = {}
-    for line in section.splitlines():
+    for line in text.splitlines():
         cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
         if not line.startswith("|") or len(cells) < 3:
             continue
@@ -103,7 +102,7 @@ def readme_table_variables(text: str) -> dict[str, str]:
 # document (path from the root) -> parser giving variable -> its one-line description
 DOCUMENTS: dict[str, Callable[[str], dict[str, str]]] = {
     ".env.example": env_example_variables,
-    "README.md": readme_table_variables,
+    "docs/configuration.md": configuration_table_variables,
 }
 
 
