@@ -1,4 +1,4 @@
-"""The environment reaches a running worker: each variable of the README's configuration
+"""The environment reaches a running worker: each variable of docs/configuration.md's
 table set to a value of its own, and seen where a client sees it.
 
 The defaults are tested where the behaviour is (test_conformance, test_wire_abuse,
