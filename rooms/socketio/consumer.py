@@ -150,7 +150,7 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
             packet = codec.decode(text_data, max_payload=settings.SOCKETIO_MAX_PAYLOAD)
             await self.handle(packet)
         except codec.ProtocolError as exc:
-            if isinstance(exc, codec.InvalidText) and await self.refuse_text(exc):
+            if isinstance(exc, codec.RefusedPayload) and await self.refuse_payload(exc):
                 return
             logger.info("closing %s: %s", self.sid or self.eio_sid, exc)
             if self.sid is not None:  # a connected socket is told why
@@ -178,7 +178,7 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
         await self.disconnect(message["code"])
         raise StopConsumer()
 
-    async def refuse_text(self, error: codec.InvalidText) -> bool:
+    async def refuse_payload(self, error: codec.RefusedPayload) -> bool:
         """A packet that cannot be passed on is answered where the client waits for an
         answer, and changes nothing: CONNECT_ERROR for a CONNECT, a `{"ok": false}` ack
         for an event that asked for one, an `error` event for a connected socket. False
@@ -238,6 +238,10 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
             unknown = "Token for a user that no longer exists: {}"
         if raw_user in (None, ""):
             await self._refuse_connect("Missing id_user")
+            return
+        if len(raw_user if isinstance(raw_user, str) else str(raw_user)) > services.MAX_ID_DIGITS:
+            # names nobody, and is not echoed back whole
+            await self._refuse_connect(f"id_user longer than {services.MAX_ID_DIGITS} characters")
             return
         pk = services.parse_id_user(raw_user)
         key = None if pk is None else str(pk)
