@@ -158,8 +158,11 @@ _loads = json.JSONDecoder(
 ).decode
 
 
-# A JSON string, to blank out before counting structure (escapes included).
-_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+# A JSON string, to blank out before counting structure (escapes included). Possessive
+# (Python 3.11), so nothing it consumed is tried again, and its closing quote optional, so
+# an unterminated string is consumed once to the end of the text: a search that fails
+# after each opening quote and starts over at the next costs time quadratic in the text.
+_JSON_STRING = re.compile(r'"(?:[^"\\]++|\\.)*+"?', re.DOTALL)
 # A \u escape of a UTF-16 surrogate, or a surrogate itself (a str frame that never was
 # UTF-8): where a lone surrogate in decoded JSON can come from.
 _MAYBE_SURROGATE = re.compile("\\\\u[dD][89a-fA-F]|[\ud800-\udfff]")

@@ -155,6 +155,8 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
             logger.info("closing %s: %s", self.sid or self.eio_sid, exc)
             if self.sid is not None:  # a connected socket is told why
                 await self._emit("error", {"message": f"{exc}: disconnecting"})
+            elif text_data is not None and text_data.startswith("40"):  # so is a CONNECT
+                await self._send_packet(codec.ConnectError(f"{exc}: disconnecting"))
             await self._close()
 
     async def disconnect(self, code: int) -> None:

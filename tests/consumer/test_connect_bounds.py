@@ -1,7 +1,10 @@
-"""An id_user of thousands of digits, as a string or as a JSON number, in the CONNECT
-packet or in the query: refused with a CONNECT_ERROR that names the problem in a few
-words, and nothing is registered. Python refuses to convert a string of more than 4,300
-digits to an int (CVE-2020-10735), and a database refuses an id past its integer range."""
+"""CONNECT packets a client built to hurt: each is answered with a CONNECT_ERROR that
+names the problem in a few words, and nothing is registered.
+
+An id_user of thousands of digits, as a string or as a JSON number, in the CONNECT packet
+or in the query: Python refuses to convert a string of more than 4,300 digits to an int
+(CVE-2020-10735), and a database refuses an id past its integer range. A CONNECT that is
+not even valid JSON is answered before its connection is closed."""
 
 from __future__ import annotations
 
@@ -57,3 +60,17 @@ async def test_an_id_user_of_thousands_of_digits_gets_connect_error_and_register
     # the connection is still usable: a valid CONNECT follows
     await client.connect_namespace({"id_user": "1"})
     assert [s.id_user for s in node.registry.all()] == ["1"]
+
+
+async def test_a_malformed_connect_gets_connect_error_then_its_connection_is_closed(
+    raw_client: Callable[..., Client], node: WorkerNode
+) -> None:
+    client = raw_client(socket_path())
+    await client.open()
+    await client.send('40{"id_user":"' + '\\"' * 12_000 + "," * 10_001)
+    reply = await client.recv()
+    assert isinstance(reply, codec.ConnectError), reply
+    assert reply.message.startswith("invalid JSON payload: Unterminated string"), reply
+    assert reply.message.endswith(": disconnecting")
+    await client.assert_closed()
+    assert len(node.registry) == 0
