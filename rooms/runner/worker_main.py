@@ -3,11 +3,12 @@
 daphne makes its event loop (the one Twisted's asyncio reactor runs on) when `daphne.server`
 is imported, so the loop policy is set before that import. The server tuning
 (rooms.server.tuning, as SERVER_TUNING says) is installed here and only here, before
-daphne accepts its first connection, and so is the request body cap (rooms.server.limits,
-always on); then the worker joins the cluster as the reactor
-starts (rooms.runner.lifecycle). On STACKS_SIGNAL the worker writes every thread's stack to
-its output, from the signal handler itself (faulthandler), so the dump comes even while the
-event loop is blocked: the supervisor asks for it before it SIGKILLs a worker that does not stop.
+daphne accepts its first connection, and so are the limits that are always on (request
+bodies, request heads, every WebSocket frame against SOCKETIO_FRAME_RATE); then the worker
+joins the cluster as the reactor starts (rooms.runner.lifecycle). On STACKS_SIGNAL the
+worker writes every thread's stack to its output, from the signal handler itself
+(faulthandler), so the dump comes even while the event loop is blocked: the supervisor
+asks for it before it SIGKILLs a worker that does not stop.
 """
 
 from __future__ import annotations
@@ -30,10 +31,13 @@ import identity_playground.asgi  # noqa: E402, F401  (sets Django up, as daphne 
 from rooms.http.routing import served_without_django  # noqa: E402
 from rooms.runner import lifecycle  # noqa: E402
 from rooms.runtime import NODE  # noqa: E402
-from rooms.server import limits, request_heads, tuning  # noqa: E402
+from rooms.server import limits, request_heads, tuning, ws_frame_budget  # noqa: E402
 
 limits.install(reactor, max_body_bytes=settings.HTTP_MAX_BODY_BYTES)
 request_heads.install(reactor, deadline_s=settings.HTTP_HEAD_TIMEOUT_S)
+ws_frame_budget.install(
+    reactor, frame_rate=settings.SOCKETIO_FRAME_RATE, frame_burst=2 * settings.SOCKETIO_FRAME_RATE
+)
 tuning.install(
     reactor,
     setting=settings.SERVER_TUNING,

@@ -24,7 +24,7 @@ from rooms.cluster.membership import ClusterUnavailable
 from rooms.cluster.names import InvalidRoom, validate_room
 from rooms.cluster.node import WorkerNode
 from rooms.cluster.registry import LocalSocket
-from rooms.server import backpressure
+from rooms.server import backpressure, ws_frame_budget
 from rooms.server.ws_frames import FrameWriter, frame_writer
 from rooms.socketio import codec
 from rooms.socketio.dispatch import DirectDispatch
@@ -123,6 +123,7 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
         self.connect_refusals = 0
         await self.accept()
         self.write_frame = frame_writer(self.base_send)
+        ws_frame_budget.on_over_budget(self.base_send, self._frames_over_budget)
         self.outgoing = backpressure.outgoing(self.base_send)
         self.max_buffered = settings.SOCKETIO_MAX_BUFFERED_BYTES
         await self._send_packet(
@@ -172,6 +173,13 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
         if self.sid is not None:
             await self._emit("error", {"message": "too many frames: disconnecting"})
         await self._close()
+
+    def _frames_over_budget(self) -> None:
+        """More WebSocket frames than SOCKETIO_FRAME_RATE allows, counted as they arrive
+        (rooms/server/ws_frame_budget.py: fragments and pings included, which never reach
+        `receive`); the server reads nothing more from this client."""
+        if not self.closing:
+            self._tasks.append(asyncio.create_task(self._over_budget()))
 
     async def websocket_disconnect(self, message: dict[str, Any]) -> None:
         """Channels' own minus its `aclose_old_connections()` thread hop on every close
