@@ -28,7 +28,7 @@ from rooms.server import backpressure, ws_frame_budget
 from rooms.server.ws_frames import FrameWriter, frame_writer
 from rooms.socketio import codec
 from rooms.socketio.dispatch import DirectDispatch
-from rooms.socketio.limits import ConnectionsPerAddress, TokenBucket
+from rooms.socketio.limits import BudgetsPerAddress, ConnectionsPerAddress, TokenBucket
 from users import identity, services
 
 logger = logging.getLogger(__name__)
@@ -36,6 +36,7 @@ logger = logging.getLogger(__name__)
 
 GONE = {"ok": False, "error": "socket is disconnecting"}
 OPEN_CONNECTIONS = ConnectionsPerAddress()  # this worker's, by client address
+REFUSED_CONNECTS = BudgetsPerAddress()  # this worker's, by client address
 
 
 def scope_address(scope: dict[str, Any]) -> str:
@@ -115,11 +116,23 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
             logger.info("refusing /socket.io/ connection: too many from one address")
             await self.close()
             return
+        per_minute = settings.SOCKETIO_CONNECT_REFUSALS_PER_MINUTE
+        if REFUSED_CONNECTS.exhausted(self.address, per_minute):
+            OPEN_CONNECTIONS.release(self.address)
+            self.address = None
+            logger.info("refusing /socket.io/ connection: too many refused CONNECTs")
+            await self.close()
+            return
         self.eio_sid = new_socket_id()
         self.pong = asyncio.Event()
         self.identity_budget = TokenBucket(settings.SOCKETIO_IDENTITY_CHANGE_RATE)
         rate = settings.SOCKETIO_FRAME_RATE
         self.frame_budget = TokenBucket(rate, burst=2 * rate)
+        # characters of frames: one frame of the largest size at once, then the rate
+        byte_rate = settings.SOCKETIO_BYTE_RATE
+        self.byte_budget = TokenBucket(
+            byte_rate, burst=max(settings.SOCKETIO_MAX_PAYLOAD, 2 * byte_rate)
+        )
         self.connect_refusals = 0
         await self.accept()
         self.write_frame = frame_writer(self.base_send)
@@ -143,7 +156,10 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
         if self.closing:  # else a queued CONNECT would register a socket on a closed connection
             return
         if not self.frame_budget.take():
-            await self._over_budget()
+            await self._over_budget("frame")
+            return
+        if not self.byte_budget.take(len(text_data or bytes_data or "")):
+            await self._over_budget("byte")
             return
         try:
             if text_data is None:
@@ -166,12 +182,13 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
             OPEN_CONNECTIONS.release(self.address)
             self.address = None
 
-    async def _over_budget(self) -> None:
-        """More frames than SOCKETIO_FRAME_RATE allows (each costs a decode, and events
-        cost the cluster more): the client is told why, then disconnected."""
-        logger.info("closing %s: over its frame budget", self.sid or self.eio_sid)
+    async def _over_budget(self, unit: str) -> None:
+        """More frames than SOCKETIO_FRAME_RATE allows, or more bytes than
+        SOCKETIO_BYTE_RATE (each costs a decode, and events cost the cluster more): the
+        client is told why, then disconnected."""
+        logger.info("closing %s: over its %s budget", self.sid or self.eio_sid, unit)
         if self.sid is not None:
-            await self._emit("error", {"message": "too many frames: disconnecting"})
+            await self._emit("error", {"message": f"too many {unit}s: disconnecting"})
         await self._close()
 
     def _frames_over_budget(self) -> None:
@@ -179,7 +196,7 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
         (rooms/server/ws_frame_budget.py: fragments and pings included, which never reach
         `receive`); the server reads nothing more from this client."""
         if not self.closing:
-            self._tasks.append(asyncio.create_task(self._over_budget()))
+            self._tasks.append(asyncio.create_task(self._over_budget("frame")))
 
     async def websocket_disconnect(self, message: dict[str, Any]) -> None:
         """Channels' own minus its `aclose_old_connections()` thread hop on every close
@@ -298,7 +315,16 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
 
     async def _refuse_connect(self, message: str, namespace: str = codec.DEFAULT_NAMESPACE) -> None:
         """CONNECT_ERROR; after SOCKETIO_MAX_CONNECT_ATTEMPTS refusals on one connection
-        the connection is closed too (a client trying user after user costs lookups)."""
+        the connection is closed too (a client trying user after user costs lookups), and
+        so it is once its address has had SOCKETIO_CONNECT_REFUSALS_PER_MINUTE refusals on
+        this worker (many connections trying users)."""
+        per_minute = settings.SOCKETIO_CONNECT_REFUSALS_PER_MINUTE
+        if not REFUSED_CONNECTS.take(self.address or "", per_minute):
+            logger.info("closing %s: too many refused CONNECTs from its address", self.eio_sid)
+            message = "too many refused CONNECTs from this address"
+            await self._send_packet(codec.ConnectError(message, namespace))
+            await self._close()
+            return
         await self._send_packet(codec.ConnectError(message, namespace))
         self.connect_refusals += 1
         if self.connect_refusals >= settings.SOCKETIO_MAX_CONNECT_ATTEMPTS:
