@@ -11,10 +11,11 @@ fragments pile up in the message's list: one such client kept a worker at 100% C
 Here `onFrameBegin`, which autobahn calls for every frame (first, continuation, control),
 takes one token from the connection's bucket: `rate` a second, in bursts of `burst` (the
 application's SOCKETIO_FRAME_RATE, handed in by the worker's entry point). Past it, what
-the client has sent or still sends is dropped unread, and the application is told through
-the callback it registered (`on_over_budget`), so it can say why before it closes; if it
-registered none, or has not closed within `GRACE_S`, the connection is closed here with
-1008 (policy violation, RFC 6455 section 7.4.1). A message's total size is bounded as its
+the client has sent or still sends is dropped unread, and an application that asked for it
+(`notify_in_order`) gets an ASGI message of type OVER_BUDGET behind the messages already
+queued for it, so it answers those, then says why it closes; if it did not ask, or has
+not closed within `GRACE_S`, the connection is closed here with 1008 (policy violation,
+RFC 6455 section 7.4.1). A message's total size is bounded as its
 fragments arrive by autobahn itself (`maxMessagePayloadSize`, checked in
 onMessageFrameBegin before a fragment's payload is read), which daphne's
 `--websocket-max-message-size` sets and the runner hands SOCKETIO_MAX_PAYLOAD.
@@ -26,13 +27,15 @@ the application is known here.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from functools import partial
 from typing import Any
 
 from daphne.ws_protocol import WebSocketProtocol
 
-GRACE_S = 1.0  # for the application to say why and close, before the connection is closed here
+# for the application to answer what was queued, say why and close (the client's input is
+# dropped meanwhile), before the connection is closed here
+GRACE_S = 5.0
+OVER_BUDGET = "websocket.over_budget"  # the ASGI message type; handler: websocket_over_budget
 CLOSE_REASON = b"too many WebSocket frames"
 
 _on_frame_begin = WebSocketProtocol.onFrameBegin
@@ -45,13 +48,13 @@ _reactor: Any = None
 class FrameBudget:
     """A token bucket per connection: full at `burst`, refilled `rate` a second."""
 
-    __slots__ = ("tokens", "updated", "exceeded", "on_over_budget")
+    __slots__ = ("tokens", "updated", "exceeded", "notify")
 
     def __init__(self) -> None:
         self.tokens = _burst
         self.updated = time.monotonic()
         self.exceeded = False
-        self.on_over_budget: Callable[[], None] | None = None
+        self.notify = False  # whether the application asked for an OVER_BUDGET message
 
     def take(self) -> bool:
         now = time.monotonic()
@@ -85,10 +88,11 @@ def refuse(protocol: Any, budget: FrameBudget) -> None:
     budget.exceeded = True
     protocol.dataReceived = _drop  # what the client sends from now on is read and dropped
     protocol.data = b""  # what it sent behind this frame is not parsed
-    if budget.on_over_budget is None:
+    queue = getattr(protocol, "application_queue", None)
+    if not budget.notify or queue is None:
         close_over_budget(protocol)
         return
-    budget.on_over_budget()
+    queue.put_nowait({"type": OVER_BUDGET})
     _reactor.callLater(GRACE_S, close_over_budget, protocol)
 
 
@@ -99,16 +103,17 @@ def on_frame_begin(protocol: Any) -> None:
         refuse(protocol, budget)
 
 
-def on_over_budget(send: object, callback: Callable[[], None]) -> bool:
-    """Have `callback` called when the connection behind daphne's ASGI `send` of a
-    WebSocket (`partial(Server.handle_reply, protocol)`, daphne/server.py) goes over its
-    frame budget; False when there is no such connection or no budget is installed."""
+def notify_in_order(send: object) -> bool:
+    """Have an OVER_BUDGET message queued for the application when the connection behind
+    daphne's ASGI `send` of a WebSocket (`partial(Server.handle_reply, protocol)`,
+    daphne/server.py) goes over its frame budget; False when there is no such connection
+    or no budget is installed."""
     if not (_rate and isinstance(send, partial) and send.args):
         return False
     connection = send.args[0]
     if not isinstance(connection, WebSocketProtocol):
         return False
-    budget_of(connection).on_over_budget = callback
+    budget_of(connection).notify = True
     return True
 
 

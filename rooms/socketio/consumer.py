@@ -136,7 +136,7 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
         self.connect_refusals = 0
         await self.accept()
         self.write_frame = frame_writer(self.base_send)
-        ws_frame_budget.on_over_budget(self.base_send, self._frames_over_budget)
+        ws_frame_budget.notify_in_order(self.base_send)
         self.outgoing = backpressure.outgoing(self.base_send)
         self.max_buffered = settings.SOCKETIO_MAX_BUFFERED_BYTES
         await self._send_packet(
@@ -191,12 +191,12 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
             await self._emit("error", {"message": f"too many {unit}s: disconnecting"})
         await self._close()
 
-    def _frames_over_budget(self) -> None:
+    async def websocket_over_budget(self, message: dict[str, Any]) -> None:
         """More WebSocket frames than SOCKETIO_FRAME_RATE allows, counted as they arrive
         (rooms/server/ws_frame_budget.py: fragments and pings included, which never reach
         `receive`); the server reads nothing more from this client."""
         if not self.closing:
-            self._tasks.append(asyncio.create_task(self._over_budget("frame")))
+            await self._over_budget("frame")
 
     async def websocket_disconnect(self, message: dict[str, Any]) -> None:
         """Channels' own minus its `aclose_old_connections()` thread hop on every close
