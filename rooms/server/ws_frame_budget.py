@@ -11,13 +11,13 @@ fragments pile up in the message's list: one such client kept a worker at 100% C
 Here `onFrameBegin`, which autobahn calls for every frame (first, continuation, control),
 takes one token from the connection's bucket: `rate` a second, in bursts of `burst` (the
 application's SOCKETIO_FRAME_RATE, handed in by the worker's entry point). Past it, what
-the client has sent or still sends is dropped unread, and an application that asked for it
-(`notify_in_order`) gets an ASGI message of type OVER_BUDGET behind the messages already
-queued for it, so it answers those, then says why it closes; if it did not ask, or has
-not closed within `GRACE_S`, the connection is closed here with 1008 (policy violation,
-RFC 6455 section 7.4.1). A message's total size is bounded as its
-fragments arrive by autobahn itself (`maxMessagePayloadSize`, checked in
-onMessageFrameBegin before a fragment's payload is read), which daphne's
+the client has sent is dropped unparsed and the connection is no longer read, and an
+application that asked for it (`notify_in_order`) gets an ASGI message of type
+OVER_BUDGET behind the messages already queued for it, so it answers those, then says
+why it closes; if it did not ask, or has not closed within `GRACE_S`, the connection is
+closed here with 1008 (policy violation, RFC 6455 section 7.4.1). A message's total size
+is bounded as its fragments arrive by autobahn itself (`maxMessagePayloadSize`, checked
+in onMessageFrameBegin before a fragment's payload is read), which daphne's
 `--websocket-max-message-size` sets and the runner hands SOCKETIO_MAX_PAYLOAD.
 
 Always on, whatever SERVER_TUNING says: this is a safety limit, not a speed-up. Nothing of
@@ -86,8 +86,9 @@ def close_over_budget(protocol: Any) -> None:
 def refuse(protocol: Any, budget: FrameBudget) -> None:
     """Stop reading this client; let the application close it, or close it here."""
     budget.exceeded = True
-    protocol.dataReceived = _drop  # what the client sends from now on is read and dropped
     protocol.data = b""  # what it sent behind this frame is not parsed
+    protocol.transport.pauseProducing()  # nor read: the kernel's buffers fill, then its sends wait
+    protocol.dataReceived = _drop  # should reading resume (Twisted's producer API), dropped
     queue = getattr(protocol, "application_queue", None)
     if not budget.notify or queue is None:
         close_over_budget(protocol)
