@@ -255,8 +255,17 @@ SOCKETIO_MAX_ROOMS_PER_SOCKET: int = env.int("SOCKETIO_MAX_ROOMS_PER_SOCKET", de
 # frames (events, acks, pings...) one connection may send per second, in bursts of twice
 # that; past it the client gets an `error` event and is disconnected
 SOCKETIO_FRAME_RATE: float = env.float("SOCKETIO_FRAME_RATE", default=50.0)
+# characters of frames one connection may send per second, in bursts of one frame of
+# SOCKETIO_MAX_PAYLOAD; past it the client gets an `error` event and is disconnected
+SOCKETIO_BYTE_RATE: float = env.float("SOCKETIO_BYTE_RATE", default=100_000.0)
 # CONNECTs refused on one connection before it is closed
 SOCKETIO_MAX_CONNECT_ATTEMPTS: int = env.int("SOCKETIO_MAX_CONNECT_ATTEMPTS", default=3)
+# CONNECTs refused per client address per minute, per worker (all at once if they come so);
+# past it its connections are closed after a CONNECT_ERROR saying so, and new ones refused
+# at the handshake until the minute's budget refills; 0: no limit
+SOCKETIO_CONNECT_REFUSALS_PER_MINUTE: int = env.int(
+    "SOCKETIO_CONNECT_REFUSALS_PER_MINUTE", default=600
+)
 # open WebSocket connections from one client address, per worker (raise it behind a NAT
 # or a proxy that does not forward the client's address)
 SOCKETIO_MAX_CONNECTIONS_PER_ADDRESS: int = env.int(

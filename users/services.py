@@ -15,6 +15,7 @@ from django.db.models import Max
 from users import identity
 from users.models import NAME_MAX_LENGTH, PlaygroundUser, validate_plain_text
 
+MAX_ID_DIGITS = 10  # ids are database integers; a longer one names nobody
 _CANONICAL_ID = re.compile(r"[1-9][0-9]{0,9}")
 
 
@@ -29,12 +30,13 @@ class InvalidUserData(ValueError):
 def parse_id_user(raw: object) -> int | None:
     """The integer id behind an `id_user` as clients send it ("3" or 3), else None.
 
-    Only the canonical decimal form counts, so "03", "3.0" and "abc" name nobody.
+    Only the canonical decimal form counts, so "03", "3.0" and "abc" name nobody, and at
+    most MAX_ID_DIGITS digits, so no id past a database integer's range is ever looked up.
     """
     if isinstance(raw, bool):
         return None
     if isinstance(raw, int):
-        return raw if raw > 0 else None
+        return raw if 0 < raw < 10**MAX_ID_DIGITS else None
     if isinstance(raw, str) and _CANONICAL_ID.fullmatch(raw):
         return int(raw)
     return None

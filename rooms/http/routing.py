@@ -9,7 +9,7 @@ from rooms.http.views import EngineIOHttpRefusal, HealthView, RoomUsersView, Wor
 
 # /<room>/users on the raw, still percent-encoded path, so that a room name holding "/"
 # (sent as %2F) stays one segment. /ui/users is the page of room "users", not a roster.
-_ROSTER_PATH = re.compile(rb"/(?!ui/users$)([^/]+)/users")
+_ROSTER_PATH = re.compile(rb"/(?!ui/users$)([^/]++)/users")
 _FIXED_VIEWS = {"/socket.io/": EngineIOHttpRefusal, "/workers": WorkersView, "/healthz": HealthView}
 _FIXED_RAW_PATHS = frozenset(path.encode() for path in _FIXED_VIEWS)
 

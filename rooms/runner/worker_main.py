@@ -4,11 +4,12 @@ daphne makes its event loop (the one Twisted's asyncio reactor runs on) when `da
 is imported, so the loop policy is set before that import. The server tuning
 (rooms.server.tuning, as SERVER_TUNING says) is installed here and only here, before
 daphne accepts its first connection, and so are the limits that are always on (request
-bodies, request heads, proxy headers: rooms.server.limits, request_heads, forwarded); then
-the worker joins the cluster as the reactor starts (rooms.runner.lifecycle). On
-STACKS_SIGNAL the worker writes every thread's stack to its output, from the signal handler
-itself (faulthandler), so the dump comes even while the event loop is blocked: the
-supervisor asks for it before it SIGKILLs a worker that does not stop.
+bodies, request heads, proxy headers, every WebSocket frame against SOCKETIO_FRAME_RATE:
+rooms.server.limits, request_heads, forwarded, ws_frame_budget); then the worker joins the
+cluster as the reactor starts (rooms.runner.lifecycle). On STACKS_SIGNAL the worker writes
+every thread's stack to its output, from the signal handler itself (faulthandler), so the
+dump comes even while the event loop is blocked: the supervisor asks for it before it
+SIGKILLs a worker that does not stop.
 """
 
 from __future__ import annotations
@@ -32,10 +33,13 @@ from identity_playground.client_address import trusted_proxies  # noqa: E402
 from rooms.http.routing import served_without_django  # noqa: E402
 from rooms.runner import lifecycle  # noqa: E402
 from rooms.runtime import NODE  # noqa: E402
-from rooms.server import forwarded, limits, request_heads, tuning  # noqa: E402
+from rooms.server import forwarded, limits, request_heads, tuning, ws_frame_budget  # noqa: E402
 
 limits.install(reactor, max_body_bytes=settings.HTTP_MAX_BODY_BYTES)
 forwarded.install(trusted_proxies().trusts)
+ws_frame_budget.install(
+    reactor, frame_rate=settings.SOCKETIO_FRAME_RATE, frame_burst=2 * settings.SOCKETIO_FRAME_RATE
+)
 request_heads.install(
     reactor,
     deadline_s=settings.HTTP_HEAD_TIMEOUT_S,

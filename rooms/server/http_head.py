@@ -13,10 +13,13 @@ import re
 from dataclasses import dataclass
 
 # method SP request-target SP version: only an absolute path of visible ASCII
-_REQUEST_LINE = re.compile(rb"(GET|HEAD) (/[!-~]*) HTTP/1\.([01])")
+_REQUEST_LINE = re.compile(rb"(GET|HEAD) (/[!-~]*+) HTTP/1\.([01])")
 # field-name ":" OWS field-value OWS; names as RFC 9110 tokens without "_" (daphne drops
-# such headers, CVE-2015-0219), values of visible ASCII, spaces and tabs
-_HEADER = re.compile(rb"([!#$%&'*+.^`|~0-9A-Za-z-]+):[ \t]*((?:[!-~]+(?:[ \t]+[!-~]+)*)?)[ \t]*")
+# such headers, CVE-2015-0219), values of visible ASCII, spaces and tabs. Possessive
+# quantifiers: what one consumed is never tried again, so a line costs time linear in it.
+_HEADER = re.compile(
+    rb"([!#$%&'*+.^`|~0-9A-Za-z-]++):[ \t]*+((?:[!-~]++(?:[ \t]++[!-~]++)*+)?)[ \t]*+"
+)
 # headers that mean more than a simple request: a body, a protocol switch, an expectation,
 # or daphne's own root-path header
 _NOT_SIMPLE = frozenset(

@@ -18,16 +18,28 @@ class ProtocolError(ValueError):
     """The peer sent a frame we cannot or will not decode; close its connection."""
 
 
-class InvalidText(ProtocolError):
-    """A well-formed packet whose JSON holds a lone UTF-16 surrogate ("\\ud800"): valid
-    JSON, but no UTF-8 text, so nothing could ever send it on. The packet's head says whom
-    to answer, so the peer gets a clear refusal and keeps its connection."""
+class RefusedPayload(ProtocolError):
+    """A well-formed packet whose JSON payload this server will not take. The packet's
+    head says whom to answer, so the peer gets a clear refusal and keeps its connection."""
 
-    def __init__(self, kind: str, ack_id: int | None, namespace: str) -> None:
-        super().__init__("invalid Unicode in the payload (a lone surrogate)")
+    def __init__(self, message: str, kind: str, ack_id: int | None, namespace: str) -> None:
+        super().__init__(message)
         self.kind = kind  # the Socket.IO packet type digit: "0" CONNECT, "2" EVENT, ...
         self.ack_id = ack_id
         self.namespace = namespace
+
+
+class InvalidText(RefusedPayload):
+    """A payload holding a lone UTF-16 surrogate ("\\ud800"): valid JSON, but no UTF-8
+    text, so nothing could ever send it on."""
+
+    def __init__(self, kind: str, ack_id: int | None, namespace: str) -> None:
+        message = "invalid Unicode in the payload (a lone surrogate)"
+        super().__init__(message, kind, ack_id, namespace)
+
+
+class _LongInteger(ProtocolError):
+    """A JSON integer of more than MAX_JSON_INT_DIGITS digits (becomes a RefusedPayload)."""
 
 
 DEFAULT_NAMESPACE = "/"
@@ -40,6 +52,10 @@ MAX_JSON_DEPTH = 32
 # arrays took 140-190 ms of CPU, which a client could repeat every frame.
 MAX_JSON_ELEMENTS = 10_000
 MAX_ACK_ID_DIGITS = 10  # enough for any id a client counter reaches, small enough to bound parsing
+# JSON.stringify writes every number from 1e21 on in exponent form, so no JavaScript client
+# sends a longer integer; int() of a long digit string costs quadratic time, which is why
+# Python refuses past 4,300 digits (CVE-2020-10735) with a ValueError of its own.
+MAX_JSON_INT_DIGITS = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,13 +145,24 @@ def _finite_float(text: str) -> float:
     return value
 
 
+def _bounded_int(text: str) -> int:
+    if len(text) > MAX_JSON_INT_DIGITS + (text[0] == "-"):
+        raise _LongInteger(f"a JSON integer longer than {MAX_JSON_INT_DIGITS} digits")
+    return int(text)
+
+
 # One encoder/decoder each: json.dumps/loads with options would build a new one per call.
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
-_loads = json.JSONDecoder(parse_float=_finite_float, parse_constant=_reject_constant).decode
+_loads = json.JSONDecoder(
+    parse_float=_finite_float, parse_int=_bounded_int, parse_constant=_reject_constant
+).decode
 
 
-# A JSON string, to blank out before counting structure (escapes included).
-_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+# A JSON string, to blank out before counting structure (escapes included). Possessive
+# (Python 3.11), so nothing it consumed is tried again, and its closing quote optional, so
+# an unterminated string is consumed once to the end of the text: a search that fails
+# after each opening quote and starts over at the next costs time quadratic in the text.
+_JSON_STRING = re.compile(r'"(?:[^"\\]++|\\.)*+"?', re.DOTALL)
 # A \u escape of a UTF-16 surrogate, or a surrogate itself (a str frame that never was
 # UTF-8): where a lone surrogate in decoded JSON can come from.
 _MAYBE_SURROGATE = re.compile("\\\\u[dD][89a-fA-F]|[\ud800-\udfff]")
@@ -158,6 +185,8 @@ def _parse_json(text: str) -> Any:
         value = _loads(text)  # trailing data raises "Extra data"
     except RecursionError:
         raise ProtocolError("JSON payload nested too deeply") from None
+    except _LongInteger:
+        raise
     except ValueError as exc:
         raise ProtocolError(f"invalid JSON payload: {exc}") from None
     # Fewer brackets than the limit cannot nest past it: skips the walk for typical frames.
@@ -266,7 +295,10 @@ def _decode_socketio(frame: str) -> Packet:
         if i - start > MAX_ACK_ID_DIGITS:
             raise ProtocolError(f"ack id longer than {MAX_ACK_ID_DIGITS} digits")
     ack_id = int(frame[start:i]) if i > start else None
-    payload = _parse_json(frame[i:]) if i < n else _ABSENT
+    try:
+        payload = _parse_json(frame[i:]) if i < n else _ABSENT
+    except _LongInteger as exc:
+        raise RefusedPayload(str(exc), kind, ack_id, namespace) from None
     if (
         payload is not _ABSENT
         and _MAYBE_SURROGATE.search(frame, i)

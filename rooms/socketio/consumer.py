@@ -24,11 +24,11 @@ from rooms.cluster.membership import ClusterUnavailable
 from rooms.cluster.names import InvalidRoom, validate_room
 from rooms.cluster.node import WorkerNode
 from rooms.cluster.registry import LocalSocket
-from rooms.server import backpressure
+from rooms.server import backpressure, ws_frame_budget
 from rooms.server.ws_frames import FrameWriter, frame_writer
 from rooms.socketio import codec
 from rooms.socketio.dispatch import DirectDispatch
-from rooms.socketio.limits import ConnectionsPerAddress, TokenBucket
+from rooms.socketio.limits import BudgetsPerAddress, ConnectionsPerAddress, TokenBucket
 from users import identity, services
 
 logger = logging.getLogger(__name__)
@@ -36,6 +36,7 @@ logger = logging.getLogger(__name__)
 
 GONE = {"ok": False, "error": "socket is disconnecting"}
 OPEN_CONNECTIONS = ConnectionsPerAddress()  # this worker's, by client address
+REFUSED_CONNECTS = BudgetsPerAddress()  # this worker's, by client address
 
 
 def scope_address(scope: dict[str, Any]) -> str:
@@ -115,14 +116,27 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
             logger.info("refusing /socket.io/ connection: too many from one address")
             await self.close()
             return
+        per_minute = settings.SOCKETIO_CONNECT_REFUSALS_PER_MINUTE
+        if REFUSED_CONNECTS.exhausted(self.address, per_minute):
+            OPEN_CONNECTIONS.release(self.address)
+            self.address = None
+            logger.info("refusing /socket.io/ connection: too many refused CONNECTs")
+            await self.close()
+            return
         self.eio_sid = new_socket_id()
         self.pong = asyncio.Event()
         self.identity_budget = TokenBucket(settings.SOCKETIO_IDENTITY_CHANGE_RATE)
         rate = settings.SOCKETIO_FRAME_RATE
         self.frame_budget = TokenBucket(rate, burst=2 * rate)
+        # characters of frames: one frame of the largest size at once, then the rate
+        byte_rate = settings.SOCKETIO_BYTE_RATE
+        self.byte_budget = TokenBucket(
+            byte_rate, burst=max(settings.SOCKETIO_MAX_PAYLOAD, 2 * byte_rate)
+        )
         self.connect_refusals = 0
         await self.accept()
         self.write_frame = frame_writer(self.base_send)
+        ws_frame_budget.notify_in_order(self.base_send)
         self.outgoing = backpressure.outgoing(self.base_send)
         self.max_buffered = settings.SOCKETIO_MAX_BUFFERED_BYTES
         await self._send_packet(
@@ -142,7 +156,10 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
         if self.closing:  # else a queued CONNECT would register a socket on a closed connection
             return
         if not self.frame_budget.take():
-            await self._over_budget()
+            await self._over_budget("frame")
+            return
+        if not self.byte_budget.take(len(text_data or bytes_data or "")):
+            await self._over_budget("byte")
             return
         try:
             if text_data is None:
@@ -150,11 +167,13 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
             packet = codec.decode(text_data, max_payload=settings.SOCKETIO_MAX_PAYLOAD)
             await self.handle(packet)
         except codec.ProtocolError as exc:
-            if isinstance(exc, codec.InvalidText) and await self.refuse_text(exc):
+            if isinstance(exc, codec.RefusedPayload) and await self.refuse_payload(exc):
                 return
             logger.info("closing %s: %s", self.sid or self.eio_sid, exc)
             if self.sid is not None:  # a connected socket is told why
                 await self._emit("error", {"message": f"{exc}: disconnecting"})
+            elif text_data is not None and text_data.startswith("40"):  # so is a CONNECT
+                await self._send_packet(codec.ConnectError(f"{exc}: disconnecting"))
             await self._close()
 
     async def disconnect(self, code: int) -> None:
@@ -163,13 +182,21 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
             OPEN_CONNECTIONS.release(self.address)
             self.address = None
 
-    async def _over_budget(self) -> None:
-        """More frames than SOCKETIO_FRAME_RATE allows (each costs a decode, and events
-        cost the cluster more): the client is told why, then disconnected."""
-        logger.info("closing %s: over its frame budget", self.sid or self.eio_sid)
+    async def _over_budget(self, unit: str) -> None:
+        """More frames than SOCKETIO_FRAME_RATE allows, or more bytes than
+        SOCKETIO_BYTE_RATE (each costs a decode, and events cost the cluster more): the
+        client is told why, then disconnected."""
+        logger.info("closing %s: over its %s budget", self.sid or self.eio_sid, unit)
         if self.sid is not None:
-            await self._emit("error", {"message": "too many frames: disconnecting"})
+            await self._emit("error", {"message": f"too many {unit}s: disconnecting"})
         await self._close()
+
+    async def websocket_over_budget(self, message: dict[str, Any]) -> None:
+        """More WebSocket frames than SOCKETIO_FRAME_RATE allows, counted as they arrive
+        (rooms/server/ws_frame_budget.py: fragments and pings included, which never reach
+        `receive`); the server reads nothing more from this client."""
+        if not self.closing:
+            await self._over_budget("frame")
 
     async def websocket_disconnect(self, message: dict[str, Any]) -> None:
         """Channels' own minus its `aclose_old_connections()` thread hop on every close
@@ -178,7 +205,7 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
         await self.disconnect(message["code"])
         raise StopConsumer()
 
-    async def refuse_text(self, error: codec.InvalidText) -> bool:
+    async def refuse_payload(self, error: codec.RefusedPayload) -> bool:
         """A packet that cannot be passed on is answered where the client waits for an
         answer, and changes nothing: CONNECT_ERROR for a CONNECT, a `{"ok": false}` ack
         for an event that asked for one, an `error` event for a connected socket. False
@@ -239,6 +266,10 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
         if raw_user in (None, ""):
             await self._refuse_connect("Missing id_user")
             return
+        if len(raw_user if isinstance(raw_user, str) else str(raw_user)) > services.MAX_ID_DIGITS:
+            # names nobody, and is not echoed back whole
+            await self._refuse_connect(f"id_user longer than {services.MAX_ID_DIGITS} characters")
+            return
         pk = services.parse_id_user(raw_user)
         key = None if pk is None else str(pk)
         id_user = key if key is not None and key in KNOWN_USERS else None
@@ -284,7 +315,16 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
 
     async def _refuse_connect(self, message: str, namespace: str = codec.DEFAULT_NAMESPACE) -> None:
         """CONNECT_ERROR; after SOCKETIO_MAX_CONNECT_ATTEMPTS refusals on one connection
-        the connection is closed too (a client trying user after user costs lookups)."""
+        the connection is closed too (a client trying user after user costs lookups), and
+        so it is once its address has had SOCKETIO_CONNECT_REFUSALS_PER_MINUTE refusals on
+        this worker (many connections trying users)."""
+        per_minute = settings.SOCKETIO_CONNECT_REFUSALS_PER_MINUTE
+        if not REFUSED_CONNECTS.take(self.address or "", per_minute):
+            logger.info("closing %s: too many refused CONNECTs from its address", self.eio_sid)
+            message = "too many refused CONNECTs from this address"
+            await self._send_packet(codec.ConnectError(message, namespace))
+            await self._close()
+            return
         await self._send_packet(codec.ConnectError(message, namespace))
         self.connect_refusals += 1
         if self.connect_refusals >= settings.SOCKETIO_MAX_CONNECT_ATTEMPTS:

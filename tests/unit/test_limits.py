@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from rooms.cluster.known_users import KnownUsers
-from rooms.socketio.limits import ConnectionsPerAddress, TokenBucket
+from rooms.socketio.limits import BudgetsPerAddress, ConnectionsPerAddress, TokenBucket
 
 
 class Clock:
@@ -56,3 +56,35 @@ def test_an_id_found_missing_is_remembered_for_the_ttl_and_forgotten_on_save() -
     users.remember_missing("42")
     users.forget("42")  # a save of user 42 reached this worker
     assert not users.is_missing("42")
+
+
+def test_a_cost_is_taken_whole_or_not_at_all() -> None:
+    """Bytes of frames: a frame as large as the burst passes on a full bucket, a second
+    one waits for the refill."""
+    clock = Clock()
+    bucket = TokenBucket(100_000, burst=1_000_000, clock=clock)
+    assert bucket.take(1_000_000)
+    assert not bucket.take(600_000)
+    clock.now += 6
+    assert bucket.take(600_000)
+
+
+def test_each_address_has_its_own_budget_per_minute() -> None:
+    budgets = BudgetsPerAddress()
+    assert all(budgets.take("10.0.0.1", 3) for _ in range(3))
+    assert not budgets.take("10.0.0.1", 3)
+    assert budgets.exhausted("10.0.0.1", 3)
+    assert budgets.take("10.0.0.2", 3) and not budgets.exhausted("10.0.0.2", 3)
+    assert budgets.take("10.0.0.1", 0)  # 0: no limit
+    assert not budgets.exhausted("10.0.0.3", 3)  # never refused: nothing kept
+
+
+def test_addresses_whose_budget_refilled_are_forgotten_past_the_table_size() -> None:
+    budgets = BudgetsPerAddress()
+    budgets.KEEP = 4
+    budgets._prune_at = 4
+    for i in range(4):
+        budgets.take(f"10.0.0.{i}", 600)
+    budgets._buckets["10.0.0.0"].tokens = 600.0  # full again
+    budgets.take("10.0.1.1", 600)
+    assert sorted(budgets._buckets) == ["10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.1.1"]
