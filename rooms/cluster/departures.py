@@ -128,13 +128,20 @@ class Departures:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            while True:
-                if self._unsubscribe:
-                    await self._unsubscribe_emptied()
-                elif self._announcements and not self._held:
-                    await self._publish_some()
-                else:
-                    break
+            try:
+                await self._work()
+            except Exception:  # a bug must not end every later departure's announcement
+                logger.exception("departures task failed; carrying on")
+
+    async def _work(self) -> None:
+        """Until nothing more may be done now: emptied rooms first, then announcements."""
+        while True:
+            if self._unsubscribe:
+                await self._unsubscribe_emptied()
+            elif self._announcements and not self._held:
+                await self._publish_some()
+            else:
+                return
 
     async def _unsubscribe_emptied(self) -> None:
         groups = [group_for_room(r) for r in self._unsubscribe if not self.registry.has_room(r)]
