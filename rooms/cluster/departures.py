@@ -24,6 +24,7 @@ per-address counts and room subscriptions behind (issue 29).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import time
@@ -57,6 +58,9 @@ class Departure:
 
 
 class Departures:
+    """This worker's queue of what leaving sockets left to do, and the task that works it
+    off (`run`, started by the node)."""
+
     def __init__(
         self,
         *,
@@ -77,6 +81,8 @@ class Departures:
         self._announcements: deque[Departure] = deque()
         self._queued = 0  # room messages in _announcements
         self._wake = asyncio.Event()
+        self._done = asyncio.Event()  # set while nothing can be done now
+        self._done.set()
         self._held = False  # a publish failed: wait for the cluster to be back
         self._awaited: set[str] = set()  # workers alive before the failure
         self._alive: set[str] = set()  # at the directory's last scan
@@ -88,7 +94,7 @@ class Departures:
         """Rooms this worker holds no socket in any more: to be unsubscribed."""
         for room in rooms:
             self._unsubscribe[room] = None
-        self._wake.set()
+        self._awake()
 
     def announce(self, rooms: Sequence[str], frame: str) -> None:
         """`frame` to every socket in any of `rooms`, each socket once."""
@@ -98,7 +104,7 @@ class Departures:
         self._announcements.append(Departure(list(rooms), frame, event))
         self._queued += len(rooms)
         self._drop_beyond_cap()
-        self._wake.set()
+        self._awake()
 
     def saw_alive(self, procids: set[str]) -> None:
         """The workers the directory's last scan found alive (rooms.cluster.membership)."""
@@ -111,7 +117,7 @@ class Departures:
         back = bool(self._awaited) and self._awaited <= procids
         if back or now - self._back_since >= self.settle:
             self._held = False
-            self._wake.set()
+            self._awake()
 
     @property
     def queued(self) -> int:
@@ -121,6 +127,13 @@ class Departures:
     @property
     def idle(self) -> bool:
         return not self._unsubscribe and not self._announcements
+
+    async def flush(self, within: float) -> None:
+        """Wait up to `within` seconds for what can be sent now to be handed to Redis (a
+        stopping worker's last departures)."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(within):
+                await self._done.wait()
 
     # ---- the worker's task -----------------------------------------------------------------
 
@@ -132,6 +145,12 @@ class Departures:
                 await self._work()
             except Exception:  # a bug must not end every later departure's announcement
                 logger.exception("departures task failed; carrying on")
+            if not self._wake.is_set():
+                self._done.set()
+
+    def _awake(self) -> None:
+        self._done.clear()
+        self._wake.set()
 
     async def _work(self) -> None:
         """Until nothing more may be done now: emptied rooms first, then announcements."""

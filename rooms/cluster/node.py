@@ -153,7 +153,10 @@ class WorkerNode:
         logger.info("worker %s joined the cluster on %s", self.procid, self.channel)
 
     async def stop(self) -> None:
-        """Leave at once so rosters stop expecting this worker."""
+        """Leave at once so rosters stop expecting this worker (departures already queued
+        get a second to go out first)."""
+        if self._tasks:
+            await self.departures.flush(within=1.0)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -210,3 +210,18 @@ async def test_what_waits_for_redis_is_capped_oldest_dropped_first() -> None:
         assert frames == [f"bye {n}" for n in range(3, 8) for _ in "ab"]
     finally:
         task.cancel()
+
+
+async def test_a_stopping_worker_sends_what_it_holds_before_it_leaves() -> None:
+    """`flush` returns once what was queued is handed to the bus (or at its deadline)."""
+    bus = FakeBus()
+    departures = Departures(registry=Registry(), publisher=bus, subscriber=bus)  # type: ignore[arg-type]
+    task = asyncio.create_task(departures.run())
+    try:
+        departures.rooms_emptied(["a"])
+        departures.announce(["a", "b"], "bye")
+        await asyncio.wait_for(departures.flush(within=1.0), 2)
+        assert bus.discards == [(group("a"),)]
+        assert [m["room"] for _, m in bus.published] == ["a", "b"]
+    finally:
+        task.cancel()
