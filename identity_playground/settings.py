@@ -206,6 +206,10 @@ CHANNEL_LAYERS = channel_layers_for(
 # bytes one bus connection may have queued for a Redis that does not read them before the
 # write fails and the connection is dropped (rooms.bus.connection.DEFAULT_MAX_OUTGOING)
 BUS_MAX_OUTGOING_BYTES: int = env.int("BUS_MAX_OUTGOING_BYTES", default=16 * 1024 * 1024)
+# room messages of departures (socket-disconnected) a worker keeps while Redis does not
+# take them, to publish when it is back; beyond, the oldest are dropped
+# (rooms.cluster.departures.DEFAULT_MAX_QUEUED)
+BUS_MAX_HELD_DEPARTURES: int = env.int("BUS_MAX_HELD_DEPARTURES", default=1_000_000)
 
 LOGGING = {
     "version": 1,

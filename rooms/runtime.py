@@ -62,6 +62,7 @@ def build_node() -> WorkerNode:
         "encode_event": codec.encode_event,
         "gather_deadline": settings.CLUSTER_GATHER_DEADLINE,
         "janitor_interval": settings.CLUSTER_JANITOR_INTERVAL,
+        "departures_max_queued": settings.BUS_MAX_HELD_DEPARTURES,
         "process_stats": process_stats,
     }
     if not settings.REDIS_URLS:

@@ -91,11 +91,16 @@ class CommandConnection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self._reader = hiredis.Reader(replyError=ReplyError)
-        self._waiting: deque[asyncio.Future[Any]] = deque()
+        # one entry per reply expected, in order; None for a reply nobody waits for
+        self._waiting: deque[asyncio.Future[Any] | None] = deque()
 
-    def command(self, *parts: bytes) -> asyncio.Future[Any]:
+    def command(self, *parts: bytes, replies: int = 1) -> asyncio.Future[Any]:
         """Queue one command; the future gets its reply. Queued at once, not when awaited:
-        a caller that stops waiting (a timeout cancels the future) does not take it back."""
+        a caller that stops waiting (a timeout cancels the future) does not take it back.
+
+        A command Redis answers with several replies (UNSUBSCRIBE of n channels in
+        subscribe mode: one confirmation per channel) says how many: the future gets the
+        last, which comes once all the others have."""
         future = asyncio.get_running_loop().create_future()
         if self.closed or self.transport is None:
             future.set_exception(ConnectionError("connection to Redis lost"))
@@ -109,6 +114,7 @@ class CommandConnection(asyncio.Protocol):
             return future
         # hiredis's stub types the argument as a 1-tuple; any number of parts is accepted
         self._queue(hiredis.pack_command(parts))  # type: ignore[arg-type]
+        self._waiting.extend([None] * (replies - 1))
         self._waiting.append(future)
         return future
 
@@ -162,7 +168,7 @@ class CommandConnection(asyncio.Protocol):
         if not self._waiting:
             return  # a confirmation nobody waits for any more
         future = self._waiting.popleft()
-        if future.done():
+        if future is None or future.done():
             return
         if isinstance(reply, ReplyError):
             future.set_exception(reply)
@@ -173,7 +179,7 @@ class CommandConnection(asyncio.Protocol):
         self.closed = True
         while self._waiting:
             future = self._waiting.popleft()
-            if not future.done():
+            if future is not None and not future.done():
                 future.set_exception(error)
 
 

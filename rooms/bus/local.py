@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from rooms.bus.subscriber import OnMessage
@@ -34,8 +35,8 @@ class LocalBus:
     async def group_add(self, group: str) -> None:
         self.groups.add(group)
 
-    async def group_discard(self, group: str) -> None:
-        self.groups.discard(group)
+    async def group_discard(self, *groups: str) -> None:
+        self.groups.difference_update(groups)
 
     async def close(self) -> None:
         self._on_message = None
@@ -47,6 +48,11 @@ class LocalBus:
 
     async def send(self, channel: str, message: dict[str, Any]) -> int:
         return self._deliver(channel == self.channel, message)
+
+    async def group_send_many(self, messages: Sequence[tuple[str, dict[str, Any]]]) -> list[bool]:
+        for group, message in messages:
+            self._deliver(group in self.groups, message)
+        return [True] * len(messages)
 
     def send_soon(self, channel: str, message: dict[str, Any]) -> bool:
         self._deliver(channel == self.channel, message)

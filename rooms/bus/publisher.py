@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from rooms.bus.connection import (
@@ -24,6 +25,7 @@ from rooms.bus.connection import (
     VERIFIED,
     CommandConnection,
     RedisTls,
+    ReplyError,
     open_redis_connection,
 )
 from rooms.bus.names import BusNames, shard_index
@@ -38,6 +40,11 @@ class Publisher(Protocol):
 
     async def group_send(self, group: str, message: dict[str, Any]) -> int | None: ...
     async def send(self, channel: str, message: dict[str, Any]) -> int | None: ...
+    async def group_send_many(self, messages: Sequence[tuple[str, dict[str, Any]]]) -> list[bool]:
+        """Publish every (group, message) at once; for each, whether Redis took it (False:
+        no connection could be had or it was lost, for the caller to try again later)."""
+        ...
+
     def send_soon(self, channel: str, message: dict[str, Any]) -> bool:
         """Queue the write now, without waiting for Redis; False when that cannot be done
         here and now (no open connection) and the caller must `send` instead."""
@@ -105,6 +112,30 @@ class RedisPublisher:
 
     async def send(self, channel: str, message: dict[str, Any]) -> int:
         return await self._publish(channel, message)
+
+    async def group_send_many(self, messages: Sequence[tuple[str, dict[str, Any]]]) -> list[bool]:
+        """Pipelined: every PUBLISH is queued before the first reply is awaited, so a
+        thousand messages cost one write and one wait, not a thousand round trips."""
+        names = [self.names.group(group).encode() for group, _ in messages]
+        shards = [shard_index(name.decode(), len(self._urls)) for name in names]
+        connections: dict[int, PublishConnection | None] = {}
+        for shard in set(shards):
+            connection = self._connections[shard]
+            if connection is None or connection.closed:
+                try:
+                    connection = await self._connect(shard)
+                except (OSError, TimeoutError, ReplyError):  # Redis away: tried again later
+                    connection = None
+            connections[shard] = connection
+        published: list[asyncio.Future[Any] | None] = []
+        for name, shard, (_, message) in zip(names, shards, messages, strict=True):
+            connection = connections[shard]
+            if connection is None:
+                published.append(None)
+            else:
+                published.append(connection.command(b"PUBLISH", name, serialize(message)))
+        await asyncio.gather(*(f for f in published if f is not None), return_exceptions=True)
+        return [f is not None and f.exception() is None for f in published]
 
     def send_soon(self, channel: str, message: dict[str, Any]) -> bool:
         connection = self._connections[shard_index(channel, len(self._urls))]

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from rooms.bus.connection import (
@@ -39,6 +39,10 @@ logger = logging.getLogger(__name__)
 
 OnMessage = Callable[[dict[str, Any]], None]
 
+UNSUBSCRIBE_BATCH = 1000
+"""Names one UNSUBSCRIBE carries (about 60 KB of room channels): a thousand sockets
+leaving at once cost a few commands, and no single one is large."""
+
 
 class Subscriber(Protocol):
     """Bus reads: a channel of this process's own, and the groups it joins.
@@ -47,7 +51,7 @@ class Subscriber(Protocol):
     def listen(self, on_message: OnMessage) -> None: ...
     async def new_channel(self, prefix: str) -> str: ...
     async def group_add(self, group: str) -> None: ...
-    async def group_discard(self, group: str) -> None: ...
+    async def group_discard(self, *groups: str) -> None: ...
     async def close(self) -> None: ...
 
 
@@ -125,11 +129,21 @@ class ShardSubscriptions:
         if name in self.wanted:  # not unsubscribed meanwhile
             await connection.command(b"SUBSCRIBE", name)
 
-    async def unsubscribe(self, name: bytes) -> None:
-        self.wanted.discard(name)
+    def unsubscribe_now(self, names: Sequence[bytes]) -> list[asyncio.Future[Any]]:
+        """No longer wanted (a reconnect will not subscribe them again), and UNSUBSCRIBE
+        queued, in commands of at most UNSUBSCRIBE_BATCH names, all before this returns:
+        a caller that checked the names are unused sends nothing that could overtake a
+        SUBSCRIBE issued after its check. The futures complete once Redis confirmed."""
+        self.wanted.difference_update(names)
         connection = self._connection
-        if connection is not None and not connection.closed:
-            await connection.command(b"UNSUBSCRIBE", name)
+        if connection is None or connection.closed:
+            return []  # a lost connection took its subscriptions with it
+        return [
+            connection.command(b"UNSUBSCRIBE", *batch, replies=len(batch))
+            for batch in (
+                names[i : i + UNSUBSCRIBE_BATCH] for i in range(0, len(names), UNSUBSCRIBE_BATCH)
+            )
+        ]
 
     async def close(self) -> None:
         self.closed = True
@@ -170,7 +184,8 @@ class ShardSubscriptions:
                 names = set(self.wanted)
                 await asyncio.gather(*(connection.command(b"SUBSCRIBE", n) for n in names))
                 stale = names - self.wanted  # unsubscribed while this was under way
-                await asyncio.gather(*(connection.command(b"UNSUBSCRIBE", n) for n in stale))
+                if stale:
+                    await connection.command(b"UNSUBSCRIBE", *stale, replies=len(stale))
             except BaseException:
                 connection.close()
                 raise
@@ -262,9 +277,19 @@ class RedisSubscriber:
         name = self._group_channel(group)
         await self._shard(name).subscribe(name.encode())
 
-    async def group_discard(self, group: str) -> None:
-        name = self._group_channel(group)
-        await self._shard(name).unsubscribe(name.encode())
+    async def group_discard(self, *groups: str) -> None:
+        """Every group left at once: one UNSUBSCRIBE per shard for up to UNSUBSCRIBE_BATCH
+        of them, all queued before the first await (ShardSubscriptions.unsubscribe_now)."""
+        by_shard: dict[int, list[bytes]] = {}
+        for group in groups:
+            name = self._group_channel(group)
+            by_shard.setdefault(shard_index(name, len(self._shards)), []).append(name.encode())
+        confirmed = [
+            future
+            for index, names in by_shard.items()
+            for future in self._shards[index].unsubscribe_now(names)
+        ]
+        await asyncio.gather(*confirmed)
 
     async def close(self) -> None:
         await asyncio.gather(*(shard.close() for shard in self._shards))

@@ -20,13 +20,14 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from rooms.bus.publisher import Publisher
 from rooms.bus.subscriber import Subscriber
 from rooms.cluster import events
+from rooms.cluster.departures import DEFAULT_MAX_QUEUED, Departures
 from rooms.cluster.fanout import RoomFanout
 from rooms.cluster.gather import Gatherer
 from rooms.cluster.known_users import KNOWN_USERS
@@ -83,6 +84,7 @@ class WorkerNode:
         gather_recheck: float = 0.1,
         janitor_interval: float = 1.0,
         send_timeout: float = 5.0,
+        departures_max_queued: int = DEFAULT_MAX_QUEUED,
         process_stats: Callable[[], dict[str, Any]] = no_process_stats,
     ) -> None:
         self.publisher = publisher
@@ -104,10 +106,17 @@ class WorkerNode:
             recheck=gather_recheck,
         )
         self.fanout = RoomFanout(publisher, self.registry, self.bus_call)
+        self.departures = Departures(
+            registry=self.registry,
+            publisher=publisher,
+            subscriber=subscriber,
+            send_timeout=send_timeout,
+            max_queued=departures_max_queued,
+        )
         self.janitor = Janitor(
             directory=directory,
             info=self._info,
-            saw_alive=self.gatherer.remember_peers,
+            saw_alive=self._saw_alive,
             announce_down=self._publish_worker_down,
             on_return=self._announce_return,
             interval=janitor_interval,
@@ -139,11 +148,15 @@ class WorkerNode:
         self._tasks = [
             asyncio.create_task(self._listen(), name=f"{self.procid} listener"),
             asyncio.create_task(self.janitor.run(), name=f"{self.procid} janitor"),
+            asyncio.create_task(self.departures.run(), name=f"{self.procid} departures"),
         ]
         logger.info("worker %s joined the cluster on %s", self.procid, self.channel)
 
     async def stop(self) -> None:
-        """Leave at once so rosters stop expecting this worker."""
+        """Leave at once so rosters stop expecting this worker (departures already queued
+        get a second to go out first)."""
+        if self._tasks:
+            await self.departures.flush(within=1.0)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -180,23 +193,27 @@ class WorkerNode:
     def add(self, sock: LocalSocket) -> None:
         self.registry.add(sock)
 
-    async def remove(self, id_socket: str) -> list[str]:
-        """Forget a socket; returns the rooms it was in, for announcing its departure."""
+    def remove(self, id_socket: str) -> list[str]:
+        """Forget a socket at once; its rooms hear `socket-disconnected` and the rooms it
+        was this worker's last socket in are unsubscribed soon after, by the departures
+        task (rooms.cluster.departures): nothing here waits on Redis. Returns the rooms it
+        was in."""
         sock = self.registry.remove(id_socket)
         if sock is None:
             return []
-        for room in sock.rooms:
-            if not self.registry.has_room(room):
-                await self.bus_call(self.subscriber.group_discard, group_for_room(room))
-        return sorted(sock.rooms)
+        rooms = sorted(sock.rooms)
+        self.departures.rooms_emptied(r for r in rooms if not self.registry.has_room(r))
+        self.departures.announce(rooms, self.encode_event("socket-disconnected", id_socket))
+        return rooms
 
     async def join(self, id_socket: str, room: str) -> None:
         if self.registry.join(id_socket, room):
             await self.bus_call(self.subscriber.group_add, group_for_room(room))
 
-    async def leave(self, id_socket: str, room: str) -> None:
+    def leave(self, id_socket: str, room: str) -> None:
+        """Take a socket out of a room at once; an emptied room is unsubscribed soon after."""
         if self.registry.leave(id_socket, room):
-            await self.bus_call(self.subscriber.group_discard, group_for_room(room))
+            self.departures.rooms_emptied([room])
 
     async def emit_to_rooms(
         self, rooms: list[str], frame: str, *, except_socket: str | None = None
@@ -223,6 +240,10 @@ class WorkerNode:
             except Exception as exc:  # connection errors, OSErrors
                 if attempt == 2:
                     logger.warning("bus write failed: %s: %s", type(exc).__name__, exc)
+
+    def _saw_alive(self, alive: Sequence[WorkerInfo]) -> None:
+        self.gatherer.remember_peers(alive)
+        self.departures.saw_alive({w.procid for w in alive})
 
     # ---- cluster queries ----------------------------------------------------------------
 

@@ -94,7 +94,15 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
     # against SOCKETIO_MAX_BUFFERED_BYTES (a client that does not read is cut off there).
     outgoing: backpressure.Outgoing | None = None
     max_buffered = 0
-    _cut_off_task: asyncio.Task[None] | None = None  # forgets a socket `_cut_off` closed
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        """Whatever ends the instance, its socket is forgotten and its address released:
+        a close runs `disconnect`, but daphne cancels an instance still running
+        `application_close_timeout` after its client left, in whatever it was awaiting."""
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._release()
 
     async def connect(self) -> None:
         self.query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
@@ -177,10 +185,15 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
             await self._close()
 
     async def disconnect(self, code: int) -> None:
-        await self._forget()
+        self._release()
+
+    def _release(self) -> None:
+        """The address's count first, then the socket: neither waits on anything (what its
+        leaving costs the cluster is paid by the node's departures task)."""
         if self.address is not None:
             OPEN_CONNECTIONS.release(self.address)
             self.address = None
+        self._forget()
 
     async def _over_budget(self, unit: str) -> None:
         """More frames than SOCKETIO_FRAME_RATE allows, or more bytes than
@@ -392,7 +405,7 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
         if sock is None:
             return GONE
         if room in sock.rooms:
-            await self.node.leave(sock.id_socket, room)
+            self.node.leave(sock.id_socket, room)
             frame = codec.encode_event("socket-disconnected", sock.id_socket)
             await self.node.emit_to_rooms([room], frame)
         return {"ok": True}
@@ -471,7 +484,7 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
         self.outgoing = None
         self.closing = True
         self.write_frame = dropped  # frames still handed to this socket go nowhere
-        self._cut_off_task = asyncio.create_task(self._forget())
+        self._forget()
 
     async def _send_packet(self, packet: codec.Packet) -> None:
         await self._send_text(codec.encode(packet))
@@ -485,20 +498,17 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
 
     async def _close(self) -> None:
         self.closing = True
-        await self._forget()
+        self._forget()
         await self.close()
 
-    async def _forget(self) -> None:
-        """Cancel this socket's tasks, unregister it and tell its rooms; safe to repeat."""
+    def _forget(self) -> None:
+        """Cancel this socket's tasks and unregister it (its rooms hear
+        `socket-disconnected` from the node); safe to repeat, awaits nothing."""
         current = asyncio.current_task()
-        for task in self._tasks:
+        for task in getattr(self, "_tasks", ()):  # none before connect() ran
             if task is not current:
                 task.cancel()
         self._tasks = []
         sid, self.sid = self.sid, None
-        if sid is None:
-            return
-        rooms = await self.node.remove(sid)
-        if rooms:
-            frame = codec.encode_event("socket-disconnected", sid)
-            await self.node.emit_to_rooms(rooms, frame)
+        if sid is not None:
+            self.node.remove(sid)

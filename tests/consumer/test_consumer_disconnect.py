@@ -10,7 +10,15 @@ import pytest
 from pytest_django.fixtures import Settings
 
 from rooms.cluster.node import WorkerNode
-from tests.consumer.conftest import Client, ClientFactory, expect, quiet, socket_path
+from rooms.socketio.consumer import OPEN_CONNECTIONS, scope_address
+from tests.consumer.conftest import (
+    FRAME_TIMEOUT,
+    Client,
+    ClientFactory,
+    expect,
+    quiet,
+    socket_path,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -75,6 +83,39 @@ async def test_a_close_takes_no_thread_hop_to_close_database_connections(
     await leaver.finish()
     await assert_departed(node, leaver, watchers)
     assert hops == []
+
+
+async def test_an_instance_killed_while_it_waits_on_the_bus_still_releases_everything(
+    connect: ClientFactory, node: WorkerNode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """daphne cancels an application instance still running `application_close_timeout`
+    after its client left, in whatever it awaits (here a join whose SUBSCRIBE never
+    completes): its socket is unregistered, its rooms are told, and its address's count
+    is released all the same."""
+    watcher = await connect(id_user="2", room="Maths")
+    leaver = await connect(id_user="1", room="Maths")
+    await expect(watcher, "socket-connected", leaver.sid)
+    address = scope_address(leaver.comm.scope)
+    counted = OPEN_CONNECTIONS[address]
+    never = asyncio.Event()
+
+    async def subscribe_forever(group: str) -> None:
+        await never.wait()
+
+    monkeypatch.setattr(node.subscriber, "group_add", subscribe_forever)
+    await leaver.send('42["join","Stuck"]')
+    assert leaver.sid is not None
+    for _ in range(100):  # until the join waits on the bus
+        sock = node.registry.get(leaver.sid)
+        if sock is not None and "Stuck" in sock.rooms:
+            break
+        await asyncio.sleep(0.01)
+    leaver.comm.future.cancel()  # what daphne's application_checker does
+    await asyncio.wait([leaver.comm.future], timeout=FRAME_TIMEOUT)
+    assert node.registry.get(leaver.sid) is None
+    assert not node.registry.has_room("Stuck")
+    assert OPEN_CONNECTIONS[address] == counted - 1
+    await expect(watcher, "socket-disconnected", leaver.sid)
 
 
 async def test_socketio_disconnect_packet_tells_its_rooms_once(

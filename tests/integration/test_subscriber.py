@@ -99,6 +99,29 @@ async def test_a_subscription_holds_when_the_call_returns_and_ends_on_discard(
     assert await inbox.next() == {"type": "marker"}  # nothing from the discarded group
 
 
+async def test_thousands_of_groups_are_left_in_a_few_commands_and_the_replies_stay_in_step(
+    redis_server: RedisServer, subscriber_for: Any
+) -> None:
+    """2,500 groups discarded in one call (three UNSUBSCRIBEs, each confirmed name by
+    name): none is left subscribed, and the connection's later commands get their own
+    replies (a SUBSCRIBE after them holds, a message to it arrives)."""
+    subscriber, inbox, publisher = subscriber_for(redis_server.url)
+    await subscriber.new_channel("worker.")
+    groups = [f"many-{n}" for n in range(2500)]
+    await asyncio.gather(*(subscriber.group_add(group) for group in groups))
+    await subscriber.group_discard(*groups)
+    names = [publisher.names.group(group) for group in groups]
+    client = aioredis.Redis.from_url(redis_server.url)
+    counts = await client.pubsub_numsub(*names)
+    await client.aclose()
+    assert [n for _, n in counts if n] == []
+    await subscriber.group_add("after")
+    assert await subscribers(redis_server.url, publisher.names.group("after")) == 1
+    sent = await publisher.group_send_many([("after", {"type": "n", "n": n}) for n in range(3)])
+    assert sent == [True, True, True]
+    assert [(await inbox.next())["n"] for _ in range(3)] == [0, 1, 2]
+
+
 async def test_messages_arrive_in_order_under_a_burst(
     redis_server: RedisServer, subscriber_for: Any
 ) -> None:
