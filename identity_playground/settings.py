@@ -248,6 +248,13 @@ SOCKETIO_MAX_PAYLOAD: int = env.int("SOCKETIO_MAX_PAYLOAD", default=1_000_000)
 SOCKETIO_CONNECT_TIMEOUT_S: float = env.float("SOCKETIO_CONNECT_TIMEOUT_S", default=45.0)
 # identity-change events one socket may send per second before they are dropped
 SOCKETIO_IDENTITY_CHANGE_RATE: float = env.float("SOCKETIO_IDENTITY_CHANGE_RATE", default=20.0)
+# what one socket's identity-changes may make the cluster carry: each costs its frame's
+# length times the rooms it goes to, from a bucket refilled this much a second and holding
+# as much; an event the bucket cannot cover is dropped. 900 KB sent to 100 rooms would put
+# 90 MB through Redis; a normal client (a name, tens of rooms) stays far below.
+SOCKETIO_FANOUT_BYTES_PER_SECOND: int = env.int(
+    "SOCKETIO_FANOUT_BYTES_PER_SECOND", default=1_000_000
+)
 # rooms one socket may be in at once; a join beyond it is refused in its ack
 SOCKETIO_MAX_ROOMS_PER_SOCKET: int = env.int("SOCKETIO_MAX_ROOMS_PER_SOCKET", default=100)
 # frames (events, acks, pings...) one connection may send per second, in bursts of twice

@@ -23,13 +23,15 @@ class TokenBucket:
         self.tokens = self.burst
         self.updated = clock()
 
-    def take(self) -> bool:
+    def take(self, cost: float = 1) -> bool:
+        """Take `cost` tokens if the bucket holds them; else take nothing. A cost larger
+        than the burst is never taken."""
         now = self.clock()
         self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
         self.updated = now
-        if self.tokens < 1:
+        if self.tokens < cost:
             return False
-        self.tokens -= 1
+        self.tokens -= cost
         return True
 
 

@@ -56,3 +56,24 @@ def test_an_id_found_missing_is_remembered_for_the_ttl_and_forgotten_on_save() -
     users.remember_missing("42")
     users.forget("42")  # a save of user 42 reached this worker
     assert not users.is_missing("42")
+
+
+def test_a_take_may_cost_many_tokens_and_waits_for_all_of_them() -> None:
+    """Bytes x rooms at 1000 a second: 600 pass, the next 600 are refused with 400 left
+    (and take nothing), and pass once 0.2 s has refilled the rest."""
+    clock = Clock()
+    bucket = TokenBucket(1000, clock=clock)
+    assert bucket.take(600)
+    assert not bucket.take(600)
+    assert bucket.tokens == 400
+    clock.now += 0.2
+    assert bucket.take(600)
+
+
+def test_a_cost_larger_than_the_burst_is_never_taken() -> None:
+    clock = Clock()
+    bucket = TokenBucket(1000, clock=clock)
+    assert not bucket.take(1001)
+    clock.now += 3600
+    assert not bucket.take(1001)
+    assert bucket.take(1000)

@@ -1,0 +1,81 @@
+"""What one client may make the cluster carry: a socket's identity-changes cost their
+frame's bytes times its rooms against SOCKETIO_FANOUT_BYTES_PER_SECOND (five 900 KB ones
+in 100 rooms put 450 MB into Redis and 900 MB out of it in under a second), and a server
+rename costs the room events it publishes against HTTP_RENAME_FANOUT_PER_MINUTE_PER_ADDRESS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from tests.hostile.harm import Unharmed, call, join_paced, pair_on_two_workers, redis_traffic
+from tests.integration.conftest import module_cluster
+from tests.integration.servers import Cluster, RedisServer
+from tests.integration.wire import events_until_quiet, socketio_connect
+
+ROOMS = 100  # SOCKETIO_MAX_ROOMS_PER_SOCKET's default
+BIG = 900_000  # characters of one identity-change's name: 90 MB of room messages in 100 rooms
+# Redis traffic the refused attack may cause, in each direction: what a few small events
+# and the roster probes cost, far below one 900 KB frame in a single room.
+TRAFFIC_BOUND = 2_000_000
+
+
+@pytest.fixture(scope="module")
+def own_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A Redis of this module alone: its byte counters see only this cluster."""
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def cluster(own_redis: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    yield from module_cluster(2, own_redis, tmp_path_factory)
+
+
+def rooms_named(count: int) -> list[str]:
+    tag = uuid.uuid4().hex[:8]
+    return [f"fanout-{tag}-{i:03d}" for i in range(count)]
+
+
+async def test_large_identity_changes_to_many_rooms_are_refused_and_never_reach_redis(
+    cluster: Cluster, own_redis: RedisServer
+) -> None:
+    """A socket in 100 rooms (one of them the well-behaved pair's) sends five 900 KB
+    identity-changes: each is dropped with an `error` event and an ack {"ok": false}
+    naming the fan-out budget, Redis moves less than TRAFFIC_BOUND either way, and a small
+    identity-change afterwards still reaches the pair."""
+    calm = f"calm-{uuid.uuid4().hex[:8]}"
+    first, second = await pair_on_two_workers(cluster, calm)
+    ws, sid, _ = await socketio_connect(cluster, id_user="3")
+    try:
+        assert await join_paced(ws, [*rooms_named(ROOMS - 1), calm]) == [{"ok": True}] * ROOMS
+        await events_until_quiet(ws, quiet=0.3)
+        watch = Unharmed(cluster, calm, [first.sid, second.sid, sid])
+        async with watch.watching():
+            before = redis_traffic(own_redis.url)
+            refusal = {
+                "ok": False,
+                "error": "identity-change fan-out budget exceeded: event dropped",
+            }
+            for i in range(5):
+                reply = await call(ws, 100 + i, "identity-change", {"name": "x" * BIG}, within=15)
+                assert reply == refusal
+                await asyncio.sleep(0.25)  # within the identity-change rate
+            after = redis_traffic(own_redis.url)
+            assert await call(ws, 200, "identity-change", {"name": "small"}) == {"ok": True}
+            for peer in (first, second):
+                await peer.wait_for("identity-change", lambda p: p.get("name") == "small")
+        sent_in, sent_out = after[0] - before[0], after[1] - before[1]
+        assert sent_in < TRAFFIC_BOUND, sent_in
+        assert sent_out < TRAFFIC_BOUND, sent_out
+        for peer in (first, second):
+            assert [p["name"] for p in peer.payloads("identity-change")] == ["small"]
+    finally:
+        await ws.close()
+        await first.close()
+        await second.close()
