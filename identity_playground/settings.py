@@ -301,6 +301,14 @@ HTTP_HEAD_TIMEOUT_S: float = env.float("HTTP_HEAD_TIMEOUT_S", default=10.0)
 HTTP_RENAMES_PER_MINUTE_PER_ADDRESS: int = env.int(
     "HTTP_RENAMES_PER_MINUTE_PER_ADDRESS", default=60
 )
+# room events the renames of one client address may make the cluster publish a minute, per
+# worker: a rename costs one per room of the user's sockets on each worker (a user with
+# 1,800 sockets in 100 rooms each: 180,000 messages, 55 MB through Redis). One costing
+# more than this passes on a full budget, and the address then waits in proportion;
+# past it 429 with Retry-After. 0: no limit
+HTTP_RENAME_FANOUT_PER_MINUTE_PER_ADDRESS: int = env.int(
+    "HTTP_RENAME_FANOUT_PER_MINUTE_PER_ADDRESS", default=10_000
+)
 
 # ---- Production: HTTPS behind Heroku's router (begin) ----------------------------------
 # `manage.py check --deploy` is clean with DEBUG off and these defaults. Each setting is on

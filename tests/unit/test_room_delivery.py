@@ -131,3 +131,18 @@ async def test_a_rename_heard_by_two_workers_reaches_each_member_once() -> None:
     frame = repr(("identity-change", {"id_user": "1"}))
     assert member.written == [frame]
     assert user_sinks[1].written == [frame]
+
+
+def test_a_worker_answers_how_many_room_events_a_rename_would_publish_here() -> None:
+    """One per room of the user's sockets on this worker, however many of them share it."""
+    node = WorkerNode(
+        publisher=LocalBus(), subscriber=LocalBus(), directory=LocalDirectory(),
+        encode_event=str, procid="me",
+    )  # fmt: skip
+    socket_with(node, "one", Sink(True), "a", "b")
+    socket_with(node, "two", Sink(True), "b", "c")
+    node.add(LocalSocket("other", "2", deliver=Sink(True).deliver))
+    node.registry.join("other", "d")
+    assert node._answer("rename_reach", {"id_user": "1"}) == 3
+    assert node._answer("rename_reach", {"id_user": "2"}) == 1
+    assert node._answer("rename_reach", {"id_user": "3"}) == 0
