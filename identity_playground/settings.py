@@ -270,6 +270,10 @@ SOCKETIO_MAX_CONNECTIONS_PER_ADDRESS: int = env.int(
 # bytes a socket may have waiting to be sent (a client that does not read); past it the
 # socket is closed and announced as disconnected
 SOCKETIO_MAX_BUFFERED_BYTES: int = env.int("SOCKETIO_MAX_BUFFERED_BYTES", default=1 << 20)
+# a secret an operator's tool sends to read /workers' details (pids, host, memory) with
+# DEBUG off: `Authorization: Bearer <token>`, or HTTP Basic with it as the password. Empty:
+# only staff sessions see them. Use a long random value (e.g. `openssl rand -hex 32`)
+WORKERS_TOKEN: str = env.str("WORKERS_TOKEN", default="")
 # how long a roster waits for a live but silent (hung) worker
 CLUSTER_GATHER_DEADLINE: float = env.float("CLUSTER_GATHER_DEADLINE", default=1.0)
 # how often each worker beats its heartbeat and looks for dead peers (worker-down latency)
