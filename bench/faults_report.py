@@ -116,6 +116,7 @@ def table(result: dict[str, Any]) -> str:
         ("SIGKILL: answers slower than 500 ms", ("kill", "over_500_ms"), None),
         ("SIGKILL: slowest answer (ms)", ("kill", "max_ms"), None),
         ("SIGKILL: replacement process (ms)", ("kill", "replacement_ms"), None),
+        ("SIGKILL: /workers lists every worker again (ms)", ("kill", "all_listed_again_ms"), None),
         ("SIGSTOP: rosters / answered 200", ("stop", "rosters"), ("stop", "answered_200")),
         ("SIGSTOP: slowest answer (ms)", ("stop", "max_ms"), None),
     ]
