@@ -11,6 +11,11 @@
 # own children). Writes bench/results/faults-latest.json and prints a summary; raw outputs
 # and cluster logs stay in .tmp/bench/faults-<UTC date-time>/. Exit code 0 when both tools
 # passed on our cluster.
+#
+# Our cluster runs production settings (DEBUG off), where /workers shows pids only to an
+# operator: the tools map each worker's procid to a process through them, so the cluster
+# gets a fresh WORKERS_TOKEN and the tools a URL carrying it as a Basic password
+# (http://bench:<token>@127.0.0.1:P), which Node's http client sends as Authorization.
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
@@ -23,11 +28,14 @@ trap 'exit 130' INT TERM
 
 mkdir -p "$WORK"
 ensure_venv; ensure_redis; ensure_reference
+WORKERS_TOKEN="$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')"
+OUR_ENV="${OUR_ENV:-} WORKERS_TOKEN=$WORKERS_TOKEN"
 start_pair "$WORK" "bench-faults-$STAMP"
 
 rc_us=0
 for target in us ref; do
-  if [ "$target" = us ]; then url="$US_URL"; pid="$US_PID"; else url="$REF_URL"; pid="$REF_PID"; fi
+  if [ "$target" = us ]; then url="${US_URL/http:\/\//http://bench:$WORKERS_TOKEN@}"; pid="$US_PID"
+  else url="$REF_URL"; pid="$REF_PID"; fi
   node "$REF_DIR/bench/verify.js" --url "$url" --cluster-pid "$pid" \
     > "$WORK/$target-verify.json" 2> "$WORK/$target-verify.err"
   rc=$?; log "$target verify.js: rc=$rc"; [ "$target" = us ] && [ "$rc" != 0 ] && rc_us=1

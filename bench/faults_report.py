@@ -17,10 +17,26 @@ def load(path: Path) -> dict[str, Any] | None:
     return data
 
 
+def measured(values: list[Any]) -> list[Any]:
+    """The figures a tool measured, sorted; it writes null for one it could not (faults.js:
+    a kill after which /workers never listed every worker again within its wait)."""
+    return sorted(v for v in values if v is not None)
+
+
+def missing(figures: dict[str, list[Any]]) -> dict[str, int]:
+    """How many trials lack each figure, for those that some lack."""
+    counts = {name: sum(v is None for v in values) for name, values in figures.items()}
+    return {name: count for name, count in counts.items() if count}
+
+
 def kill_figures(trials: list[dict[str, Any]]) -> dict[str, Any]:
     """Rosters sent at once right after each SIGKILL: how many came back partial or slow."""
     gets = [g for t in trials for g in t["gets"]]
-    answered = [g["ms"] for g in gets if g["status"] == 200]
+    answered = [g["ms"] for g in gets if g["status"] == 200 and g.get("ms") is not None]
+    per_trial = {
+        "replacement_ms": [t.get("replacement_child_ms") for t in trials],
+        "all_listed_again_ms": [t.get("all_workers_listed_ms") for t in trials],
+    }
     return {
         "trials": len(trials),
         "rosters": len(gets),
@@ -28,21 +44,26 @@ def kill_figures(trials: list[dict[str, Any]]) -> dict[str, Any]:
         "partial": sum(t["summary"]["partial"] for t in trials),
         "over_500_ms": sum(ms > 500 for ms in answered),
         "max_ms": max(answered, default=None),
-        "replacement_ms": sorted(t["replacement_child_ms"] for t in trials),
-        "all_listed_again_ms": sorted(t["all_workers_listed_ms"] for t in trials),
+        **{name: measured(values) for name, values in per_trial.items()},
+        "missing": missing(per_trial),
     }
 
 
 def stop_figures(trials: list[dict[str, Any]]) -> dict[str, Any]:
     """Rosters while one worker is SIGSTOPped (it looks alive): each costs the deadline."""
     summaries = [t[k] for t in trials for k in ("summary_parallel", "summary_sequential")]
+    per_trial = {
+        "max_ms": [s.get("max_ms_answered") for s in summaries],
+        "complete_after_sigcont_ms": [t.get("complete_again_after_sigcont_ms") for t in trials],
+    }
     return {
         "trials": len(trials),
         "rosters": sum(s["total"] for s in summaries),
         "answered_200": sum(s["answered_200"] for s in summaries),
         "partial": sum(s["partial"] for s in summaries),
-        "max_ms": max((s["max_ms_answered"] for s in summaries), default=None),
-        "complete_after_sigcont_ms": [t["complete_again_after_sigcont_ms"] for t in trials],
+        "max_ms": max(measured(per_trial["max_ms"]), default=None),
+        "complete_after_sigcont_ms": measured(per_trial["complete_after_sigcont_ms"]),
+        "missing": missing(per_trial),
     }
 
 
@@ -56,6 +77,24 @@ def target(work: Path, name: str) -> dict[str, Any]:
         out["kill"] = kill_figures(faults["kill"])
         out["stop"] = stop_figures(faults.get("stop", []))
     return out
+
+
+def gaps(label: str, side: dict[str, Any]) -> list[str]:
+    """What this side's report lacks, each in a sentence."""
+    lines = [
+        f"{label}: {tool} wrote no readable result"
+        for tool, key in (("verify.js", "verify"), ("faults.js", "kill"))
+        if side[key] is None
+    ]
+    for key, trials in (("kill", "SIGKILL"), ("stop", "SIGSTOP")):
+        figures = side[key] or {}
+        absent = [
+            f"{name} in {count} of {figures['trials']} {trials} trials"
+            for name, count in figures.get("missing", {}).items()
+        ]
+        if absent:
+            lines.append(f"{label}: missing figures: " + "; ".join(absent))
+    return lines
 
 
 def table(result: dict[str, Any]) -> str:
@@ -77,6 +116,7 @@ def table(result: dict[str, Any]) -> str:
         ("SIGKILL: answers slower than 500 ms", ("kill", "over_500_ms"), None),
         ("SIGKILL: slowest answer (ms)", ("kill", "max_ms"), None),
         ("SIGKILL: replacement process (ms)", ("kill", "replacement_ms"), None),
+        ("SIGKILL: /workers lists every worker again (ms)", ("kill", "all_listed_again_ms"), None),
         ("SIGSTOP: rosters / answered 200", ("stop", "rosters"), ("stop", "answered_200")),
         ("SIGSTOP: slowest answer (ms)", ("stop", "max_ms"), None),
     ]
@@ -101,11 +141,14 @@ def main(argv: list[str]) -> int:
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     print(f"Run {args.stamp} (bench/faults.sh)\n")
     print(table(result))
+    notes = gaps("ours", result["us"]) + gaps("reference", result["reference"])
     failures = (result["us"]["verify"] or {}).get("failures")
     if failures:
-        print("\nours failed: " + "; ".join(failures))
+        notes.append("ours failed: " + "; ".join(failures))
+    if notes:
+        print("\n" + "\n".join(notes))
     print(f"\nresults: {args.out}", file=sys.stderr)
-    return 0 if result["us"]["verify"] and result["us"]["kill"] else 1
+    return 0 if result["us"]["verify"] and result["us"]["kill"] and not failures else 1
 
 
 if __name__ == "__main__":

@@ -254,6 +254,13 @@ SOCKETIO_MAX_PAYLOAD: int = env.int("SOCKETIO_MAX_PAYLOAD", default=1_000_000)
 SOCKETIO_CONNECT_TIMEOUT_S: float = env.float("SOCKETIO_CONNECT_TIMEOUT_S", default=45.0)
 # identity-change events one socket may send per second before they are dropped
 SOCKETIO_IDENTITY_CHANGE_RATE: float = env.float("SOCKETIO_IDENTITY_CHANGE_RATE", default=20.0)
+# what one socket's identity-changes may make the cluster carry: each costs its frame's
+# length times the rooms it goes to, from a bucket refilled this much a second and holding
+# as much; an event the bucket cannot cover is dropped. 900 KB sent to 100 rooms would put
+# 90 MB through Redis; a normal client (a name, tens of rooms) stays far below.
+SOCKETIO_FANOUT_BYTES_PER_SECOND: int = env.int(
+    "SOCKETIO_FANOUT_BYTES_PER_SECOND", default=1_000_000
+)
 # rooms one socket may be in at once; a join beyond it is refused in its ack
 SOCKETIO_MAX_ROOMS_PER_SOCKET: int = env.int("SOCKETIO_MAX_ROOMS_PER_SOCKET", default=100)
 # frames (events, acks, pings...) one connection may send per second, in bursts of twice
@@ -278,6 +285,10 @@ SOCKETIO_MAX_CONNECTIONS_PER_ADDRESS: int = env.int(
 # bytes a socket may have waiting to be sent (a client that does not read); past it the
 # socket is closed and announced as disconnected
 SOCKETIO_MAX_BUFFERED_BYTES: int = env.int("SOCKETIO_MAX_BUFFERED_BYTES", default=1 << 20)
+# a secret an operator's tool sends to read /workers' details (pids, host, memory) with
+# DEBUG off: `Authorization: Bearer <token>`, or HTTP Basic with it as the password. Empty:
+# only staff sessions see them. Use a long random value (e.g. `openssl rand -hex 32`)
+WORKERS_TOKEN: str = env.str("WORKERS_TOKEN", default="")
 # how long a roster waits for a live but silent (hung) worker
 CLUSTER_GATHER_DEADLINE: float = env.float("CLUSTER_GATHER_DEADLINE", default=1.0)
 # how often each worker beats its heartbeat and looks for dead peers (worker-down latency)
@@ -324,6 +335,14 @@ try:
     TrustedProxies.parse(FORWARDED_ALLOW_IPS)
 except ValueError as exc:
     raise ImproperlyConfigured(str(exc)) from None
+# room events the renames of one client address may make the cluster publish a minute, per
+# worker: a rename costs one per room of the user's sockets on each worker (a user with
+# 1,800 sockets in 100 rooms each: 180,000 messages, 55 MB through Redis). One costing
+# more than this passes on a full budget, and the address then waits in proportion;
+# past it 429 with Retry-After. 0: no limit
+HTTP_RENAME_FANOUT_PER_MINUTE_PER_ADDRESS: int = env.int(
+    "HTTP_RENAME_FANOUT_PER_MINUTE_PER_ADDRESS", default=10_000
+)
 
 # ---- Production: HTTPS behind Heroku's router (begin) ----------------------------------
 # `manage.py check --deploy` is clean with DEBUG off and these defaults. Each setting is on

@@ -14,3 +14,5 @@ class RoomsConfig(AppConfig):
 
         # the admin's "online now" column asks the cluster through this
         services.provide_online_counts(runtime.sockets_per_user)
+        # the rename fan-out budget per address (users.views) asks the cluster through this
+        services.provide_rename_reach(runtime.rename_reach)

@@ -137,10 +137,35 @@ def _group_send(group: str, message: dict[str, Any]) -> None:
 
 def sockets_per_user() -> dict[str, int] | None:
     """How many sockets each connected user has across the whole cluster, from synchronous
-    code (the admin's "online now"); None when the cluster cannot be asked (Redis down).
+    code (the admin's "online now"); None when the cluster cannot be asked (Redis down)."""
+    parts = _ask_cluster("sockets_per_user", {})
+    if parts is None:
+        return None
+    counts: dict[str, int] = {}
+    for part in parts:
+        if isinstance(part, dict):
+            for id_user, count in part.items():
+                counts[id_user] = counts.get(id_user, 0) + int(count)
+    return counts
+
+
+def rename_reach(id_user: str) -> int | None:
+    """How many room events a rename of `id_user` makes the cluster publish: each worker
+    forwards it once to each room of that user's sockets there (WorkerNode._forward_rename).
+    For the rename fan-out budget per address (users.views); None when the cluster cannot
+    be asked."""
+    parts = _ask_cluster("rename_reach", {"id_user": id_user})
+    if parts is None:
+        return None
+    return sum(part for part in parts if isinstance(part, int))
+
+
+def _ask_cluster(kind: str, args: dict[str, Any]) -> list[Any] | None:
+    """Every worker's answer to a cluster query, from synchronous code; None when the
+    cluster cannot be asked (Redis down).
 
     The same scatter-gather as a roster (rooms.cluster.gather), asked over the bus with a
-    blocking client (rooms.bus.blocking.ask_group): under runcluster the admin runs in a
+    blocking client (rooms.bus.blocking.ask_group): under runcluster a view runs in a
     worker's Django thread while that worker's node lives on the event loop, and a blocking
     client needs nothing from that loop. It waits at most CLUSTER_GATHER_DEADLINE for the
     workers, and redis-py's 1 s socket timeouts bound a Redis that does not answer. Without
@@ -153,36 +178,30 @@ def sockets_per_user() -> dict[str, int] | None:
                 settings.REDIS_URLS,
                 bus_names(),
                 events.CLUSTER_GROUP,
-                _sockets_per_user_query,
+                lambda reply_to: _query(kind, args, reply_to),
                 timeout=deadline,
                 tls=redis_tls(),
             )
-            parts = [r["payload"] for r in replies if isinstance(r.get("payload"), dict)]
-        else:
-            parts = _ask_local_node(deadline)
+            return [r["payload"] for r in replies if "payload" in r]
+        return _ask_local_node(kind, args, deadline)
     except Exception as exc:  # redis-py's errors, OSError, a node that does not answer
-        logger.warning("sockets per user: the cluster did not answer: %r", exc)
+        logger.warning("%s: the cluster did not answer: %r", kind, exc)
         return None
-    counts: dict[str, int] = {}
-    for part in parts:
-        for id_user, count in part.items():
-            counts[id_user] = counts.get(id_user, 0) + int(count)
-    return counts
 
 
-def _sockets_per_user_query(reply_to: str) -> dict[str, Any]:
+def _query(kind: str, args: dict[str, Any], reply_to: str) -> dict[str, Any]:
     """The cluster.query rooms.cluster.gather.Gatherer sends, asked by no worker."""
     return {
         "type": events.QUERY,
-        "kind": "sockets_per_user",
-        "args": {},
+        "kind": kind,
+        "args": args,
         "request": uuid.uuid4().hex,
         "reply_to": reply_to,
         "origin": f"ask-{uuid.uuid4().hex}",
     }
 
 
-def _ask_local_node(deadline: float) -> list[dict[str, int]]:
+def _ask_local_node(kind: str, args: dict[str, Any], deadline: float) -> list[Any]:
     node, loop = NODE.started, NODE.loop
     if node is None or loop is None or loop.is_closed():
         return []  # no node in this process: no sockets
@@ -192,6 +211,6 @@ def _ask_local_node(deadline: float) -> list[dict[str, int]]:
         running = None
     if running is loop:  # waiting here would block the loop the answer needs
         raise RuntimeError("called on the node's own event loop: use node.gather there")
-    future = asyncio.run_coroutine_threadsafe(node.gather("sockets_per_user"), loop)
+    future = asyncio.run_coroutine_threadsafe(node.gather(kind, **args), loop)
     replies, _expected = future.result(timeout=deadline + 1.0)
     return list(replies.values())

@@ -167,6 +167,27 @@ def online_counts() -> dict[str, int] | None:
     return _online_counts[0]()
 
 
+RenameReach = Callable[[str], "int | None"]
+
+
+def _reaches_nobody(id_user: str) -> int | None:
+    return None
+
+
+_rename_reach: list[RenameReach] = [_reaches_nobody]
+
+
+def provide_rename_reach(source: RenameReach) -> None:
+    """Where `rename_reach` asks: set by the rooms app (rooms.apps), as provide_online_counts."""
+    _rename_reach[0] = source
+
+
+def rename_reach(id_user: str) -> int | None:
+    """How many room events a rename of `id_user` makes the cluster publish (one per room
+    of that user's sockets on each worker), or None when that is unknown."""
+    return _rename_reach[0](id_user)
+
+
 def next_user_id() -> int:
     """The id a new user gets unless one is given: one past the largest."""
     largest = PlaygroundUser.objects.aggregate(largest=Max("id"))["largest"]

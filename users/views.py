@@ -65,16 +65,36 @@ def _csrf_rejection(request: HttpRequest, *, browsers_only: bool = True) -> str 
     return None if rejection is None else "CSRF check failed: reload the page and try again"
 
 
+def _address(request: HttpRequest) -> str:
+    return client_address(request.META.get("REMOTE_ADDR"), request.META.get("HTTP_X_FORWARDED_FOR"))
+
+
 def _too_many_writes(request: HttpRequest) -> HttpResponse | None:
     """429 with Retry-After (RFC 6585 section 4) past HTTP_RENAMES_PER_MINUTE_PER_ADDRESS
     writes from this client address on this worker (users.ratelimit)."""
-    address = client_address(
-        request.META.get("REMOTE_ADDR"), request.META.get("HTTP_X_FORWARDED_FOR")
-    )
-    wait = ratelimit.RENAMES.retry_after(address, settings.HTTP_RENAMES_PER_MINUTE_PER_ADDRESS)
+    limit = settings.HTTP_RENAMES_PER_MINUTE_PER_ADDRESS
+    wait = ratelimit.RENAMES.retry_after(_address(request), limit)
+    return _retry_later(wait, f"Too many renames from this address: retry in {wait} s")
+
+
+def _too_much_fanout(request: HttpRequest, id_user: str) -> HttpResponse | None:
+    """429 with Retry-After past HTTP_RENAME_FANOUT_PER_MINUTE_PER_ADDRESS room events from
+    this client address's renames on this worker: a rename costs the room events it makes
+    the cluster publish, as the cluster answers (services.rename_reach), or 1 if unknown."""
+    limit = settings.HTTP_RENAME_FANOUT_PER_MINUTE_PER_ADDRESS
+    if limit <= 0:
+        return None  # no limit: the cluster is not asked
+    reach = services.rename_reach(id_user)
+    cost = 1 if reach is None else reach
+    wait = ratelimit.RENAME_FANOUT.retry_after(_address(request), limit, cost=cost)
+    message = f"Renames from this address reach too many room events: retry in {wait} s"
+    return _retry_later(wait, message)
+
+
+def _retry_later(wait: int, message: str) -> HttpResponse | None:
     if not wait:
         return None
-    response = _error(429, f"Too many renames from this address: retry in {wait} s")
+    response = _error(429, message)
     response["Retry-After"] = str(wait)
     return response
 
@@ -119,6 +139,11 @@ def user_detail(request: HttpRequest, id_user: str) -> HttpResponse:
         return _error(400, "Invalid JSON body")
     try:
         name = services.validate_rename_body(body)
+    except services.InvalidUserData as exc:
+        return _error(400, str(exc))
+    if refusal := _too_much_fanout(request, id_user):
+        return refusal
+    try:
         services.user_rename(id_user=id_user, name=name)
     except services.InvalidUserData as exc:
         return _error(400, str(exc))

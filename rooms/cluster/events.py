@@ -7,12 +7,13 @@ the cluster hands them to sockets without reading them (the codec is the consume
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 CLUSTER_GROUP = "cluster"
 
 ROOM_EMIT = "room.emit"  # {room, frame, except, [event]}: a frame for a room's sockets
-USER_RENAMED = "user.renamed"  # a user's name changed: each worker tells that user's rooms
+USER_RENAMED = "user.renamed"  # {id_user, event}: each worker tells that user's rooms
 USER_DELETED = "user.deleted"  # a user is gone: CONNECTs as that user are refused
 WORKER_DOWN = "worker.down"  # a worker was found dead: each worker tells all its sockets
 QUERY = "cluster.query"  # a scatter-gather question (rooms.cluster.gather)
@@ -32,7 +33,10 @@ def room_emit(
 
 
 def user_renamed(id_user: str) -> dict[str, Any]:
-    return {"type": USER_RENAMED, "id_user": id_user}
+    """A rename for every worker. Each worker holding sockets of that user forwards it to
+    their rooms as a room event with this one event id, so a socket reached by several
+    workers' copies is served once (rooms.cluster.fanout)."""
+    return {"type": USER_RENAMED, "id_user": id_user, "event": secrets.token_hex(8)}
 
 
 def user_deleted(id_user: str) -> dict[str, Any]:

@@ -273,6 +273,8 @@ class WorkerNode:
             return self.stats()
         if kind == "sockets_per_user":  # the admin's "online now" (rooms.runtime)
             return self.registry.sockets_per_user()
+        if kind == "rename_reach":  # the room events _forward_rename would publish here
+            return len(self.registry.rooms_of_user(args["id_user"]))
         raise ValueError(f"unknown query kind {kind!r}")
 
     # ---- the receive loop ---------------------------------------------------------------
@@ -326,13 +328,14 @@ class WorkerNode:
         return reply
 
     async def _forward_rename(self, message: dict[str, Any]) -> None:
+        """identity-change to the rooms of the renamed user's sockets on this worker. Every
+        worker holding some of them does so, with the broadcast's event id: a socket in the
+        rooms gets one identity-change, however many workers hold that user's sockets."""
         KNOWN_USERS.forget(message["id_user"])  # a new user must be admitted at once
-        rooms = sorted(
-            {room for s in self.registry.of_user(message["id_user"]) for room in s.rooms}
-        )
+        rooms = self.registry.rooms_of_user(message["id_user"])
         if rooms:
             frame = self.encode_event("identity-change", {"id_user": message["id_user"]})
-            await self.fanout.emit(rooms, frame)
+            await self.fanout.emit(rooms, frame, event=message.get("event"))
 
     async def _forget_user(self, message: dict[str, Any]) -> None:
         KNOWN_USERS.forget(message["id_user"])

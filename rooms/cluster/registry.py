@@ -134,5 +134,9 @@ class Registry:
     def of_user(self, id_user: str) -> list[LocalSocket]:
         return [s for s in self._sockets.values() if s.id_user == id_user]
 
+    def rooms_of_user(self, id_user: str) -> list[str]:
+        """The rooms of this worker's sockets of `id_user`, sorted, each once."""
+        return sorted({room for sock in self.of_user(id_user) for room in sock.rooms})
+
     def all(self) -> Iterable[LocalSocket]:
         return list(self._sockets.values())

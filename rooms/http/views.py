@@ -21,7 +21,9 @@ get_host(); the middleware and the headers it adds are worked out once per setti
 
 from __future__ import annotations
 
+import base64
 import functools
+import hmac
 import io
 import logging
 from importlib import import_module
@@ -212,18 +214,43 @@ def is_staff_session(request: HttpRequest) -> bool:
     return bool(user.is_active and user.is_staff)
 
 
+def holds_workers_token(request: HttpRequest) -> bool:
+    """Whether the request carries WORKERS_TOKEN: `Authorization: Bearer <token>` (RFC
+    6750 section 2.1), or HTTP Basic with the token as the password and any user name
+    (RFC 7617) for tools that can put credentials only in a URL (http://ops:<token>@host).
+    No token configured: nobody. Compared in constant time."""
+    token = settings.WORKERS_TOKEN
+    scheme, _, credentials = request.headers.get("Authorization", "").strip().partition(" ")
+    credentials = credentials.strip()
+    if not token or not credentials:
+        return False
+    if scheme.lower() == "basic":
+        try:
+            decoded = base64.b64decode(credentials, validate=True).decode("utf-8")
+        except (ValueError, UnicodeDecodeError):
+            return False
+        credentials = decoded.partition(":")[2]
+    elif scheme.lower() != "bearer":
+        return False
+    return hmac.compare_digest(credentials.encode(), token.encode())
+
+
 class WorkersView(JsonHttpHandler):
     """GET /workers: the live workers and what each holds.
 
     A worker's pid, host name, start time, memory and GC figures help an attacker more
-    than a visitor: with DEBUG off only staff (a Django session, e.g. the admin's) see
-    them; anyone else gets PUBLIC_WORKER_FIELDS.
+    than a visitor: with DEBUG off only staff (a Django session, e.g. the admin's) and an
+    operator's tool holding WORKERS_TOKEN see them; anyone else gets PUBLIC_WORKER_FIELDS.
     """
 
     async def get(self) -> None:
         workers, expected = await (await self.node()).workers()
         headers = {"X-Workers-Expected": str(expected), "X-Workers-Responded": str(len(workers))}
-        if not (settings.DEBUG or await database_sync_to_async(is_staff_session)(self.request)):
+        if not (
+            settings.DEBUG
+            or holds_workers_token(self.request)
+            or await database_sync_to_async(is_staff_session)(self.request)
+        ):
             workers = [{k: w[k] for k in PUBLIC_WORKER_FIELDS if k in w} for w in workers]
         await self.respond(200, workers, headers)
 

@@ -8,6 +8,7 @@ replies in one place (`receive`). Every task it starts is cancelled in `_forget`
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import secrets
 from typing import Any
@@ -375,8 +376,20 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
             return GONE
         if sock.rooms:
             frame = codec.encode_event("identity-change", body)
+            size = len(frame.encode("utf-8", "replace"))  # what Redis carries per room
+            if not self.fanout_budget.take(size * len(sock.rooms)):
+                message = "identity-change fan-out budget exceeded: event dropped"
+                await self._emit("error", {"message": message})
+                return {"ok": False, "error": message}
             await self.node.emit_to_rooms(sorted(sock.rooms), frame, except_socket=sock.id_socket)
         return {"ok": True}
+
+    @functools.cached_property
+    def fanout_budget(self) -> TokenBucket:
+        """What this socket's identity-changes may make the cluster carry, in bytes times
+        rooms (one room message per room, rooms.cluster.fanout) a second:
+        SOCKETIO_FANOUT_BYTES_PER_SECOND. Full when first used, as when made at connect."""
+        return TokenBucket(settings.SOCKETIO_FANOUT_BYTES_PER_SECOND)
 
     # ---- rooms --------------------------------------------------------------------------
     # Each checks the socket is still registered: a heartbeat or protocol error may have

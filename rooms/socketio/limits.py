@@ -24,7 +24,8 @@ class TokenBucket:
         self.updated = clock()
 
     def take(self, cost: float = 1) -> bool:
-        """Take `cost` tokens if the bucket holds them."""
+        """Take `cost` tokens if the bucket holds them, else nothing (a cost over the burst
+        is never taken)."""
         self._refill()
         if self.tokens < cost:
             return False

@@ -13,7 +13,7 @@ from pytest_django.fixtures import Settings
 from rooms.cluster.known_users import KNOWN_USERS
 from rooms.cluster.node import WorkerNode
 from rooms.socketio import codec
-from tests.consumer.conftest import Client, ClientFactory, expect, socket_path
+from tests.consumer.conftest import Client, ClientFactory, expect, quiet, socket_path
 from users.models import PlaygroundUser
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -86,3 +86,26 @@ async def test_an_unknown_user_is_looked_up_once_then_remembered_until_it_is_sav
             break
         await asyncio.sleep(0.01)
     assert (await connect(id_user="42")).sid
+
+
+async def test_identity_changes_past_the_fanout_budget_are_dropped(
+    connect: ClientFactory, settings: Settings
+) -> None:
+    """Each identity-change costs its frame's bytes times the sender's rooms against
+    SOCKETIO_FANOUT_BYTES_PER_SECOND: one whose cost the budget cannot cover is dropped
+    with an error event and an ack {"ok": false}, and nothing is relayed for it; a small
+    one still passes."""
+    settings.SOCKETIO_FANOUT_BYTES_PER_SECOND = 10_000
+    receiver = await connect(id_user="2", room="Maths")
+    sender = await connect(id_user="1", room="Maths")
+    await expect(receiver, "socket-connected", sender.sid)
+    for room in ("Physics", "Chemistry", "Biology"):  # 4 rooms
+        assert await sender.call("join", room) == {"ok": True}
+    # a frame of over 3,000 bytes in 4 rooms: over 12,000 > 10,000
+    reply = await sender.call("identity-change", {"name": "x" * 3000})
+    message = "identity-change fan-out budget exceeded: event dropped"
+    assert reply == {"ok": False, "error": message}
+    await expect(sender, "error", {"message": message})
+    assert await sender.call("identity-change", {"name": "Jo"}) == {"ok": True}
+    await expect(receiver, "identity-change", {"name": "Jo", "id_user": "1"})
+    await quiet(receiver)

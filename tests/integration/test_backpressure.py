@@ -194,6 +194,7 @@ def cluster(request: pytest.FixtureRequest, start_cluster: Callable[..., Cluster
         SOCKETIO_MAX_BUFFERED_BYTES=str(CAP),
         SOCKETIO_IDENTITY_CHANGE_RATE=str(EVENTS_PER_S * 2),
         SOCKETIO_BYTE_RATE=str(EVENTS_PER_S * PAYLOAD * 2),  # the sender's 6.4 MB/s
+        SOCKETIO_FANOUT_BYTES_PER_SECOND=str(EVENTS_PER_S * 2 * (PAYLOAD + 1024)),
         SOCKETIO_PING_INTERVAL_MS=str(int(PING_INTERVAL_S * 1000)),
         SOCKETIO_PING_TIMEOUT_MS=str(PING_TIMEOUT_MS),
     )

@@ -88,3 +88,24 @@ def test_addresses_whose_budget_refilled_are_forgotten_past_the_table_size() -> 
     budgets._buckets["10.0.0.0"].tokens = 600.0  # full again
     budgets.take("10.0.1.1", 600)
     assert sorted(budgets._buckets) == ["10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.1.1"]
+
+
+def test_a_take_may_cost_many_tokens_and_waits_for_all_of_them() -> None:
+    """Bytes x rooms at 1000 a second: 600 pass, the next 600 are refused with 400 left
+    (and take nothing), and pass once 0.2 s has refilled the rest."""
+    clock = Clock()
+    bucket = TokenBucket(1000, clock=clock)
+    assert bucket.take(600)
+    assert not bucket.take(600)
+    assert bucket.tokens == 400
+    clock.now += 0.2
+    assert bucket.take(600)
+
+
+def test_a_cost_larger_than_the_burst_is_never_taken() -> None:
+    clock = Clock()
+    bucket = TokenBucket(1000, clock=clock)
+    assert not bucket.take(1001)
+    clock.now += 3600
+    assert not bucket.take(1001)
+    assert bucket.take(1000)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from rooms.bus.local import LocalBus
 from rooms.bus.serialization import serialize
+from rooms.cluster import events
 from rooms.cluster.fanout import RoomFanout
 from rooms.cluster.membership import LocalDirectory
 from rooms.cluster.node import WorkerNode
@@ -104,3 +105,44 @@ async def test_deliveries_remembered_stay_bounded_oldest_forgotten_first() -> No
     assert fanout._remembered <= 25 + 10 and list(fanout._served)[-1] == "e4"
     assert "e0" not in fanout._served
     assert len(sink.written) == 50  # every socket got every event once
+
+
+async def test_a_rename_heard_by_two_workers_reaches_each_member_once() -> None:
+    """User 1 has sockets on two workers, both in room r: each worker forwards the one
+    user.renamed broadcast to r, and the member on the second worker is served once."""
+    recorders = [Recorder(), Recorder()]
+    nodes = [
+        WorkerNode(publisher=recorder, subscriber=LocalBus(), directory=LocalDirectory(),  # type: ignore[arg-type]
+                   encode_event=lambda *event: repr(event), procid=f"w{i}")
+        for i, recorder in enumerate(recorders)
+    ]  # fmt: skip
+    user_sinks, member = [Sink(True), Sink(True)], Sink(True)
+    socket_with(nodes[0], "user-on-0", user_sinks[0], "r")
+    socket_with(nodes[1], "user-on-1", user_sinks[1], "r")
+    nodes[1].add(LocalSocket("member", "2", deliver=member.deliver, deliver_now=member.deliver_now))
+    nodes[1].registry.join("member", "r")
+    rename = events.user_renamed("1")
+    for node in nodes:  # the broadcast reaches every worker's `cluster` group
+        await node._handlers[events.USER_RENAMED](dict(rename))
+    published = [message for recorder in recorders for _, message in recorder.sent]
+    assert len(published) == 2  # one copy of the room event per worker holding user 1
+    for message in published:  # worker 1 holds sockets in r: it hears both copies
+        await nodes[1].fanout.deliver(message)
+    frame = repr(("identity-change", {"id_user": "1"}))
+    assert member.written == [frame]
+    assert user_sinks[1].written == [frame]
+
+
+def test_a_worker_answers_how_many_room_events_a_rename_would_publish_here() -> None:
+    """One per room of the user's sockets on this worker, however many of them share it."""
+    node = WorkerNode(
+        publisher=LocalBus(), subscriber=LocalBus(), directory=LocalDirectory(),
+        encode_event=str, procid="me",
+    )  # fmt: skip
+    socket_with(node, "one", Sink(True), "a", "b")
+    socket_with(node, "two", Sink(True), "b", "c")
+    node.add(LocalSocket("other", "2", deliver=Sink(True).deliver))
+    node.registry.join("other", "d")
+    assert node._answer("rename_reach", {"id_user": "1"}) == 3
+    assert node._answer("rename_reach", {"id_user": "2"}) == 1
+    assert node._answer("rename_reach", {"id_user": "3"}) == 0

@@ -3,13 +3,15 @@ worker, then 429 JSON with Retry-After (users.ratelimit)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from django.test import Client
 from pytest_django.fixtures import Settings
 
-from users import ratelimit
+from rooms import runtime
+from users import ratelimit, services
 from users.models import PlaygroundUser
 from users.ratelimit import AddressRateLimit
 
@@ -88,3 +90,66 @@ def test_the_table_is_bounded() -> None:
     for _ in range(20):
         limit.retry_after("10.9.9.9", 6)
     assert len(limit) < 100
+
+
+@pytest.fixture
+def reach(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int | None]]:
+    """The room events a rename of any user will publish, as the cluster would answer;
+    a fresh fan-out table on a clock that stands still."""
+    answer: list[int | None] = [0]
+    monkeypatch.setattr(ratelimit, "RENAME_FANOUT", AddressRateLimit(clock=FakeClock()))
+    services.provide_rename_reach(lambda id_user: answer[0])
+    yield answer
+    services.provide_rename_reach(runtime.rename_reach)
+
+
+def test_renames_are_charged_the_room_events_they_publish(
+    client: Client, settings: Settings, reach: list[int | None]
+) -> None:
+    """1000 room events a minute, a user in 400 rooms: two renames pass, the third is
+    refused with 429 and Retry-After (200 left, 200 more at 1000 a minute: 12 s) and
+    changes nothing; another address still renames."""
+    settings.HTTP_RENAME_FANOUT_PER_MINUTE_PER_ADDRESS = 1000
+    reach[0] = 400
+    assert put(client, "One").status_code == 204
+    assert put(client, "Two").status_code == 204
+    refused = put(client, "Three")
+    assert refused.status_code == 429
+    assert refused["Retry-After"] == "12"
+    assert "room events" in refused.json()["error"]
+    assert PlaygroundUser.objects.get(pk=1).name == "Two"
+    assert put(client, "Other", address="198.51.100.1").status_code == 204
+
+
+def test_a_rename_reaching_more_than_a_minute_of_budget_waits_in_proportion(
+    client: Client, settings: Settings, reach: list[int | None]
+) -> None:
+    """A user in 3000 rooms with 1000 a minute: one rename passes on a full budget, and
+    the next waits until the 2000 overdrawn and 1000 more have refilled: 180 s."""
+    settings.HTTP_RENAME_FANOUT_PER_MINUTE_PER_ADDRESS = 1000
+    reach[0] = 3000
+    assert put(client, "Big").status_code == 204
+    refused = put(client, "Again")
+    assert (refused.status_code, refused["Retry-After"]) == (429, "180")
+
+
+def test_a_rename_of_unknown_reach_costs_one_and_zero_means_no_limit(
+    client: Client, settings: Settings, reach: list[int | None]
+) -> None:
+    settings.HTTP_RENAME_FANOUT_PER_MINUTE_PER_ADDRESS = 2
+    reach[0] = None  # the cluster did not answer
+    assert [put(client, f"N{i}").status_code for i in range(3)] == [204, 204, 429]
+    settings.HTTP_RENAME_FANOUT_PER_MINUTE_PER_ADDRESS = 0
+    reach[0] = 10**9
+    assert put(client, "Unlimited").status_code == 204
+
+
+def test_a_cost_is_taken_whole_and_may_overdraw_a_full_bucket() -> None:
+    clock = FakeClock()
+    limit = AddressRateLimit(clock=clock)
+    assert limit.retry_after("a", 60, cost=50) == 0
+    assert limit.retry_after("a", 60, cost=20) == 10  # 10 left, 10 more at 1 a second
+    assert limit.retry_after("a", 60, cost=10) == 0
+    clock.now += 60
+    assert limit.retry_after("a", 60, cost=600) == 0  # a full bucket pays more than it holds
+    assert limit.retry_after("a", 60, cost=1) == 541
