@@ -39,7 +39,12 @@ def own_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]
 
 @pytest.fixture(scope="module")
 def cluster(own_redis: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    env = {"HTTP_RENAME_FANOUT_PER_MINUTE_PER_ADDRESS": str(RENAME_FANOUT)}
+    env = {
+        "HTTP_RENAME_FANOUT_PER_MINUTE_PER_ADDRESS": str(RENAME_FANOUT),
+        # the frames' own byte rate would cut the attacker off at its second 900 KB frame:
+        # raised so that the budget on what the frames cost the cluster is the one shown
+        "SOCKETIO_BYTE_RATE": str(10 * BIG),
+    }
     yield from module_cluster(2, own_redis, tmp_path_factory, **env)
 
 
