@@ -29,15 +29,14 @@ from rooms.server import backpressure, ws_frame_budget
 from rooms.server.ws_frames import FrameWriter, frame_writer
 from rooms.socketio import codec
 from rooms.socketio.dispatch import DirectDispatch
-from rooms.socketio.limits import BudgetsPerAddress, ConnectionsPerAddress, TokenBucket
-from users import identity, services
+from rooms.socketio.limits import ConnectionsPerAddress, TokenBucket
+from users import identity, ratelimit, services
 
 logger = logging.getLogger(__name__)
 
 
 GONE = {"ok": False, "error": "socket is disconnecting"}
 OPEN_CONNECTIONS = ConnectionsPerAddress()  # this worker's, by client address
-REFUSED_CONNECTS = BudgetsPerAddress()  # this worker's, by client address
 
 
 def scope_address(scope: dict[str, Any]) -> str:
@@ -126,7 +125,7 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
             await self.close()
             return
         per_minute = settings.SOCKETIO_CONNECT_REFUSALS_PER_MINUTE
-        if REFUSED_CONNECTS.exhausted(self.address, per_minute):
+        if ratelimit.REFUSED_CONNECTS.exhausted(self.address, per_minute):
             OPEN_CONNECTIONS.release(self.address)
             self.address = None
             logger.info("refusing /socket.io/ connection: too many refused CONNECTs")
@@ -333,7 +332,7 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
         so it is once its address has had SOCKETIO_CONNECT_REFUSALS_PER_MINUTE refusals on
         this worker (many connections trying users)."""
         per_minute = settings.SOCKETIO_CONNECT_REFUSALS_PER_MINUTE
-        if not REFUSED_CONNECTS.take(self.address or "", per_minute):
+        if ratelimit.REFUSED_CONNECTS.retry_after(self.address or "", per_minute):
             logger.info("closing %s: too many refused CONNECTs from its address", self.eio_sid)
             message = "too many refused CONNECTs from this address"
             await self._send_packet(codec.ConnectError(message, namespace))
