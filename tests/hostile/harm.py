@@ -61,6 +61,12 @@ def redis_traffic(url: str) -> tuple[int, int]:
     return int(stats["total_net_input_bytes"]), int(stats["total_net_output_bytes"])
 
 
+def traffic_since(url: str, before: tuple[int, int]) -> tuple[int, int]:
+    """Bytes Redis has read and written since `before`, a `redis_traffic` reading."""
+    now = redis_traffic(url)
+    return now[0] - before[0], now[1] - before[1]
+
+
 @dataclass
 class Unharmed:
     """See the module docstring; `room` is the well-behaved sockets' room."""

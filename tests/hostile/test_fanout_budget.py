@@ -12,7 +12,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.hostile.harm import Unharmed, call, join_paced, pair_on_two_workers, redis_traffic
+from tests.hostile.harm import (
+    Unharmed,
+    call,
+    join_paced,
+    pair_on_two_workers,
+    redis_traffic,
+    traffic_since,
+)
 from tests.integration.conftest import module_cluster
 from tests.integration.servers import Cluster, RedisServer, http
 from tests.integration.wire import events_until_quiet, socketio_connect
@@ -30,14 +37,6 @@ BYTES_PER_ROOM = 1500
 
 
 @pytest.fixture(scope="module")
-def own_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    """A Redis of this module alone: its byte counters see only this cluster."""
-    server = RedisServer(tmp_path_factory.mktemp("redis"))
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
 def cluster(own_redis: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     env = {
         "HTTP_RENAME_FANOUT_PER_MINUTE_PER_ADDRESS": str(RENAME_FANOUT),
@@ -46,11 +45,6 @@ def cluster(own_redis: RedisServer, tmp_path_factory: pytest.TempPathFactory) ->
         "SOCKETIO_BYTE_RATE": str(10 * BIG),
     }
     yield from module_cluster(2, own_redis, tmp_path_factory, **env)
-
-
-def traffic_since(server: RedisServer, before: tuple[int, int]) -> tuple[int, int]:
-    now = redis_traffic(server.url)
-    return now[0] - before[0], now[1] - before[1]
 
 
 def rooms_named(count: int) -> list[str]:
@@ -82,7 +76,7 @@ async def test_large_identity_changes_to_many_rooms_are_refused_and_never_reach_
                 reply = await call(ws, 100 + i, "identity-change", {"name": "x" * BIG}, within=15)
                 assert reply == refusal
                 await asyncio.sleep(0.25)  # within the identity-change rate
-            sent_in, sent_out = traffic_since(own_redis, before)
+            sent_in, sent_out = traffic_since(own_redis.url, before)
             assert await call(ws, 200, "identity-change", {"name": "small"}) == {"ok": True}
             for peer in (first, second):
                 await peer.wait_for("identity-change", lambda p: p.get("name") == "small")
@@ -127,7 +121,7 @@ async def test_renames_of_a_user_in_many_rooms_are_bounded_per_address(
                 assert "too many room events" in body["error"]
             for peer in (first, second):
                 await peer.wait_for("identity-change", lambda p: p == {"id_user": "4"})
-            sent_in, sent_out = traffic_since(own_redis, before)
+            sent_in, sent_out = traffic_since(own_redis.url, before)
         assert sent_in < 2 * ROOMS * BYTES_PER_ROOM, sent_in
         assert sent_out < 2 * 2 * ROOMS * BYTES_PER_ROOM, sent_out  # to both workers
     finally:
