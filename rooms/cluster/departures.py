@@ -5,8 +5,8 @@ is queued here: the UNSUBSCRIBE of each room it was this worker's last socket in
 `socket-disconnected` its rooms' other members must hear. None of it is awaited inside the
 socket's application instance: daphne kills an instance still running
 `application_close_timeout` (10 s) after its client left, and a thousand sockets in 100
-rooms each leaving at once, each waiting on two hundred Redis round trips, left their
-per-address counts and room subscriptions behind (issue 29).
+rooms each leaving at once, each awaiting two hundred Redis round trips, would be killed
+holding their per-address counts and room subscriptions (issue 29, item 2).
 
 - Unsubscribes go first and in bulk: one UNSUBSCRIBE names up to a thousand rooms
   (rooms.bus.subscriber). A room is left only if it is still empty when the command is
