@@ -15,7 +15,7 @@ import os
 import threading
 import time
 import urllib.parse
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -122,17 +122,26 @@ class Unharmed:
         assert max(grown.values()) < MEMORY_GROWTH_MB, f"VmRSS grew (MB): {grown}"
 
 
+async def on_worker(
+    cluster: Cluster, id_user: str, room: str, wanted: Callable[[str], bool]
+) -> Client:
+    """A socket of `id_user` in `room` on a worker whose procid is `wanted`, reconnecting
+    until the kernel puts it on one (as until_two_workers, tests/integration/recording.py)."""
+    for _ in range(100):
+        client = await Client().connect(cluster.url, id_user, room)
+        if wanted(client.procid):
+            return client
+        await client.close()
+        await asyncio.sleep(0.02)
+    raise AssertionError("the kernel put every connection on one worker")
+
+
 async def pair_on_two_workers(cluster: Cluster, room: str) -> tuple[Client, Client]:
     """Two well-behaved sockets in `room` (users 1 and 2), on different workers."""
     first = await Client().connect(cluster.url, "1", room)
-    for _ in range(100):  # as until_two_workers (tests/integration/recording.py)
-        other = await Client().connect(cluster.url, "2", room)
-        if other.procid != first.procid:
-            await first.wait_for("socket-connected", lambda sid, other=other: sid == other.sid)
-            return first, other
-        await other.close()
-        await asyncio.sleep(0.02)
-    raise AssertionError("the kernel put every connection on one worker")
+    other = await on_worker(cluster, "2", room, lambda procid: procid != first.procid)
+    await first.wait_for("socket-connected", lambda sid: sid == other.sid)
+    return first, other
 
 
 async def call(ws: Any, ack_id: int, *event: Any, within: float = 5) -> Any:
