@@ -8,7 +8,6 @@ replies in one place (`receive`). Every task it starts is cancelled in `_forget`
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import secrets
 from typing import Any
@@ -134,6 +133,9 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
         self.eio_sid = new_socket_id()
         self.pong = asyncio.Event()
         self.identity_budget = TokenBucket(settings.SOCKETIO_IDENTITY_CHANGE_RATE)
+        # bytes x rooms a second that its identity-changes may make the cluster carry (one
+        # room message per room, rooms.cluster.fanout)
+        self.fanout_budget = TokenBucket(settings.SOCKETIO_FANOUT_BYTES_PER_SECOND)
         rate = settings.SOCKETIO_FRAME_RATE
         self.frame_budget = TokenBucket(rate, burst=2 * rate)
         # characters of frames: one frame of the largest size at once, then the rate
@@ -382,13 +384,6 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
                 return {"ok": False, "error": message}
             await self.node.emit_to_rooms(sorted(sock.rooms), frame, except_socket=sock.id_socket)
         return {"ok": True}
-
-    @functools.cached_property
-    def fanout_budget(self) -> TokenBucket:
-        """What this socket's identity-changes may make the cluster carry, in bytes times
-        rooms (one room message per room, rooms.cluster.fanout) a second:
-        SOCKETIO_FANOUT_BYTES_PER_SECOND. Full when first used, as when made at connect."""
-        return TokenBucket(settings.SOCKETIO_FANOUT_BYTES_PER_SECOND)
 
     # ---- rooms --------------------------------------------------------------------------
     # Each checks the socket is still registered: a heartbeat or protocol error may have
