@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import logging
-import secrets
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from rooms.bus.publisher import Publisher
-from rooms.cluster.events import room_emit
+from rooms.cluster.events import new_event_id, room_emit
 from rooms.cluster.names import group_for_room
 from rooms.cluster.registry import LocalSocket, Registry
 
@@ -65,7 +64,7 @@ class RoomFanout:
         """
         ordered = list(dict.fromkeys(rooms))
         if event is None and len(ordered) > 1:
-            event = secrets.token_hex(8)
+            event = new_event_id()
         for room in ordered:
             message = room_emit(room, frame, except_socket=except_socket, event=event)
             await self.bus_call(self.publisher.group_send, group_for_room(room), message)
