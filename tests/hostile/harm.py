@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import secrets
 import threading
 import time
 import urllib.parse
@@ -31,6 +32,18 @@ ANSWER_WITHIN_S = 1.0
 # A worker serving a few dozen sockets sits at 60-80 MB; an attack may cost it some
 # buffers, not a leak per frame or per connection.
 MEMORY_GROWTH_MB = 64
+
+
+def production_env(**overrides: str) -> dict[str, str]:
+    """A cluster's environment with production settings (DEBUG off, so the HTTPS settings
+    on and SECURE_PROXY_SSL_HEADER with them), served over plain HTTP on the loopback."""
+    return {
+        "DEBUG": "off",
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "SECURE_SSL_REDIRECT": "off",
+        **overrides,
+    }
 
 
 def rss_mb(pid: int) -> float:
