@@ -117,19 +117,17 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
             logger.warning("refusing /socket.io/ connection: %s", exc)
             await self.close()
             return
-        self.address = scope_address(self.scope)
-        if not OPEN_CONNECTIONS.admit(self.address, settings.SOCKETIO_MAX_CONNECTIONS_PER_ADDRESS):
-            self.address = None
-            logger.info("refusing /socket.io/ connection: too many from one address")
-            await self.close()
-            return
+        address = scope_address(self.scope)
         per_minute = settings.SOCKETIO_CONNECT_REFUSALS_PER_MINUTE
-        if ratelimit.REFUSED_CONNECTS.exhausted(self.address, per_minute):
-            OPEN_CONNECTIONS.release(self.address)
-            self.address = None
+        if ratelimit.REFUSED_CONNECTS.exhausted(address, per_minute):
             logger.info("refusing /socket.io/ connection: too many refused CONNECTs")
             await self.close()
             return
+        if not OPEN_CONNECTIONS.admit(address, settings.SOCKETIO_MAX_CONNECTIONS_PER_ADDRESS):
+            logger.info("refusing /socket.io/ connection: too many from one address")
+            await self.close()
+            return
+        self.address = address
         self.eio_sid = new_socket_id()
         self.pong = asyncio.Event()
         self.identity_budget = TokenBucket(settings.SOCKETIO_IDENTITY_CHANGE_RATE)
