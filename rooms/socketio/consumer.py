@@ -93,6 +93,7 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
     # against SOCKETIO_MAX_BUFFERED_BYTES (a client that does not read is cut off there).
     outgoing: backpressure.Outgoing | None = None
     max_buffered = 0
+    frame_budget: TokenBucket | None = None  # None where the server counts every frame
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         """Whatever ends the instance, its socket is forgotten and its address released:
@@ -134,8 +135,6 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
         # bytes x rooms a second that its identity-changes may make the cluster carry (one
         # room message per room, rooms.cluster.fanout)
         self.fanout_budget = TokenBucket(settings.SOCKETIO_FANOUT_BYTES_PER_SECOND)
-        rate = settings.SOCKETIO_FRAME_RATE
-        self.frame_budget = TokenBucket(rate, burst=2 * rate)
         # characters of frames: one frame of the largest size at once, then the rate
         byte_rate = settings.SOCKETIO_BYTE_RATE
         self.byte_budget = TokenBucket(
@@ -144,7 +143,11 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
         self.connect_refusals = 0
         await self.accept()
         self.write_frame = frame_writer(self.base_send)
-        ws_frame_budget.notify_in_order(self.base_send)
+        # frames are counted as they arrive where runcluster's workers count them all
+        # (rooms.server.ws_frame_budget, fragments and pings included); else here, per message
+        if not ws_frame_budget.notify_in_order(self.base_send):
+            rate = settings.SOCKETIO_FRAME_RATE
+            self.frame_budget = TokenBucket(rate, burst=2 * rate)
         self.outgoing = backpressure.outgoing(self.base_send)
         self.max_buffered = settings.SOCKETIO_MAX_BUFFERED_BYTES
         await self._send_packet(
@@ -163,7 +166,7 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self.closing:  # else a queued CONNECT would register a socket on a closed connection
             return
-        if not self.frame_budget.take():
+        if self.frame_budget is not None and not self.frame_budget.take():
             await self._over_budget("frame")
             return
         if not self.byte_budget.take(len(text_data or bytes_data or "")):
