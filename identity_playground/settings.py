@@ -255,7 +255,7 @@ SOCKETIO_CONNECT_TIMEOUT_S: float = env.float("SOCKETIO_CONNECT_TIMEOUT_S", defa
 # identity-change events one socket may send per second before they are dropped
 SOCKETIO_IDENTITY_CHANGE_RATE: float = env.float("SOCKETIO_IDENTITY_CHANGE_RATE", default=20.0)
 # what one socket's identity-changes may make the cluster carry: each costs its frame's
-# length times the rooms it goes to, from a bucket refilled this much a second and holding
+# UTF-8 bytes times the rooms it goes to, from a bucket refilled this much a second and holding
 # as much; an event the bucket cannot cover is dropped. 900 KB sent to 100 rooms would put
 # 90 MB through Redis; a normal client (a name, tens of rooms) stays far below.
 SOCKETIO_FANOUT_BYTES_PER_SECOND: int = env.int(

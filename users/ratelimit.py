@@ -1,9 +1,11 @@
-"""Writes per client address, per worker process: token buckets in a bounded table.
+"""Budgets per client address, per worker process: token buckets in bounded tables.
 
 A PUT renames a user for every socket of every room it sits in, across the cluster; one
 address sending them in a loop costs each worker a database write and a fan-out per
-request. Two tables: writes (RENAMES), and the room events they make the cluster publish
-(RENAME_FANOUT), which grow with the renamed user's sockets and rooms. Each address gets
+request. Tables: writes (RENAMES), the room events they make the cluster publish
+(RENAME_FANOUT), which grow with the renamed user's sockets and rooms, and refused
+Socket.IO CONNECTs (REFUSED_CONNECTS, each a connection, a decode and a user lookup;
+rooms.socketio.consumer counts them here). Each address gets
 a token bucket per table (the same shape as rooms.socketio.limits' per-connection one;
 users import nothing of rooms): `per_minute` tokens a minute, in bursts of as many. A
 table holds at most `MAX_ADDRESSES` buckets: a bucket that has refilled is forgotten (it
@@ -60,6 +62,15 @@ class AddressRateLimit:
         bucket.tokens -= cost
         return 0
 
+    def exhausted(self, address: str, per_minute: int) -> bool:
+        """Whether `address` has less than one token left, taking nothing (an address
+        never counted has a full bucket)."""
+        bucket = self._buckets.get(address)
+        if per_minute <= 0 or bucket is None:
+            return False
+        refill = (self.clock() - bucket.updated) * per_minute / 60.0
+        return bucket.tokens + refill < 1
+
     def _bound(self, now: float, rate: float, per_minute: int) -> None:
         """Drop the least recently used buckets that have refilled (each is what a new
         one would be), then, past the cap, the least recently used one whatever it holds."""
@@ -82,3 +93,7 @@ RENAME_FANOUT = AddressRateLimit()
 that asked for them: a rename costs as many as the renamed user's rooms on each worker
 (users.services.rename_reach), which for a user with 1,800 sockets in 100 rooms each is
 180,000 messages (55 MB) through Redis."""
+
+REFUSED_CONNECTS = AddressRateLimit()
+"""This worker's table of refused Socket.IO CONNECTs, by client address
+(SOCKETIO_CONNECT_REFUSALS_PER_MINUTE; rooms.socketio.consumer)."""

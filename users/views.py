@@ -145,9 +145,7 @@ def user_detail(request: HttpRequest, id_user: str) -> HttpResponse:
         return refusal
     try:
         services.user_rename(id_user=id_user, name=name)
-    except services.InvalidUserData as exc:
-        return _error(400, str(exc))
-    except services.UserNotFound:
+    except services.UserNotFound:  # deleted meanwhile
         return _error(404, NOT_FOUND)
     return HttpResponse(status=204)
 

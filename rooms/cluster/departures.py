@@ -5,8 +5,8 @@ is queued here: the UNSUBSCRIBE of each room it was this worker's last socket in
 `socket-disconnected` its rooms' other members must hear. None of it is awaited inside the
 socket's application instance: daphne kills an instance still running
 `application_close_timeout` (10 s) after its client left, and a thousand sockets in 100
-rooms each leaving at once, each waiting on two hundred Redis round trips, left their
-per-address counts and room subscriptions behind (issue 29).
+rooms each leaving at once, each awaiting two hundred Redis round trips, would be killed
+holding their per-address counts and room subscriptions (issue 29, item 2).
 
 - Unsubscribes go first and in bulk: one UNSUBSCRIBE names up to a thousand rooms
   (rooms.bus.subscriber). A room is left only if it is still empty when the command is
@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
 import time
 from collections import deque
 from collections.abc import Iterable, Sequence
@@ -34,7 +33,7 @@ from dataclasses import dataclass
 
 from rooms.bus.publisher import Publisher
 from rooms.bus.subscriber import Subscriber
-from rooms.cluster.events import room_emit
+from rooms.cluster.events import new_event_id, room_emit
 from rooms.cluster.names import group_for_room
 from rooms.cluster.registry import Registry
 
@@ -100,7 +99,7 @@ class Departures:
         """`frame` to every socket in any of `rooms`, each socket once."""
         if not rooms:
             return
-        event = secrets.token_hex(8) if len(rooms) > 1 else None
+        event = new_event_id() if len(rooms) > 1 else None
         self._announcements.append(Departure(list(rooms), frame, event))
         self._queued += len(rooms)
         self._drop_beyond_cap()

@@ -20,6 +20,12 @@ QUERY = "cluster.query"  # a scatter-gather question (rooms.cluster.gather)
 REPLY = "cluster.reply"  # one worker's answer to it
 
 
+def new_event_id() -> str:
+    """The id every copy of one event carries (`room_emit`'s `event`), so that a socket
+    reached by several of them is served once (rooms.cluster.fanout)."""
+    return secrets.token_hex(8)
+
+
 def room_emit(
     room: str, frame: str, *, except_socket: str | None = None, event: str | None = None
 ) -> dict[str, Any]:
@@ -36,7 +42,7 @@ def user_renamed(id_user: str) -> dict[str, Any]:
     """A rename for every worker. Each worker holding sockets of that user forwards it to
     their rooms as a room event with this one event id, so a socket reached by several
     workers' copies is served once (rooms.cluster.fanout)."""
-    return {"type": USER_RENAMED, "id_user": id_user, "event": secrets.token_hex(8)}
+    return {"type": USER_RENAMED, "id_user": id_user, "event": new_event_id()}
 
 
 def user_deleted(id_user: str) -> dict[str, Any]:

@@ -46,6 +46,8 @@ from typing import Any
 
 from twisted.web import http
 
+from rooms.server.limits import LINGER_SECONDS
+
 _data_received: Any = http.HTTPChannel.dataReceived
 _all_headers_received: Any = http.HTTPChannel.allHeadersReceived
 _request_done: Any = http.HTTPChannel.requestDone
@@ -53,9 +55,9 @@ _connection_made: Any = http.HTTPChannel.connectionMade
 _connection_lost: Any = http.HTTPChannel.connectionLost
 _all_content_received: Any = http.HTTPChannel.allContentReceived
 
-# nginx's lingering_timeout, as rooms.server.limits.LINGER_SECONDS: a client on a slow link
-# still reads the answer, one that never reads holds the connection briefly
-CLOSE_GRACE_S = 5.0
+# the refused body's linger (nginx's lingering_timeout): a client on a slow link still
+# reads the answer, one that never reads holds the connection briefly
+CLOSE_GRACE_S = LINGER_SECONDS
 
 _deadline_s: float = 10.0
 _body_deadline_s: float = 30.0

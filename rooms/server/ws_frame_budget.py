@@ -6,7 +6,8 @@ onMessage), so an application that counts messages never sees a message split in
 hundred thousand fragments, nor empty continuation frames sent forever, nor WebSocket
 pings (RFC 6455 sections 5.4 and 5.5.2). Each of those costs autobahn a header parse and
 a copy of the rest of its input buffer (`self.data = self.data[i:]`, per frame), and
-fragments pile up in the message's list: one such client kept a worker at 100% CPU.
+fragments pile up in the message's list: one such client, uncounted, keeps a worker at
+100% CPU (issue 29, item 3).
 
 Here `onFrameBegin`, which autobahn calls for every frame (first, continuation, control),
 takes one token from the connection's bucket: `rate` a second, in bursts of `burst` (the

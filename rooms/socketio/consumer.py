@@ -8,7 +8,6 @@ replies in one place (`receive`). Every task it starts is cancelled in `_forget`
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import secrets
 from typing import Any
@@ -29,15 +28,14 @@ from rooms.server import backpressure, ws_frame_budget
 from rooms.server.ws_frames import FrameWriter, frame_writer
 from rooms.socketio import codec
 from rooms.socketio.dispatch import DirectDispatch
-from rooms.socketio.limits import BudgetsPerAddress, ConnectionsPerAddress, TokenBucket
-from users import identity, services
+from rooms.socketio.limits import ConnectionsPerAddress, TokenBucket
+from users import identity, ratelimit, services
 
 logger = logging.getLogger(__name__)
 
 
 GONE = {"ok": False, "error": "socket is disconnecting"}
 OPEN_CONNECTIONS = ConnectionsPerAddress()  # this worker's, by client address
-REFUSED_CONNECTS = BudgetsPerAddress()  # this worker's, by client address
 
 
 def scope_address(scope: dict[str, Any]) -> str:
@@ -95,6 +93,7 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
     # against SOCKETIO_MAX_BUFFERED_BYTES (a client that does not read is cut off there).
     outgoing: backpressure.Outgoing | None = None
     max_buffered = 0
+    frame_budget: TokenBucket | None = None  # None where the server counts every frame
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         """Whatever ends the instance, its socket is forgotten and its address released:
@@ -119,24 +118,23 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
             logger.warning("refusing /socket.io/ connection: %s", exc)
             await self.close()
             return
-        self.address = scope_address(self.scope)
-        if not OPEN_CONNECTIONS.admit(self.address, settings.SOCKETIO_MAX_CONNECTIONS_PER_ADDRESS):
-            self.address = None
-            logger.info("refusing /socket.io/ connection: too many from one address")
-            await self.close()
-            return
+        address = scope_address(self.scope)
         per_minute = settings.SOCKETIO_CONNECT_REFUSALS_PER_MINUTE
-        if REFUSED_CONNECTS.exhausted(self.address, per_minute):
-            OPEN_CONNECTIONS.release(self.address)
-            self.address = None
+        if ratelimit.REFUSED_CONNECTS.exhausted(address, per_minute):
             logger.info("refusing /socket.io/ connection: too many refused CONNECTs")
             await self.close()
             return
+        if not OPEN_CONNECTIONS.admit(address, settings.SOCKETIO_MAX_CONNECTIONS_PER_ADDRESS):
+            logger.info("refusing /socket.io/ connection: too many from one address")
+            await self.close()
+            return
+        self.address = address
         self.eio_sid = new_socket_id()
         self.pong = asyncio.Event()
         self.identity_budget = TokenBucket(settings.SOCKETIO_IDENTITY_CHANGE_RATE)
-        rate = settings.SOCKETIO_FRAME_RATE
-        self.frame_budget = TokenBucket(rate, burst=2 * rate)
+        # bytes x rooms a second that its identity-changes may make the cluster carry (one
+        # room message per room, rooms.cluster.fanout)
+        self.fanout_budget = TokenBucket(settings.SOCKETIO_FANOUT_BYTES_PER_SECOND)
         # characters of frames: one frame of the largest size at once, then the rate
         byte_rate = settings.SOCKETIO_BYTE_RATE
         self.byte_budget = TokenBucket(
@@ -145,7 +143,11 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
         self.connect_refusals = 0
         await self.accept()
         self.write_frame = frame_writer(self.base_send)
-        ws_frame_budget.notify_in_order(self.base_send)
+        # frames are counted as they arrive where runcluster's workers count them all
+        # (rooms.server.ws_frame_budget, fragments and pings included); else here, per message
+        if not ws_frame_budget.notify_in_order(self.base_send):
+            rate = settings.SOCKETIO_FRAME_RATE
+            self.frame_budget = TokenBucket(rate, burst=2 * rate)
         self.outgoing = backpressure.outgoing(self.base_send)
         self.max_buffered = settings.SOCKETIO_MAX_BUFFERED_BYTES
         await self._send_packet(
@@ -164,7 +166,7 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self.closing:  # else a queued CONNECT would register a socket on a closed connection
             return
-        if not self.frame_budget.take():
+        if self.frame_budget is not None and not self.frame_budget.take():
             await self._over_budget("frame")
             return
         if not self.byte_budget.take(len(text_data or bytes_data or "")):
@@ -333,7 +335,7 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
         so it is once its address has had SOCKETIO_CONNECT_REFUSALS_PER_MINUTE refusals on
         this worker (many connections trying users)."""
         per_minute = settings.SOCKETIO_CONNECT_REFUSALS_PER_MINUTE
-        if not REFUSED_CONNECTS.take(self.address or "", per_minute):
+        if ratelimit.REFUSED_CONNECTS.retry_after(self.address or "", per_minute):
             logger.info("closing %s: too many refused CONNECTs from its address", self.eio_sid)
             message = "too many refused CONNECTs from this address"
             await self._send_packet(codec.ConnectError(message, namespace))
@@ -383,13 +385,6 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
                 return {"ok": False, "error": message}
             await self.node.emit_to_rooms(sorted(sock.rooms), frame, except_socket=sock.id_socket)
         return {"ok": True}
-
-    @functools.cached_property
-    def fanout_budget(self) -> TokenBucket:
-        """What this socket's identity-changes may make the cluster carry, in bytes times
-        rooms (one room message per room, rooms.cluster.fanout) a second:
-        SOCKETIO_FANOUT_BYTES_PER_SECOND. Full when first used, as when made at connect."""
-        return TokenBucket(settings.SOCKETIO_FANOUT_BYTES_PER_SECOND)
 
     # ---- rooms --------------------------------------------------------------------------
     # Each checks the socket is still registered: a heartbeat or protocol error may have

@@ -32,51 +32,10 @@ class TokenBucket:
         self.tokens -= cost
         return True
 
-    def full(self) -> bool:
-        self._refill()
-        return self.tokens >= self.burst
-
-    def empty(self) -> bool:
-        self._refill()
-        return self.tokens < 1
-
     def _refill(self) -> None:
         now = self.clock()
         self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
         self.updated = now
-
-
-class BudgetsPerAddress:
-    """A token bucket per client address: at most `per_minute` takes in a minute, all at
-    once if they come so (0: no limit). The table keeps the addresses that took lately:
-    past `KEEP` of them, those whose bucket is full again are dropped."""
-
-    KEEP = 10_000
-
-    def __init__(self) -> None:
-        self._buckets: dict[str, TokenBucket] = {}
-        self._prune_at = self.KEEP
-
-    def take(self, address: str, per_minute: int) -> bool:
-        if per_minute <= 0:
-            return True
-        bucket = self._buckets.get(address)
-        if bucket is None:
-            if len(self._buckets) >= self._prune_at:
-                self._prune()
-            bucket = self._buckets[address] = TokenBucket(per_minute / 60, burst=per_minute)
-        return bucket.take()
-
-    def exhausted(self, address: str, per_minute: int) -> bool:
-        bucket = self._buckets.get(address)
-        return per_minute > 0 and bucket is not None and bucket.empty()
-
-    def clear(self) -> None:
-        self._buckets.clear()
-
-    def _prune(self) -> None:
-        self._buckets = {a: b for a, b in self._buckets.items() if not b.full()}
-        self._prune_at = max(self.KEEP, 2 * len(self._buckets))
 
 
 class ConnectionsPerAddress:

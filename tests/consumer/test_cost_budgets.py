@@ -5,15 +5,15 @@ frames per second per connection (SOCKETIO_BYTE_RATE: each frame is decoded, and
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from pytest_django.fixtures import Settings
 
 from rooms.cluster.node import WorkerNode
 from rooms.socketio import codec
-from rooms.socketio.consumer import REFUSED_CONNECTS
 from tests.consumer.conftest import Client, ClientFactory, expect, socket_path
+from users import ratelimit
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -21,10 +21,8 @@ COMMAS = '42["x","' + "," * 599_990 + '"]'  # a valid frame of 600,000 character
 
 
 @pytest.fixture(autouse=True)
-def no_refusals_yet() -> Iterator[None]:
-    REFUSED_CONNECTS.clear()
-    yield
-    REFUSED_CONNECTS.clear()
+def no_refusals_yet(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ratelimit, "REFUSED_CONNECTS", ratelimit.AddressRateLimit())
 
 
 async def test_a_client_sending_big_frames_past_its_byte_rate_is_told_and_disconnected(

@@ -12,10 +12,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import secrets
 import threading
 import time
 import urllib.parse
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,18 @@ ANSWER_WITHIN_S = 1.0
 # A worker serving a few dozen sockets sits at 60-80 MB; an attack may cost it some
 # buffers, not a leak per frame or per connection.
 MEMORY_GROWTH_MB = 64
+
+
+def production_env(**overrides: str) -> dict[str, str]:
+    """A cluster's environment with production settings (DEBUG off, so the HTTPS settings
+    on and SECURE_PROXY_SSL_HEADER with them), served over plain HTTP on the loopback."""
+    return {
+        "DEBUG": "off",
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "SECURE_SSL_REDIRECT": "off",
+        **overrides,
+    }
 
 
 def rss_mb(pid: int) -> float:
@@ -59,6 +72,12 @@ def redis_traffic(url: str) -> tuple[int, int]:
     finally:
         client.close()
     return int(stats["total_net_input_bytes"]), int(stats["total_net_output_bytes"])
+
+
+def traffic_since(url: str, before: tuple[int, int]) -> tuple[int, int]:
+    """Bytes Redis has read and written since `before`, a `redis_traffic` reading."""
+    now = redis_traffic(url)
+    return now[0] - before[0], now[1] - before[1]
 
 
 @dataclass
@@ -116,17 +135,26 @@ class Unharmed:
         assert max(grown.values()) < MEMORY_GROWTH_MB, f"VmRSS grew (MB): {grown}"
 
 
+async def on_worker(
+    cluster: Cluster, id_user: str, room: str, wanted: Callable[[str], bool]
+) -> Client:
+    """A socket of `id_user` in `room` on a worker whose procid is `wanted`, reconnecting
+    until the kernel puts it on one (as until_two_workers, tests/integration/recording.py)."""
+    for _ in range(100):
+        client = await Client().connect(cluster.url, id_user, room)
+        if wanted(client.procid):
+            return client
+        await client.close()
+        await asyncio.sleep(0.02)
+    raise AssertionError("the kernel put every connection on one worker")
+
+
 async def pair_on_two_workers(cluster: Cluster, room: str) -> tuple[Client, Client]:
     """Two well-behaved sockets in `room` (users 1 and 2), on different workers."""
     first = await Client().connect(cluster.url, "1", room)
-    for _ in range(100):  # as until_two_workers (tests/integration/recording.py)
-        other = await Client().connect(cluster.url, "2", room)
-        if other.procid != first.procid:
-            await first.wait_for("socket-connected", lambda sid, other=other: sid == other.sid)
-            return first, other
-        await other.close()
-        await asyncio.sleep(0.02)
-    raise AssertionError("the kernel put every connection on one worker")
+    other = await on_worker(cluster, "2", room, lambda procid: procid != first.procid)
+    await first.wait_for("socket-connected", lambda sid: sid == other.sid)
+    return first, other
 
 
 async def call(ws: Any, ack_id: int, *event: Any, within: float = 5) -> Any:

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import http.client
 import json
-import secrets
 from collections.abc import Iterator
 
 import pytest
 from websockets.exceptions import InvalidStatus
 
+from tests.hostile.harm import production_env
 from tests.integration.conftest import module_cluster
 from tests.integration.servers import Cluster, RedisServer
 from tests.integration.servers import http as get
@@ -26,10 +26,7 @@ def cluster(
         2,
         redis_server,
         tmp_path_factory,
-        DEBUG="off",
-        SECRET_KEY=secrets.token_urlsafe(50),
-        ALLOWED_HOSTS="127.0.0.1",
-        SECURE_SSL_REDIRECT="off",
+        **production_env(),
     )
 
 

@@ -8,12 +8,22 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from typing import Any
 
 import pytest
 
-from tests.hostile.harm import Unharmed, call, join_paced, pair_on_two_workers, redis_traffic
+from tests.hostile.harm import (
+    Unharmed,
+    call,
+    join_paced,
+    pair_on_two_workers,
+    redis_traffic,
+    traffic_since,
+)
 from tests.integration.conftest import module_cluster
+from tests.integration.recording import Client
 from tests.integration.servers import Cluster, RedisServer, http
 from tests.integration.wire import events_until_quiet, socketio_connect
 
@@ -30,14 +40,6 @@ BYTES_PER_ROOM = 1500
 
 
 @pytest.fixture(scope="module")
-def own_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    """A Redis of this module alone: its byte counters see only this cluster."""
-    server = RedisServer(tmp_path_factory.mktemp("redis"))
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
 def cluster(own_redis: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     env = {
         "HTTP_RENAME_FANOUT_PER_MINUTE_PER_ADDRESS": str(RENAME_FANOUT),
@@ -48,14 +50,28 @@ def cluster(own_redis: RedisServer, tmp_path_factory: pytest.TempPathFactory) ->
     yield from module_cluster(2, own_redis, tmp_path_factory, **env)
 
 
-def traffic_since(server: RedisServer, before: tuple[int, int]) -> tuple[int, int]:
-    now = redis_traffic(server.url)
-    return now[0] - before[0], now[1] - before[1]
-
-
 def rooms_named(count: int) -> list[str]:
     tag = uuid.uuid4().hex[:8]
     return [f"fanout-{tag}-{i:03d}" for i in range(count)]
+
+
+@asynccontextmanager
+async def in_rooms_beside_a_pair(
+    cluster: Cluster, id_user: str
+) -> AsyncIterator[tuple[Any, Client, Client, Unharmed]]:
+    """A socket of `id_user` in ROOMS rooms, one of them a well-behaved pair's on the two
+    workers, and the Unharmed watch of that room; all three sockets closed on the way out."""
+    calm = f"calm-{uuid.uuid4().hex[:8]}"
+    first, second = await pair_on_two_workers(cluster, calm)
+    ws, sid, _ = await socketio_connect(cluster, id_user=id_user)
+    try:
+        assert await join_paced(ws, [*rooms_named(ROOMS - 1), calm]) == [{"ok": True}] * ROOMS
+        await events_until_quiet(ws, quiet=0.3)
+        yield ws, first, second, Unharmed(cluster, calm, [first.sid, second.sid, sid])
+    finally:
+        await ws.close()
+        await first.close()
+        await second.close()
 
 
 async def test_large_identity_changes_to_many_rooms_are_refused_and_never_reach_redis(
@@ -65,13 +81,7 @@ async def test_large_identity_changes_to_many_rooms_are_refused_and_never_reach_
     identity-changes: each is dropped with an `error` event and an ack {"ok": false}
     naming the fan-out budget, Redis moves less than TRAFFIC_BOUND either way, and a small
     identity-change afterwards still reaches the pair."""
-    calm = f"calm-{uuid.uuid4().hex[:8]}"
-    first, second = await pair_on_two_workers(cluster, calm)
-    ws, sid, _ = await socketio_connect(cluster, id_user="3")
-    try:
-        assert await join_paced(ws, [*rooms_named(ROOMS - 1), calm]) == [{"ok": True}] * ROOMS
-        await events_until_quiet(ws, quiet=0.3)
-        watch = Unharmed(cluster, calm, [first.sid, second.sid, sid])
+    async with in_rooms_beside_a_pair(cluster, "3") as (ws, first, second, watch):
         async with watch.watching():
             before = redis_traffic(own_redis.url)
             refusal = {
@@ -82,7 +92,7 @@ async def test_large_identity_changes_to_many_rooms_are_refused_and_never_reach_
                 reply = await call(ws, 100 + i, "identity-change", {"name": "x" * BIG}, within=15)
                 assert reply == refusal
                 await asyncio.sleep(0.25)  # within the identity-change rate
-            sent_in, sent_out = traffic_since(own_redis, before)
+            sent_in, sent_out = traffic_since(own_redis.url, before)
             assert await call(ws, 200, "identity-change", {"name": "small"}) == {"ok": True}
             for peer in (first, second):
                 await peer.wait_for("identity-change", lambda p: p.get("name") == "small")
@@ -90,10 +100,6 @@ async def test_large_identity_changes_to_many_rooms_are_refused_and_never_reach_
         assert sent_out < TRAFFIC_BOUND, sent_out
         for peer in (first, second):
             assert [p["name"] for p in peer.payloads("identity-change")] == ["small"]
-    finally:
-        await ws.close()
-        await first.close()
-        await second.close()
 
 
 async def test_renames_of_a_user_in_many_rooms_are_bounded_per_address(
@@ -103,13 +109,7 @@ async def test_renames_of_a_user_in_many_rooms_are_bounded_per_address(
     events a minute per worker: at most one rename per worker passes, the others get 429
     with Retry-After and a JSON error, and Redis carries at most two renames' room events.
     The pair in one of the rooms hears the rename that passed."""
-    calm = f"calm-{uuid.uuid4().hex[:8]}"
-    first, second = await pair_on_two_workers(cluster, calm)
-    ws, sid, _ = await socketio_connect(cluster, id_user="4")
-    try:
-        assert await join_paced(ws, [*rooms_named(ROOMS - 1), calm]) == [{"ok": True}] * ROOMS
-        await events_until_quiet(ws, quiet=0.3)
-        watch = Unharmed(cluster, calm, [first.sid, second.sid, sid])
+    async with in_rooms_beside_a_pair(cluster, "4") as (ws, first, second, watch):
         async with watch.watching():
             before = redis_traffic(own_redis.url)
             answers = []
@@ -127,10 +127,6 @@ async def test_renames_of_a_user_in_many_rooms_are_bounded_per_address(
                 assert "too many room events" in body["error"]
             for peer in (first, second):
                 await peer.wait_for("identity-change", lambda p: p == {"id_user": "4"})
-            sent_in, sent_out = traffic_since(own_redis, before)
+            sent_in, sent_out = traffic_since(own_redis.url, before)
         assert sent_in < 2 * ROOMS * BYTES_PER_ROOM, sent_in
         assert sent_out < 2 * 2 * ROOMS * BYTES_PER_ROOM, sent_out  # to both workers
-    finally:
-        await ws.close()
-        await first.close()
-        await second.close()

@@ -6,7 +6,6 @@ from a proxy FORWARDED_ALLOW_IPS names, whether daphne takes proxy headers (the 
 from __future__ import annotations
 
 import json
-import secrets
 import socket
 import subprocess
 import sys
@@ -17,6 +16,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import InvalidStatus
 
+from tests.hostile.harm import production_env
 from tests.integration.servers import ROOT, STARTED_CLUSTERS, Cluster, RedisServer
 from tests.integration.wire import open_raw, socketio_url
 
@@ -24,10 +24,7 @@ CONNECTIONS_PER_ADDRESS = 5
 RENAMES_PER_MINUTE = 5
 WORKERS = 2
 ATTEMPTS = 30
-PRODUCTION = {
-    "DEBUG": "off",
-    "ALLOWED_HOSTS": "127.0.0.1",
-    "SECURE_SSL_REDIRECT": "off",  # plain HTTP on the loopback; the proxy header stays on
+LIMITS = {
     "SOCKETIO_MAX_CONNECTIONS_PER_ADDRESS": str(CONNECTIONS_PER_ADDRESS),
     "HTTP_RENAMES_PER_MINUTE_PER_ADDRESS": str(RENAMES_PER_MINUTE),
 }
@@ -61,7 +58,7 @@ def production_cluster(
         workers=WORKERS,
         redis_url=redis_server.url,
         workdir=tmp_path_factory.mktemp("cluster"),
-        extra_env={"SECRET_KEY": secrets.token_urlsafe(50), **PRODUCTION, **env},
+        extra_env=production_env(**LIMITS, **env),
     ).start()
     yield cluster
     cluster.stop()

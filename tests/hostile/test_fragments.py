@@ -26,7 +26,7 @@ from tests.integration.conftest import module_cluster
 from tests.integration.servers import Cluster, RedisServer
 
 OPCODE_CONTINUATION, OPCODE_TEXT, OPCODE_CLOSE = 0x0, 0x1, 0x8
-FLOOD_S = 15.0  # the longest an attacker keeps sending; cut off long before on the fix
+FLOOD_S = 15.0  # the longest an attacker keeps sending; the frame budget cuts it off long before
 CUT_OFF_WITHIN_S = 5.0
 CPU_PER_ATTACK_S = 1.0  # the whole attack, on all workers
 MAX_PAYLOAD = 1_000_000  # SOCKETIO_MAX_PAYLOAD's default

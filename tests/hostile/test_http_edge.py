@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import secrets
 import socket
 import threading
 import time
@@ -16,20 +15,17 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.hostile.harm import Unharmed, pair_on_two_workers
+from tests.hostile.harm import Unharmed, pair_on_two_workers, production_env
 from tests.integration.conftest import module_cluster
 from tests.integration.servers import Cluster, RedisServer
 
 BODY_DEADLINE_S = 2.0
 MAX_PIPELINED = 20
 WORKERS = 2
-PRODUCTION = {
-    "DEBUG": "off",
-    "ALLOWED_HOSTS": "127.0.0.1",
-    "SECURE_SSL_REDIRECT": "off",  # plain HTTP on the loopback; the proxy header stays on
-    "HTTP_BODY_TIMEOUT_S": str(BODY_DEADLINE_S),
-    "HTTP_MAX_PIPELINED_REQUESTS": str(MAX_PIPELINED),
-}
+PRODUCTION = production_env(
+    HTTP_BODY_TIMEOUT_S=str(BODY_DEADLINE_S),
+    HTTP_MAX_PIPELINED_REQUESTS=str(MAX_PIPELINED),
+)
 
 
 @pytest.fixture(scope="module", params=["on", "off"], ids=["tuning on", "tuning off"])
@@ -42,7 +38,6 @@ def cluster(
         WORKERS,
         redis_server,
         tmp_path_factory,
-        SECRET_KEY=secrets.token_urlsafe(50),
         SERVER_TUNING=request.param,
         **PRODUCTION,
     )

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
-from tests.hostile.harm import Unharmed
+from tests.hostile.harm import Unharmed, on_worker
 from tests.integration.conftest import module_cluster
 from tests.integration.recording import Client, close_all
 from tests.integration.servers import Cluster, RedisServer, http
@@ -22,20 +22,6 @@ def cluster(
     redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Cluster]:
     yield from module_cluster(2, redis_server, tmp_path_factory)
-
-
-async def on_worker(
-    cluster: Cluster, id_user: str, room: str, wanted: Callable[[str], bool]
-) -> Client:
-    """A socket of `id_user` in `room` on a worker whose procid is `wanted`, reconnecting
-    until the kernel puts it on one (as tests.hostile.harm.pair_on_two_workers)."""
-    for _ in range(100):
-        client = await Client().connect(cluster.url, id_user, room)
-        if wanted(client.procid):
-            return client
-        await client.close()
-        await asyncio.sleep(0.02)
-    raise AssertionError("the kernel put every connection on one worker")
 
 
 async def test_a_rename_of_a_user_on_two_workers_reaches_each_member_once(

@@ -12,12 +12,14 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.hostile.attacks import many_rooms
 from tests.hostile.harm import (
     Unharmed,
     call,
     join_paced,
     pair_on_two_workers,
     redis_traffic,
+    traffic_since,
 )
 from tests.integration.conftest import module_cluster
 from tests.integration.servers import Cluster, RedisServer, http
@@ -31,32 +33,14 @@ BYTES_PER_ROOM = 1500
 
 
 @pytest.fixture(scope="module")
-def own_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    """A Redis of this module alone: its byte counters see only this cluster."""
-    server = RedisServer(tmp_path_factory.mktemp("redis"))
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
 def cluster(own_redis: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     yield from module_cluster(2, own_redis, tmp_path_factory)
-
-
-def traffic_since(server: RedisServer, before: tuple[int, int]) -> tuple[int, int]:
-    now = redis_traffic(server.url)
-    return now[0] - before[0], now[1] - before[1]
-
-
-def long_rooms(count: int) -> list[str]:
-    tag = uuid.uuid4().hex[:8]
-    return [f"{tag}-{i:04d}-".ljust(100, "x") for i in range(count)]
 
 
 async def test_a_join_beyond_the_cap_is_refused(cluster: Cluster) -> None:
     """100 joins are acked ok, the 101st {"ok": false} with the reason; the socket stays
     connected and in exactly its 100 rooms."""
-    rooms = long_rooms(MAX_ROOMS + 1)
+    rooms = many_rooms(MAX_ROOMS + 1)
     ws, sid, _ = await socketio_connect(cluster, id_user="3")
     try:
         replies = await join_paced(ws, rooms)
@@ -79,7 +63,7 @@ async def test_identity_changes_from_a_socket_in_many_rooms_cost_linear_traffic(
     BYTES_PER_ROOM per room per event, in each direction. A well-behaved pair on the two
     workers is answered within 1 s throughout and hears every one of the attacker's events
     in their room."""
-    rooms = long_rooms(MAX_ROOMS)
+    rooms = many_rooms(MAX_ROOMS)
     calm = f"calm-{uuid.uuid4().hex[:8]}"
     first, second = await pair_on_two_workers(cluster, calm)
     ws, sid, _ = await socketio_connect(cluster, id_user="3")
@@ -104,7 +88,7 @@ async def test_identity_changes_from_a_socket_in_many_rooms_cost_linear_traffic(
             assert status == 204
             for peer in (first, second):
                 await peer.wait_for("identity-change", lambda p: p == {"id_user": "3"})
-            sent_in, sent_out = traffic_since(own_redis, before)
+            sent_in, sent_out = traffic_since(own_redis.url, before)
         events = 40 + 1
         assert sent_in < events * MAX_ROOMS * BYTES_PER_ROOM, sent_in
         assert sent_out < events * MAX_ROOMS * BYTES_PER_ROOM, sent_out
@@ -115,7 +99,7 @@ async def test_identity_changes_from_a_socket_in_many_rooms_cost_linear_traffic(
         await ws.close()
         for peer in (first, second):
             await peer.wait_for("socket-disconnected", lambda s: s == sid)
-        sent_in, sent_out = traffic_since(own_redis, before)
+        sent_in, sent_out = traffic_since(own_redis.url, before)
         assert sent_in < MAX_ROOMS * BYTES_PER_ROOM, sent_in
         assert sent_out < MAX_ROOMS * BYTES_PER_ROOM, sent_out
     finally:
@@ -130,7 +114,7 @@ async def test_a_frame_flood_of_joins_and_leaves_is_cut_off_by_the_frame_budget(
     """Joins and leaves sent as fast as a client can (each may subscribe a Redis group)
     are frames like any other: past SOCKETIO_FRAME_RATE's burst the client gets an `error`
     event and is disconnected, and its rooms are left."""
-    rooms = long_rooms(50)
+    rooms = many_rooms(50)
     ws, sid, _ = await socketio_connect(cluster, id_user="4")
     frames = []
     for i in range(400):

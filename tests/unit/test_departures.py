@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 from rooms.cluster.departures import Departures
@@ -64,6 +65,20 @@ async def member(node: WorkerNode, id_socket: str, *rooms: str) -> None:
         await node.join(id_socket, room)
 
 
+def departures_on(bus: FakeBus, **options: Any) -> Departures:
+    return Departures(registry=Registry(), publisher=bus, subscriber=bus, **options)  # type: ignore[arg-type]
+
+
+@asynccontextmanager
+async def running(departures: Departures) -> AsyncIterator[None]:
+    """`departures`' task runs inside the block, and is cancelled on the way out."""
+    task = asyncio.create_task(departures.run())
+    try:
+        yield
+    finally:
+        task.cancel()
+
+
 async def settled(departures: Departures) -> None:
     """Until the departures task has nothing left it may do now."""
     for _ in range(100):
@@ -80,8 +95,7 @@ async def test_a_socket_in_100_rooms_is_forgotten_at_once_and_its_rooms_left_in_
     node = node_on(bus)
     rooms = [f"r{i:03d}" for i in range(100)]
     await member(node, "s1", *rooms)
-    task = asyncio.create_task(node.departures.run())
-    try:
+    async with running(node.departures):
         left = node.remove("s1")
         assert not inspect.isawaitable(left), "removing a socket must not wait on the bus"
         assert left == rooms
@@ -94,8 +108,6 @@ async def test_a_socket_in_100_rooms_is_forgotten_at_once_and_its_rooms_left_in_
         assert frames == {"socket-disconnected:s1"}
         assert sorted(m["room"] for _, m in bus.published) == rooms
         assert len({m["event"] for _, m in bus.published}) == 1  # each member served once
-    finally:
-        task.cancel()
 
 
 async def test_a_room_joined_again_before_its_unsubscribe_is_sent_stays_subscribed() -> None:
@@ -107,13 +119,10 @@ async def test_a_room_joined_again_before_its_unsubscribe_is_sent_stays_subscrib
     node.remove("s1")
     node.add(LocalSocket("s2", "2", deliver=nothing))
     await node.join("s2", "a")
-    task = asyncio.create_task(node.departures.run())
-    try:
+    async with running(node.departures):
         await settled(node.departures)
         assert bus.discards == [(group("b"),)]
         assert bus.subscribed == {group("a")}
-    finally:
-        task.cancel()
 
 
 async def test_a_room_left_and_joined_by_sockets_of_this_worker_in_turn_ends_subscribed() -> None:
@@ -126,23 +135,19 @@ async def test_a_room_left_and_joined_by_sockets_of_this_worker_in_turn_ends_sub
     await node.join("s1", "a")
     node.leave("s1", "a")
     await node.join("s1", "a")
-    task = asyncio.create_task(node.departures.run())
-    try:
+    async with running(node.departures):
         await settled(node.departures)
         assert bus.discards == []
         assert bus.subscribed == {group("a")}
-    finally:
-        task.cancel()
 
 
 async def test_departures_refused_by_redis_wait_until_every_worker_is_back() -> None:
     """Redis refuses the publish: the departure waits while the directory answers without
     the peer, and goes out once the peer is listed alive again."""
     bus = FakeBus()
-    departures = Departures(registry=Registry(), publisher=bus, subscriber=bus)  # type: ignore[arg-type]
+    departures = departures_on(bus)
     departures.saw_alive({"me", "peer"})
-    task = asyncio.create_task(departures.run())
-    try:
+    async with running(departures):
         bus.down = True
         departures.announce(["a", "b"], "bye")
         await settled(departures)
@@ -155,23 +160,15 @@ async def test_departures_refused_by_redis_wait_until_every_worker_is_back() -> 
         await settled(departures)
         assert sorted(m["room"] for _, m in bus.published) == ["a", "b"]
         assert departures.queued == 0
-    finally:
-        task.cancel()
 
 
 async def test_a_worker_that_never_comes_back_holds_departures_only_for_the_settle_time() -> None:
     """The peer is not listed again: the departure goes out `settle` seconds after the
     directory first answered (as when no worker had been seen before the failure)."""
     bus = FakeBus()
-    departures = Departures(
-        registry=Registry(),
-        publisher=bus,  # type: ignore[arg-type]
-        subscriber=bus,  # type: ignore[arg-type]
-        settle=0.2,
-    )
+    departures = departures_on(bus, settle=0.2)
     departures.saw_alive({"me", "dead"})
-    task = asyncio.create_task(departures.run())
-    try:
+    async with running(departures):
         bus.down = True
         departures.announce(["a"], "bye")
         await settled(departures)
@@ -183,21 +180,13 @@ async def test_a_worker_that_never_comes_back_holds_departures_only_for_the_sett
         departures.saw_alive({"me"})
         await settled(departures)
         assert [m["room"] for _, m in bus.published] == ["a"]
-    finally:
-        task.cancel()
 
 
 async def test_what_waits_for_redis_is_capped_oldest_dropped_first() -> None:
     bus = FakeBus()
-    departures = Departures(
-        registry=Registry(),
-        publisher=bus,  # type: ignore[arg-type]
-        subscriber=bus,  # type: ignore[arg-type]
-        max_queued=10,
-    )
+    departures = departures_on(bus, max_queued=10)
     departures.saw_alive({"me"})
-    task = asyncio.create_task(departures.run())
-    try:
+    async with running(departures):
         bus.down = True
         for n in range(8):
             departures.announce(["a", "b"], f"bye {n}")
@@ -208,20 +197,15 @@ async def test_what_waits_for_redis_is_capped_oldest_dropped_first() -> None:
         await settled(departures)
         frames = [m["frame"] for _, m in bus.published]
         assert frames == [f"bye {n}" for n in range(3, 8) for _ in "ab"]
-    finally:
-        task.cancel()
 
 
 async def test_a_stopping_worker_sends_what_it_holds_before_it_leaves() -> None:
     """`flush` returns once what was queued is handed to the bus (or at its deadline)."""
     bus = FakeBus()
-    departures = Departures(registry=Registry(), publisher=bus, subscriber=bus)  # type: ignore[arg-type]
-    task = asyncio.create_task(departures.run())
-    try:
+    departures = departures_on(bus)
+    async with running(departures):
         departures.rooms_emptied(["a"])
         departures.announce(["a", "b"], "bye")
         await asyncio.wait_for(departures.flush(within=1.0), 2)
         assert bus.discards == [(group("a"),)]
         assert [m["room"] for _, m in bus.published] == ["a", "b"]
-    finally:
-        task.cancel()

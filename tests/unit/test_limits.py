@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from rooms.cluster.known_users import KnownUsers
-from rooms.socketio.limits import BudgetsPerAddress, ConnectionsPerAddress, TokenBucket
+from rooms.socketio.limits import ConnectionsPerAddress, TokenBucket
+from users.ratelimit import AddressRateLimit
 
 
 class Clock:
@@ -70,24 +71,19 @@ def test_a_cost_is_taken_whole_or_not_at_all() -> None:
 
 
 def test_each_address_has_its_own_budget_per_minute() -> None:
-    budgets = BudgetsPerAddress()
-    assert all(budgets.take("10.0.0.1", 3) for _ in range(3))
-    assert not budgets.take("10.0.0.1", 3)
+    """Refused CONNECTs per address (users.ratelimit.REFUSED_CONNECTS): `exhausted` says
+    so without taking, and an address never counted is not exhausted."""
+    clock = Clock()
+    budgets = AddressRateLimit(clock=clock)
+    assert all(budgets.retry_after("10.0.0.1", 3) == 0 for _ in range(3))
+    assert budgets.retry_after("10.0.0.1", 3)
     assert budgets.exhausted("10.0.0.1", 3)
-    assert budgets.take("10.0.0.2", 3) and not budgets.exhausted("10.0.0.2", 3)
-    assert budgets.take("10.0.0.1", 0)  # 0: no limit
+    assert budgets.retry_after("10.0.0.2", 3) == 0 and not budgets.exhausted("10.0.0.2", 3)
+    assert budgets.retry_after("10.0.0.1", 0) == 0  # 0: no limit
+    assert not budgets.exhausted("10.0.0.1", 0)
     assert not budgets.exhausted("10.0.0.3", 3)  # never refused: nothing kept
-
-
-def test_addresses_whose_budget_refilled_are_forgotten_past_the_table_size() -> None:
-    budgets = BudgetsPerAddress()
-    budgets.KEEP = 4
-    budgets._prune_at = 4
-    for i in range(4):
-        budgets.take(f"10.0.0.{i}", 600)
-    budgets._buckets["10.0.0.0"].tokens = 600.0  # full again
-    budgets.take("10.0.1.1", 600)
-    assert sorted(budgets._buckets) == ["10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.1.1"]
+    clock.now += 20  # one token back at 3 a minute
+    assert not budgets.exhausted("10.0.0.1", 3)
 
 
 def test_a_take_may_cost_many_tokens_and_waits_for_all_of_them() -> None:

@@ -4,42 +4,22 @@ connection answers a bounded number of pipelined requests."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from daphne.http_protocol import HTTPFactory, WebRequest
-from daphne.server import Server
-from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.web import http
 
 from rooms.server import limits, request_heads
+from tests.unit import daphne_http
+from tests.unit.daphne_http import PEER, App, settle
 
 HEAD_S = 10.0
 BODY_S = 3.0
 MAX_PIPELINED = 4
 CAP = 100
-PEER = IPv4Address("TCP", "127.0.0.1", 40000)
-
-
-class App:
-    """Records each request's path and body, answers 204 at once."""
-
-    def __init__(self) -> None:
-        self.requests: list[tuple[str, bytes]] = []
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        body, more = b"", True
-        while more:
-            message = await receive()
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
-        self.requests.append((scope["path"], body))
-        await send({"type": "http.response.start", "status": 204, "headers": []})
-        await send({"type": "http.response.body", "body": b""})
 
 
 @pytest.fixture
@@ -80,18 +60,7 @@ class Transport(StringTransport):
 
 
 def connect(app: App) -> Transport:
-    server = Server(application=app, endpoints=["tcp:port=0:interface=127.0.0.1"])
-    server.connections = {}
-    server.http_factory = HTTPFactory(server)
-    transport = Transport(peerAddress=PEER)
-    transport.protocol = server.http_factory.buildProtocol(PEER)
-    transport.protocol.makeConnection(transport)
-    return transport
-
-
-async def settle() -> None:
-    for _ in range(200):
-        await asyncio.sleep(0)
+    return daphne_http.connect(app, Transport(peerAddress=PEER))
 
 
 def put(body_length: int, *headers: str) -> bytes:

@@ -3,40 +3,21 @@ over the cap is refused before the application sees the request, one under it is
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from daphne.http_protocol import HTTPFactory, WebRequest
 from daphne.server import Server
-from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
 from rooms.server import limits
+from tests.unit import daphne_http
+from tests.unit.daphne_http import PEER, App, make_server, settle
 
 CAP = 100
-PEER = IPv4Address("TCP", "127.0.0.1", 40000)
-
-
-class App:
-    """Records each request's scope and body, answers 204."""
-
-    def __init__(self) -> None:
-        self.requests: list[tuple[dict[str, Any], bytes]] = []
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        body, more = b"", True
-        while more:
-            message = await receive()
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
-        self.requests.append((scope, body))
-        await send({"type": "http.response.start", "status": 204, "headers": []})
-        await send({"type": "http.response.body", "body": b""})
 
 
 @pytest.fixture
@@ -64,24 +45,8 @@ class HalfClosingTransport(StringTransport):
         self.aborted = True
 
 
-def make_server(app: App) -> Server:
-    server = Server(application=app, endpoints=["tcp:port=0:interface=127.0.0.1"])
-    server.connections = {}
-    server.http_factory = HTTPFactory(server)
-    return server
-
-
-def connect(app: App, server: Server | None = None) -> StringTransport:
-    server = server or make_server(app)
-    transport = HalfClosingTransport(peerAddress=PEER)
-    transport.protocol = server.http_factory.buildProtocol(PEER)
-    transport.protocol.makeConnection(transport)
-    return transport
-
-
-async def settle() -> None:
-    for _ in range(10):
-        await asyncio.sleep(0)
+def connect(app: App, server: Server | None = None) -> HalfClosingTransport:
+    return daphne_http.connect(app, HalfClosingTransport(peerAddress=PEER), server)
 
 
 def head(*headers: str) -> bytes:
