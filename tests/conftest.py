@@ -39,23 +39,39 @@ def no_rename_counted_yet(monkeypatch: pytest.MonkeyPatch) -> None:
 UNEXPECTED = re.compile(r"^.*(Traceback \(most recent call last\)|\b(ERROR|CRITICAL)\b).*$", re.M)
 
 
+def log_sizes() -> dict[int, int]:
+    """How far each running cluster has logged; a cluster that has exited is forgotten."""
+    STARTED_CLUSTERS[:] = [c for c in STARTED_CLUSTERS if not c.exited()]
+    return {id(c): c.log_size() for c in STARTED_CLUSTERS}
+
+
+def unexpected_log_lines(before: dict[int, int], expected: list[re.Pattern[str]]) -> list[str]:
+    """The lines every cluster logged since `before` (all of a cluster started since) that
+    UNEXPECTED matches and no `expected` pattern does. Only the new bytes are read; a
+    cluster that has exited is read this last time and then forgotten."""
+    found = []
+    for cluster in list(STARTED_CLUSTERS):
+        gained = cluster.logs_since(before.get(id(cluster), 0))
+        if cluster.exited():
+            STARTED_CLUSTERS.remove(cluster)
+        for line in UNEXPECTED.finditer(gained):
+            if not any(p.search(line.group(0)) for p in expected):
+                found.append(line.group(0))
+    return found
+
+
 @pytest.fixture(autouse=True)
 def cluster_logs_stay_clean(request: pytest.FixtureRequest) -> Iterator[None]:
     """Fails a test whose clusters logged a traceback or an ERROR line while it ran, unless
     the test names what it expects with `@pytest.mark.log_errors(r"regex", ...)`."""
-    before = {id(c): len(c.logs()) for c in STARTED_CLUSTERS}
+    before = log_sizes()
     yield
     expected = [
         re.compile(pattern)
         for marker in request.node.iter_markers("log_errors")
         for pattern in marker.args
     ]
-    found = []
-    for cluster in list(STARTED_CLUSTERS):
-        gained = cluster.logs()[before.get(id(cluster), 0) :]
-        for line in UNEXPECTED.finditer(gained):
-            if not any(p.search(line.group(0)) for p in expected):
-                found.append(line.group(0))
+    found = unexpected_log_lines(before, expected)
     assert not found, "cluster log gained unexpected errors:\n" + "\n".join(found[:20])
 
 

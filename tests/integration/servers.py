@@ -137,7 +137,8 @@ def copy_database(source: Path, target: Path) -> None:
 
 
 STARTED_CLUSTERS: list[Cluster] = []
-"""Every cluster started in this test session, for the log guard (tests/conftest.py)."""
+"""The clusters started in this test process whose log may still grow, for the log guard
+(tests/conftest.py), which drops each one once it has exited and its log was read."""
 
 
 @dataclass
@@ -198,7 +199,7 @@ class Cluster:
     def start(self) -> Cluster:
         env = self.env()
         self.reset_db()
-        self.log = open(self.workdir / f"cluster-{self.port}.log", "wb")  # noqa: SIM115
+        self.log = open(self.log_path, "wb")  # noqa: SIM115
         self.process = subprocess.Popen(
             [sys.executable, "manage.py", "runcluster", "--workers", str(self.workers),
              "--port", str(self.port)],
@@ -228,8 +229,26 @@ class Cluster:
         path = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
         return [int(pid) for pid in path.read_text().split()]
 
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / f"cluster-{self.port}.log"
+
     def logs(self) -> str:
-        return (self.workdir / f"cluster-{self.port}.log").read_text(errors="replace")
+        return self.log_path.read_text(errors="replace")
+
+    def log_size(self) -> int:
+        """Bytes logged so far: where `logs_since` reads on from."""
+        return self.log_path.stat().st_size
+
+    def logs_since(self, offset: int) -> str:
+        """What the cluster logged after its first `offset` bytes."""
+        with self.log_path.open("rb") as log:
+            log.seek(offset)
+            return log.read().decode(errors="replace")
+
+    def exited(self) -> bool:
+        """Stopped, or its supervisor gone: its log gains nothing more."""
+        return self.process is None or self.process.poll() is not None
 
     def stop(self) -> None:
         if self.process is None:
