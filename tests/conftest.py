@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from django.core.management import call_command
 from hypothesis import settings as hypothesis_settings
 
 from rooms.cluster.known_users import KNOWN_USERS
-from tests.integration.servers import STARTED_CLUSTERS
+from tests.integration.servers import STARTED_CLUSTERS, Cluster
 from users import ratelimit
 
 # Hypothesis fails an example that takes over 200 ms by default: on a 2-core machine shared
@@ -73,6 +74,51 @@ def cluster_logs_stay_clean(request: pytest.FixtureRequest) -> Iterator[None]:
     ]
     found = unexpected_log_lines(before, expected)
     assert not found, "cluster log gained unexpected errors:\n" + "\n".join(found[:20])
+
+
+# The fixtures that start daphne workers with the test process's SERVER_TUNING: a test that
+# uses one is marked `daphne`, and the tuning-off pass (scripts/test-passes) runs it again.
+CLUSTER_FIXTURES = frozenset({"start_cluster", "shared_cluster", "cluster4"})
+INTEGRATION = Path(__file__).resolve().parent / "integration"
+CLUSTER_STARTS_AT_SETUP = pytest.StashKey[int]()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Marks `daphne` each test that uses a cluster fixture and does not set the tuning
+    itself (`own_tuning`); before `-m` selects (tryfirst)."""
+    for item in items:
+        uses_cluster = CLUSTER_FIXTURES & set(getattr(item, "fixturenames", ()))
+        if uses_cluster and item.get_closest_marker("own_tuning") is None:
+            item.add_marker(pytest.mark.daphne)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    item.stash[CLUSTER_STARTS_AT_SETUP] = Cluster.starts
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Iterator[pytest.TestReport]:
+    """Fails an integration test that started a cluster (its own, or its module's) without
+    either mark: the tuning-off pass would leave it out in silence."""
+    report: pytest.TestReport = yield
+    unmarked = not any(item.get_closest_marker(m) for m in ("daphne", "own_tuning"))
+    if (
+        report.when == "teardown"
+        and report.passed
+        and unmarked
+        and item.path.is_relative_to(INTEGRATION)
+        and Cluster.starts > item.stash.get(CLUSTER_STARTS_AT_SETUP, Cluster.starts)
+    ):
+        report.outcome = "failed"
+        report.longrepr = (
+            f"{item.nodeid} started a cluster but is marked neither `daphne` nor `own_tuning`"
+            " (pyproject.toml's markers): mark it so the tuning-off pass knows it"
+        )
+    return report
 
 
 @pytest.fixture

@@ -1,9 +1,11 @@
 """Real processes for integration tests: a private redis-server and runcluster clusters.
 
 Every server listens on a free port, tests wait until it answers, and each cluster gets
-its own SQLite file and channel prefix, so tests never see each other's state. The SQLite
-file is a copy of one database per test process that `manage.py reset_db` migrated and
-seeded: migrating takes a Django start and seconds, a copy takes milliseconds.
+its own database and channel prefix, so tests never see each other's state. The database is
+a SQLite file copied from one that `manage.py reset_db` migrated and seeded once per test
+process (migrating takes a Django start and seconds, a copy milliseconds); when the test
+process's DATABASE_URL names a PostgreSQL server (the PostgreSQL pass), a database of its own
+on that server, dropped when the cluster stops.
 """
 
 from __future__ import annotations
@@ -25,8 +27,10 @@ import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import quote
+
+import psycopg
 
 from rooms.runner.embedded_redis import free_port, redis_server_binary
 
@@ -136,6 +140,19 @@ def copy_database(source: Path, target: Path) -> None:
         reader.backup(writer)
 
 
+def postgres_server() -> str | None:
+    """The server of the test process's DATABASE_URL when it is PostgreSQL, else None."""
+    url = os.environ.get("DATABASE_URL", "")
+    if url.startswith(("postgres://", "postgresql://")):
+        return url.rsplit("/", 1)[0]
+    return None
+
+
+def postgres_admin(server: str, statement: str) -> None:
+    with psycopg.connect(f"{server}/postgres", autocommit=True, connect_timeout=10) as admin:
+        admin.execute(statement)  # type: ignore[arg-type]  # names made by this module
+
+
 STARTED_CLUSTERS: list[Cluster] = []
 """The clusters started in this test process whose log may still grow, for the log guard
 (tests/conftest.py), which drops each one once it has exited and its log was read."""
@@ -157,6 +174,8 @@ class Cluster:
     prefix: str = field(default_factory=lambda: f"t{uuid.uuid4().hex[:8]}")
     process: subprocess.Popen[bytes] | None = None
     new_session: bool = False
+    starts: ClassVar[int] = 0
+    """Clusters started in this process (tests/conftest.py asks which test started one)."""
 
     @property
     def url(self) -> str:
@@ -170,7 +189,7 @@ class Cluster:
         env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
         env.setdefault("DEBUG", "on")  # development settings unless a test asks otherwise
         env.update(
-            DATABASE_URL=f"sqlite:///{self.database}",
+            DATABASE_URL=self.database_url,
             REDIS_URL=self.redis_url,
             CHANNEL_PREFIX=self.prefix,
             CLUSTER_GATHER_DEADLINE="1.0",
@@ -187,14 +206,30 @@ class Cluster:
     def database(self) -> Path:
         return self.workdir / "db.sqlite3"
 
+    @property
+    def database_url(self) -> str:
+        server = postgres_server()
+        return f"{server}/{self.prefix}" if server else f"sqlite:///{self.database}"
+
     def reset_db(self) -> None:
         """The cluster's database, migrated and holding exactly the seed users: a copy of
-        the seeded database, or `manage.py reset_db` for a database a test chose itself."""
+        the seeded SQLite database, or `manage.py reset_db` on PostgreSQL or on a database
+        a test chose itself."""
         env = self.env()
-        if env["DATABASE_URL"] != f"sqlite:///{self.database}":
-            run_reset_db(env)
+        server = postgres_server()
+        if env["DATABASE_URL"] == f"sqlite:///{self.database}":
+            copy_database(seeded_database(env), self.database)
             return
-        copy_database(seeded_database(env), self.database)
+        if server and env["DATABASE_URL"] == self.database_url:
+            postgres_admin(server, f'DROP DATABASE IF EXISTS "{self.prefix}" WITH (FORCE)')
+            postgres_admin(server, f'CREATE DATABASE "{self.prefix}"')
+        run_reset_db(env)
+
+    def drop_database(self) -> None:
+        """The cluster's PostgreSQL database, once its workers are gone."""
+        server = postgres_server()
+        if server and self.env()["DATABASE_URL"] == self.database_url:
+            postgres_admin(server, f'DROP DATABASE IF EXISTS "{self.prefix}" WITH (FORCE)')
 
     def start(self) -> Cluster:
         env = self.env()
@@ -207,6 +242,7 @@ class Cluster:
             start_new_session=self.new_session,
         )  # fmt: skip
         STARTED_CLUSTERS.append(self)
+        Cluster.starts += 1
         self.wait_for_workers(self.workers)
         return self
 
@@ -253,17 +289,15 @@ class Cluster:
     def stop(self) -> None:
         if self.process is None:
             return
-        if self.process.poll() is not None:  # the test stopped it already
-            self.log.close()
-            self.process = None
-            return
-        for pid in self.children():  # un-hang any SIGSTOPped worker so it can exit
-            os.kill(pid, signal.SIGCONT)
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(5)
+        if self.process.poll() is None:  # else the test stopped it already
+            for pid in self.children():  # un-hang any SIGSTOPped worker so it can exit
+                os.kill(pid, signal.SIGCONT)
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
         self.log.close()
         self.process = None
+        self.drop_database()

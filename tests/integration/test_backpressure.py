@@ -32,7 +32,7 @@ from websockets.exceptions import ConnectionClosed
 from tests.integration.servers import Cluster
 from tests.integration.wire import eventually, recv_packet, roster, socketio_connect
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.own_tuning]
 
 CAP = 256 * 1024  # SOCKETIO_MAX_BUFFERED_BYTES of the cluster under test
 PING_INTERVAL_S = 1.0
