@@ -12,7 +12,8 @@ from django.core.management import call_command
 from hypothesis import settings as hypothesis_settings
 
 from rooms.cluster.known_users import KNOWN_USERS
-from tests.integration.servers import STARTED_CLUSTERS, Cluster
+from tests.integration.conftest import module_cluster
+from tests.integration.servers import STARTED_CLUSTERS, Cluster, RedisServer
 from users import ratelimit
 
 # Hypothesis fails an example that takes over 200 ms by default: on a 2-core machine shared
@@ -119,6 +120,16 @@ def pytest_runtest_makereport(
             " (pyproject.toml's markers): mark it so the tuning-off pass knows it"
         )
     return report
+
+
+@pytest.fixture(scope="session")
+def session_cluster(
+    redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Cluster]:
+    """The 2-worker cluster behind `shared_cluster` (tests/integration/conftest.py), started
+    once per test process. Defined here so that every conftest that imports `shared_cluster`
+    and `redis_server` has it; `redis_server` is the requesting test's."""
+    yield from module_cluster(2, redis_server, tmp_path_factory)
 
 
 @pytest.fixture

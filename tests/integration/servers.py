@@ -225,6 +225,14 @@ class Cluster:
             postgres_admin(server, f'CREATE DATABASE "{self.prefix}"')
         run_reset_db(env)
 
+    def restore_seed_users(self) -> None:
+        """The running cluster's users are exactly the seed users again."""
+        env = self.env()
+        if env["DATABASE_URL"] == f"sqlite:///{self.database}":
+            copy_database(seeded_database(env), self.database)
+        else:
+            run_reset_db(env)
+
     def drop_database(self) -> None:
         """The cluster's PostgreSQL database, once its workers are gone."""
         server = postgres_server()
