@@ -81,14 +81,19 @@ def cluster_logs_stay_clean(request: pytest.FixtureRequest) -> Iterator[None]:
 # uses one is marked `daphne`, and the tuning-off pass (scripts/test-passes) runs it again.
 CLUSTER_FIXTURES = frozenset({"start_cluster", "shared_cluster", "cluster4"})
 INTEGRATION = Path(__file__).resolve().parent / "integration"
+# Every hostile test bounds the latency of a cluster under attack (tests/hostile/harm.py):
+# beside a second test process those bounds measure the neighbour, so they run `alone`.
+HOSTILE = Path(__file__).resolve().parent / "hostile"
 CLUSTER_STARTS_AT_SETUP = pytest.StashKey[int]()
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Marks `daphne` each test that uses a cluster fixture and does not set the tuning
-    itself (`own_tuning`); before `-m` selects (tryfirst)."""
+    itself (`own_tuning`), and `alone` each hostile test; before `-m` selects (tryfirst)."""
     for item in items:
+        if item.path.is_relative_to(HOSTILE):
+            item.add_marker(pytest.mark.alone)
         uses_cluster = CLUSTER_FIXTURES & set(getattr(item, "fixturenames", ()))
         if uses_cluster and item.get_closest_marker("own_tuning") is None:
             item.add_marker(pytest.mark.daphne)
