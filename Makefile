@@ -43,21 +43,14 @@ run: $(VENV)/.installed-runtime node_modules/.installed
 
 PG_URL  ?= postgres://postgres@127.0.0.1:5432/identity_playground
 
-## test: everything CI runs: lint, types, every test (real Redis, daphne, Chromium) on SQLite,
-##       the integration tests again with the server tuning off,
-##       then the database-backed tests again on PostgreSQL when a server answers
+## test: everything CI runs (scripts/test-passes, which prints each pass's wall time): lint and
+##       types, every test (real Redis, daphne, Chromium) on SQLite, the tests through daphne
+##       again with the server tuning off, the database's tests on PostgreSQL when a server answers
 test: setup
 	bash scripts/ensure-redis
 	bash scripts/ensure-chromium
 	bash scripts/ensure-postgres
-	$(MAKE) check
-	SERVER_TUNING=on $(PY) -m pytest
-	SERVER_TUNING=off $(PY) -m pytest -q tests/integration
-	if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then \
-	  DATABASE_URL=$(PG_URL) $(PY) -m pytest -q tests/users tests/consumer tests/unit; \
-	elif [ "$${STRICT_SKIPS:-}" = 1 ]; then \
-	  echo "PostgreSQL not available (scripts/ensure-postgres): the PostgreSQL run cannot be skipped here" >&2; exit 1; \
-	else echo "*** PostgreSQL not available: PostgreSQL run SKIPPED ***" >&2; fi
+	PY=$(PY) PG_URL=$(PG_URL) bash scripts/test-passes
 
 ## check: the fast loop: lint, format, types, layer contracts, unit tests
 check: setup

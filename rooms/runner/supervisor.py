@@ -4,9 +4,9 @@ The parent binds the port once (with a large backlog: daphne's own listen() uses
 which makes bursts of connects wait for SYN retries) and each worker serves it through
 `daphne --fd`, on uvloop's event loop (rooms/worker_main.py). Workers are direct children;
 their output is merged with a prefix; a worker that dies is restarted with backoff;
-SIGTERM/SIGINT stops them all within 10 s. A worker still running after that grace is sent
-STACKS_SIGNAL first, so the log shows where it was waiting (rooms.runner.worker_main), and then
-SIGKILL.
+SIGTERM/SIGINT stops them all within the stop grace (10 s, RUNCLUSTER_STOP_GRACE_S). A
+worker still running after that grace is sent STACKS_SIGNAL first, so the log shows where it
+was waiting (rooms.runner.worker_main), and then SIGKILL.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ logger = logging.getLogger(__name__)
 
 LISTEN_BACKLOG = 1024
 STOP_GRACE_SECONDS = 10.0
+# A worker that ran this long before it exited had been healthy: it is restarted at once.
+STABLE_RUN_SECONDS = 10.0
 # The signal on which a worker writes every thread's Python stack to its output (faulthandler).
 STACKS_SIGNAL = signal.SIGUSR1
 # How long a late worker's stack dump has to reach the log before SIGKILL.
@@ -92,7 +94,7 @@ def worker_command(config: ClusterConfig, fd: int) -> list[str]:
 
 def restart_delay(recent_failures: int) -> float:
     """No wait for a worker that had been running (as Node's cluster does); backoff for one
-    that keeps dying within 10 s of its start: 0.1 s, 0.2 s, ... capped at 5 s."""
+    that keeps dying within the stable run (10 s) of its start: 0.1 s, 0.2 s, ... capped at 5 s."""
     if recent_failures == 0:
         return 0.0
     return float(min(0.1 * 2 ** (recent_failures - 1), 5.0))
@@ -111,13 +113,16 @@ class Supervisor:
         env: dict[str, str],
         listener: socket.socket | None = None,
         stop_grace: float = STOP_GRACE_SECONDS,
+        stable_run: float = STABLE_RUN_SECONDS,
     ) -> None:
         """`listener`: the socket of listening_socket(config.host, config.port), bound by
         the caller so it can report a port in use before starting anything else.
-        `stop_grace`: how long workers get to exit after SIGTERM."""
+        `stop_grace`: how long workers get to exit after SIGTERM; `stable_run`: how long a
+        worker must have run for its exit to restart it without backoff."""
         self.config = config
         self.env = env
         self.stop_grace = stop_grace
+        self.stable_run = stable_run
         self.listener = listener or listening_socket(config.host, config.port)
         self.port = int(self.listener.getsockname()[1])
         self.processes: dict[int, asyncio.subprocess.Process] = {}  # slot -> worker
@@ -151,7 +156,7 @@ class Supervisor:
             code = await process.wait()
             if self._stopping.is_set():
                 return
-            failures = failures + 1 if time.monotonic() - started < 10 else 0
+            failures = failures + 1 if time.monotonic() - started < self.stable_run else 0
             delay = restart_delay(failures)
             logger.warning("worker w%d exited with %s; restarting in %.1f s", slot, code, delay)
             await asyncio.sleep(delay)
@@ -212,3 +217,13 @@ class Supervisor:
 
 def default_workers() -> int:
     return int(os.environ.get("WEB_CONCURRENCY") or os.cpu_count() or 1)
+
+
+def stop_grace_from_environ() -> float:
+    """RUNCLUSTER_STOP_GRACE_S: runcluster's own option, read before Django's settings."""
+    return float(os.environ.get("RUNCLUSTER_STOP_GRACE_S") or STOP_GRACE_SECONDS)
+
+
+def stable_run_from_environ() -> float:
+    """RUNCLUSTER_STABLE_RUN_S: runcluster's own option, read before Django's settings."""
+    return float(os.environ.get("RUNCLUSTER_STABLE_RUN_S") or STABLE_RUN_SECONDS)

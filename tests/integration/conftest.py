@@ -65,11 +65,14 @@ def module_cluster(
 
 
 @pytest.fixture(scope="module")
-def shared_cluster(
-    redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Cluster]:
-    """A 2-worker cluster shared by the tests of one module that do not break it."""
-    yield from module_cluster(2, redis_server, tmp_path_factory)
+def shared_cluster(session_cluster: Cluster) -> Iterator[Cluster]:
+    """A 2-worker cluster shared by the tests of one module that do not break it: the
+    session's (`session_cluster`, tests/conftest.py), with both workers live when the module
+    starts and exactly the seed users again when it ends (a module that renames leaves
+    nothing to the next)."""
+    session_cluster.wait_for_workers(2)
+    yield session_cluster
+    session_cluster.restore_seed_users()
 
 
 @pytest.fixture(scope="module")

@@ -27,7 +27,7 @@ from tests.integration.recording import close_all, spread_clients
 from tests.integration.servers import ROOT, Cluster, RedisServer, http
 from tests.integration.wire import engineio_open, recv_packet
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.daphne]
 
 ADMIN_USER, ADMIN_PASSWORD = "admin", "a-password-for-tests"
 CHANGE_FORM = "/admin/users/playgrounduser/{id}/change/"

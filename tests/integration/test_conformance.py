@@ -32,7 +32,7 @@ from tests.integration.wire import (
     wait_events,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.daphne]
 
 # The suite's own pingInterval (test-suite.js: PING_INTERVAL = 300). Its PING_TIMEOUT of
 # 200 ms leaves a client no room for one scheduling stall of a busy machine; 1 s does.

@@ -25,7 +25,7 @@ import pytest
 
 from tests.integration.servers import ROOT, Cluster, RedisServer, wait_until
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.own_tuning]
 
 FOREIGN = "evil.example"
 CAP = 1024 * 1024  # HTTP_MAX_BODY_BYTES, set explicitly for these clusters

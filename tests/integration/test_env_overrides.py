@@ -18,7 +18,7 @@ from tests.integration.conftest import module_cluster
 from tests.integration.servers import Cluster, RedisServer, http
 from tests.integration.wire import closed_by_server, engineio_open, recv_packet, socketio_connect
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.daphne]
 
 OVERRIDES = {
     "SOCKETIO_PING_INTERVAL_MS": "4321",

@@ -15,7 +15,7 @@ import pytest
 from tests.integration.recording import close_all, spread_clients
 from tests.integration.servers import STARTED_CLUSTERS, Cluster, http
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.daphne]
 
 EMBEDDED = re.compile(r"no REDIS_URL: started an embedded Redis at redis://127\.0\.0\.1:(\d+)/0")
 

@@ -31,7 +31,7 @@ from tests.integration.test_clients import NODE, needs_node, node_lines
 from tests.integration.wire import roster
 from users import identity
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.daphne]
 SIGNED_JS = ROOT / "tests" / "integration" / "js" / "signed.js"
 
 

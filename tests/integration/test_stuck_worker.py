@@ -19,7 +19,7 @@ import pytest
 from rooms.runner.supervisor import ClusterConfig, Supervisor, listening_socket
 from tests.integration.servers import Cluster, RedisServer
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.integration, pytest.mark.daphne, pytest.mark.timeout(120)]
 
 GRACE_SECONDS = 2.0
 

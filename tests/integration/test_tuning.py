@@ -48,6 +48,7 @@ def answered_by_fast_http(names: list[str]) -> bool:
     return names.index("server") < names.index("content-type")
 
 
+@pytest.mark.own_tuning
 def test_with_tuning_on_every_patch_is_active(start_cluster: StartCluster) -> None:
     cluster = start_cluster(2, SERVER_TUNING="on", DEBUG="on")
     assert reported_tuning(cluster) == [sorted(tuning.PATCHES)] * 2
@@ -55,6 +56,7 @@ def test_with_tuning_on_every_patch_is_active(start_cluster: StartCluster) -> No
     assert answered_by_fast_http(header_names(cluster, "/healthz"))
 
 
+@pytest.mark.own_tuning
 def test_with_tuning_off_the_libraries_serve_alone(start_cluster: StartCluster) -> None:
     cluster = start_cluster(2, SERVER_TUNING="off", DEBUG="on")
     assert reported_tuning(cluster) == [[], []]
@@ -64,12 +66,14 @@ def test_with_tuning_off_the_libraries_serve_alone(start_cluster: StartCluster) 
     assert "server tuning off" not in cluster.logs()
 
 
+@pytest.mark.own_tuning
 def test_a_list_installs_only_the_patches_it_names(start_cluster: StartCluster) -> None:
     cluster = start_cluster(1, SERVER_TUNING="tcp_writes,ws_frames", DEBUG="on")
     assert reported_tuning(cluster) == [["tcp_writes", "ws_frames"]]
     assert not answered_by_fast_http(header_names(cluster, "/workers"))
 
 
+@pytest.mark.own_tuning
 def test_another_daphne_version_turns_tuning_off_with_one_warning_per_worker(
     start_cluster: StartCluster, tmp_path: Path
 ) -> None:
@@ -93,7 +97,7 @@ def test_another_daphne_version_turns_tuning_off_with_one_warning_per_worker(
 
 def test_workers_follow_the_test_runs_server_tuning(start_cluster: StartCluster) -> None:
     """A cluster started without a SERVER_TUNING of its own inherits the test process's
-    (`make test` runs the integration tests with it on, then off)."""
+    (`make test` runs the tests through daphne with it on, then off)."""
     cluster = start_cluster(1, DEBUG="on")
     expected = sorted(tuning.wanted(os.environ.get("SERVER_TUNING", "on")))
     assert reported_tuning(cluster) == [expected]

@@ -37,7 +37,7 @@ from tests.integration.wire import (
     socketio_url,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.daphne]
 
 CONNECT_TIMEOUT_S = 1.5  # how long the server lets a connection go without CONNECT
 MAX_PAYLOAD = 1_000_000  # daphne --websocket-max-message-size, the OPEN packet's maxPayload

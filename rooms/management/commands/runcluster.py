@@ -18,6 +18,8 @@ from rooms.runner.supervisor import (
     Supervisor,
     default_workers,
     listening_socket,
+    stable_run_from_environ,
+    stop_grace_from_environ,
 )
 
 
@@ -64,7 +66,14 @@ class Command(BaseCommand):
                 f"[runcluster] no REDIS_URL: started an embedded Redis at {embedded.url}"
             )
         try:
-            asyncio.run(Supervisor(config, env, listener).run())
+            supervisor = Supervisor(
+                config,
+                env,
+                listener,
+                stop_grace=stop_grace_from_environ(),
+                stable_run=stable_run_from_environ(),
+            )
+            asyncio.run(supervisor.run())
         finally:
             if embedded is not None:
                 embedded.stop()
