@@ -16,7 +16,7 @@ import pytest
 from tests.integration.conftest import module_cluster
 from tests.integration.servers import Cluster, RedisServer
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.daphne]
 
 TOKEN = secrets.token_urlsafe(32)
 PUBLIC_WORKER_FIELDS = {"procid", "sockets", "rooms"}
