@@ -4,7 +4,7 @@ Each worker writes one entry {procid -> its channel, pid, host, start time} into
 hash. A worker is alive while both hold:
 - Redis counts a subscriber on its channel (PUBSUB NUMSUB). The count drops within
   milliseconds of a SIGKILL, because the kernel closes the dead process's connection
-  (shared/docs/measured-floors.md), so nobody waits for a dead worker;
+  (bench/README.md, `make faults`), so nobody waits for a dead worker;
 - its heartbeat key, refreshed every janitor interval with a TTL, has not expired. This
   catches what NUMSUB cannot: a host cut off by a partition keeps its TCP connections (and
   so its subscriptions) open on the Redis side for minutes.
