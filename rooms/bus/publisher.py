@@ -145,6 +145,17 @@ class RedisPublisher:
         publishing.add_done_callback(_log_failure)
         return True
 
+    async def close(self) -> None:
+        """Close every connection (what is queued is still written); the next write opens
+        a new one."""
+        for opening in self._opening:
+            if opening is not None:
+                opening.cancel()
+        for connection in self._connections:
+            if connection is not None:
+                connection.close()
+        self._connections = [None] * len(self._urls)
+
     def queued_bytes(self) -> int:
         """What is queued for Redis over every connection, not yet read by it."""
         return sum(c.queued_bytes() for c in self._connections if c is not None and not c.closed)

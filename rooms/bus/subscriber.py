@@ -38,6 +38,7 @@ from rooms.bus.serialization import deserialize
 logger = logging.getLogger(__name__)
 
 OnMessage = Callable[[dict[str, Any]], None]
+OnGroupMessage = Callable[[str, dict[str, Any]], None]
 
 UNSUBSCRIBE_BATCH = 1000
 """Names one UNSUBSCRIBE carries (about 60 KB of room channels): a thousand sockets
@@ -259,6 +260,7 @@ class RedisSubscriber:
     ) -> None:
         self.names = names
         self._on_message: OnMessage | None = None
+        self._on_group_message: OnGroupMessage | None = None
         self._shards = [
             ShardSubscriptions(url, self._received, timeout, health_interval, tls, max_outgoing)
             for url in urls
@@ -267,11 +269,20 @@ class RedisSubscriber:
     def listen(self, on_message: OnMessage) -> None:
         self._on_message = on_message
 
+    def listen_groups(self, on_group_message: OnGroupMessage) -> None:
+        """Messages of groups go to `on_group_message(group, message)` instead: a layer
+        hands them to the group's members, a node needs the room a message is for."""
+        self._on_group_message = on_group_message
+
     async def new_channel(self, kind: str) -> str:
         """A channel of this process's own, subscribed."""
         channel = self.names.new_channel(kind)
-        await self._shard(channel).subscribe(channel.encode())
+        await self.channel_add(channel)
         return channel
+
+    async def channel_add(self, channel: str) -> None:
+        """Subscribe a channel by its Redis name (rooms.bus.names)."""
+        await self._shard(channel).subscribe(channel.encode())
 
     async def group_add(self, group: str) -> None:
         name = self._group_channel(group)
@@ -291,6 +302,11 @@ class RedisSubscriber:
         ]
         await asyncio.gather(*confirmed)
 
+    def discard_soon(self, group: str) -> None:
+        """Leave a group without waiting for Redis to confirm it."""
+        name = self._group_channel(group)
+        self._shard(name).unsubscribe_now([name.encode()])
+
     async def close(self) -> None:
         await asyncio.gather(*(shard.close() for shard in self._shards))
 
@@ -308,9 +324,11 @@ class RedisSubscriber:
         except ValueError as exc:  # not a message of ours: someone else publishing here
             logger.warning("ignoring undecodable message on %r: %s", channel, exc)
             return
-        if self._on_message is None:
-            return
         try:
-            self._on_message(message)
+            group = self.names.group_of(channel.decode()) if self._on_group_message else None
+            if group is not None and self._on_group_message is not None:
+                self._on_group_message(group, message)
+            elif self._on_message is not None:
+                self._on_message(message)
         except Exception:
             logger.exception("handling a message on %r failed", channel)
