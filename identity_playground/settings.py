@@ -167,29 +167,40 @@ def redis_connection_options(
     return options
 
 
-def channel_layers_for(
-    redis_urls: list[str], prefix: str, *, tls_verify: bool = True, tls_ca_file: str = ""
-) -> dict[str, Any]:
-    """The pub/sub layer on Redis when URLs are given, else the single-process layer.
+OUR_LAYER = "rooms.bus.layer.BusChannelLayer"
+SINGLE_PROCESS_LAYER = "rooms.bus.local.SingleProcessChannelLayer"
 
-    The pub/sub layer is about 5x faster than the core layer for scatter-gather traffic
-    (measured on a 2-core machine): one PUBLISH per message, no sorted-set polling.
-    With several URLs, channels_redis spreads channels and groups over them.
+
+def channel_layers_for(
+    redis_urls: list[str],
+    prefix: str,
+    *,
+    backend: str = OUR_LAYER,
+    tls_verify: bool = True,
+    tls_ca_file: str = "",
+) -> dict[str, Any]:
+    """The layer `backend` names (a dotted path) on the Redis servers, or, without Redis,
+    the single-process layer.
+
+    Ours (rooms.bus.layer) is the layer the cluster's own messages travel on, so a
+    `group_send` to a room's group reaches its sockets. channels_redis's layers are
+    configured the way their documentation shows: several URLs shard them too.
     """
     if not redis_urls:
-        return {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
-    return {
-        "default": {
-            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-            "CONFIG": {
-                "hosts": [
-                    redis_connection_options(url, tls_verify=tls_verify, tls_ca_file=tls_ca_file)
-                    for url in redis_urls
-                ],
-                "prefix": f"{prefix}:",
-            },
+        return {"default": {"BACKEND": SINGLE_PROCESS_LAYER}}
+    if backend == OUR_LAYER:
+        config: dict[str, Any] = {
+            "hosts": redis_urls,
+            "prefix": prefix,
+            "tls_verify": tls_verify,
+            "tls_ca_file": tls_ca_file,
         }
-    }
+        return {"default": {"BACKEND": backend, "CONFIG": config}}
+    hosts = [
+        redis_connection_options(url, tls_verify=tls_verify, tls_ca_file=tls_ca_file)
+        for url in redis_urls
+    ]
+    return {"default": {"BACKEND": backend, "CONFIG": {"hosts": hosts, "prefix": f"{prefix}:"}}}
 
 
 # One URL, or several separated by commas for a sharded channel layer.
@@ -200,8 +211,15 @@ CHANNEL_PREFIX: str = env.str("CHANNEL_PREFIX", default="ip")
 REDIS_TLS_VERIFY: bool = env.bool("REDIS_TLS_VERIFY", default=True)
 # a PEM file of CAs to verify rediss:// servers against, instead of the system's
 REDIS_TLS_CA_FILE: str = env.str("REDIS_TLS_CA_FILE", default="")
+# the channel layer's class (a dotted path): ours, or channels_redis's
+# (channels_redis.pubsub.RedisPubSubChannelLayer, channels_redis.core.RedisChannelLayer)
+CHANNEL_LAYER_BACKEND: str = env.str("CHANNEL_LAYER_BACKEND", default=OUR_LAYER)
 CHANNEL_LAYERS = channel_layers_for(
-    REDIS_URLS, CHANNEL_PREFIX, tls_verify=REDIS_TLS_VERIFY, tls_ca_file=REDIS_TLS_CA_FILE
+    REDIS_URLS,
+    CHANNEL_PREFIX,
+    backend=CHANNEL_LAYER_BACKEND,
+    tls_verify=REDIS_TLS_VERIFY,
+    tls_ca_file=REDIS_TLS_CA_FILE,
 )
 # bytes one bus connection may have queued for a Redis that does not read them before the
 # write fails and the connection is dropped (rooms.bus.connection.DEFAULT_MAX_OUTGOING)

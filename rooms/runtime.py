@@ -13,19 +13,21 @@ import logging
 import uuid
 from typing import Any
 
+from asgiref.sync import async_to_sync
 from asgiref.typing import ASGIReceiveCallable, ASGISendCallable
+from channels.layers import get_channel_layer
 from django.conf import settings
 
 from rooms.bus import blocking
 from rooms.bus.connection import RedisTls
-from rooms.bus.local import LocalBus
+from rooms.bus.local import PROCESS_BUS
 from rooms.bus.names import BusNames
 from rooms.bus.publisher import RedisPublisher
 from rooms.bus.subscriber import RedisSubscriber
 from rooms.cluster import events
 from rooms.cluster.holder import NodeHolder
 from rooms.cluster.membership import LocalDirectory, RedisDirectory
-from rooms.cluster.names import group_for_room
+from rooms.cluster.names import room_group
 from rooms.cluster.node import WorkerNode
 from rooms.server import memory, tuning
 from rooms.socketio import codec
@@ -66,7 +68,7 @@ def build_node() -> WorkerNode:
         "process_stats": process_stats,
     }
     if not settings.REDIS_URLS:
-        bus = LocalBus()
+        bus = PROCESS_BUS
         return WorkerNode(publisher=bus, subscriber=bus, directory=LocalDirectory(), **common)
     urls, names, tls = settings.REDIS_URLS, bus_names(), redis_tls()
     cap = settings.BUS_MAX_OUTGOING_BYTES
@@ -115,15 +117,10 @@ def publish_to_cluster(message: dict[str, Any]) -> None:
 
 def emit_to_room(room: str, event: str, *args: Any) -> None:
     """Send a Socket.IO event to every socket in `room`, on every worker, from synchronous
-    code: a view, a signal, a management command, any process configured with the
-    cluster's REDIS_URL and CHANNEL_PREFIX.
-
-    The sockets are not members of Channels groups, so `channel_layer.group_send` does
-    not reach them; this publishes the `room.emit` message the workers' fan-out delivers
-    (rooms.cluster.fanout) to the room's group on the bus. It blocks for one Redis round
-    trip: from async code, call it through `asyncio.to_thread`.
-    """
-    _group_send(group_for_room(room), events.room_emit(room, codec.encode_event(event, *args)))
+    code: the Channels `group_send` of README "Reaching sockets from Django code"."""
+    async_to_sync(get_channel_layer().group_send)(
+        room_group(room), events.socketio_emit(event, *args)
+    )
 
 
 def _group_send(group: str, message: dict[str, Any]) -> None:

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from rooms.bus.publisher import Publisher
 from rooms.bus.subscriber import Subscriber
 from rooms.cluster.events import new_event_id, room_emit
-from rooms.cluster.names import group_for_room
+from rooms.cluster.names import room_group
 from rooms.cluster.registry import Registry
 
 logger = logging.getLogger(__name__)
@@ -162,7 +162,7 @@ class Departures:
                 return
 
     async def _unsubscribe_emptied(self) -> None:
-        groups = [group_for_room(r) for r in self._unsubscribe if not self.registry.has_room(r)]
+        groups = [room_group(r) for r in self._unsubscribe if not self.registry.has_room(r)]
         self._unsubscribe.clear()
         if not groups:
             return
@@ -183,7 +183,7 @@ class Departures:
             count += len(departure.rooms)
         self._queued -= count
         messages = [
-            (group_for_room(room), room_emit(room, d.frame, event=d.event))
+            (room_group(room), room_emit(room, d.frame, event=d.event))
             for d in chunk
             for room in d.rooms
         ]

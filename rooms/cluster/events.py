@@ -16,6 +16,7 @@ ROOM_EMIT = "room.emit"  # {room, frame, except, [event]}: a frame for a room's 
 USER_RENAMED = "user.renamed"  # {id_user, event}: each worker tells that user's rooms
 USER_DELETED = "user.deleted"  # a user is gone: CONNECTs as that user are refused
 WORKER_DOWN = "worker.down"  # a worker was found dead: each worker tells all its sockets
+SOCKETIO_EMIT = "socketio.emit"  # {event, args}: sent by Django code to a room's group
 QUERY = "cluster.query"  # a scatter-gather question (rooms.cluster.gather)
 REPLY = "cluster.reply"  # one worker's answer to it
 
@@ -36,6 +37,12 @@ def room_emit(
     if event is not None:
         message["event"] = event
     return message
+
+
+def socketio_emit(event: str, *args: Any) -> dict[str, Any]:
+    """What a Channels `group_send` to a room's group (rooms.room_group) carries to emit a
+    Socket.IO event to the room's sockets on every worker."""
+    return {"type": SOCKETIO_EMIT, "event": event, "args": list(args)}
 
 
 def user_renamed(id_user: str) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from typing import Any
 
 from rooms.bus.publisher import Publisher
 from rooms.cluster.events import new_event_id, room_emit
-from rooms.cluster.names import group_for_room
+from rooms.cluster.names import room_group
 from rooms.cluster.registry import LocalSocket, Registry
 
 logger = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ class RoomFanout:
             event = new_event_id()
         for room in ordered:
             message = room_emit(room, frame, except_socket=except_socket, event=event)
-            await self.bus_call(self.publisher.group_send, group_for_room(room), message)
+            await self.bus_call(self.publisher.group_send, room_group(room), message)
 
     async def deliver(self, message: dict[str, Any]) -> None:
         """A room event from the bus, to this worker's sockets in that room."""

@@ -35,8 +35,11 @@ def validate_room(raw: object) -> str:
     return room
 
 
-def group_for_room(room: str) -> str:
-    """A valid, collision-free bus group name for any room name.
+def room_group(room: str) -> str:
+    """The group of a room's sockets on every worker, for any room name: a Channels group
+    name (ASCII letters, digits, `-_.`, under 100 characters), so `group_send` of
+    `{"type": "socketio.emit", "event": ..., "args": [...]}` to it reaches them
+    (`rooms.room_group`).
 
     Plain ASCII names stay readable ("r.Maths"); anything else becomes a SHA-256 digest
     ("h.<64 hex>"). The two prefixes keep the two forms apart, so no two rooms share a group.
@@ -44,3 +47,13 @@ def group_for_room(room: str) -> str:
     if _GROUP_SAFE.fullmatch(room):
         return f"r.{room}"
     return "h." + hashlib.sha256(room.encode("utf-8")).hexdigest()
+
+
+def is_hashed(room: str) -> bool:
+    """Whether the room's group is a digest, from which the room cannot be read back."""
+    return _GROUP_SAFE.fullmatch(room) is None
+
+
+def room_of_plain_group(group: str) -> str | None:
+    """The room of a readable group ("r.Maths" -> "Maths"); None for a digest."""
+    return group[2:] if group.startswith("r.") else None

@@ -32,7 +32,7 @@ from rooms.cluster.fanout import RoomFanout
 from rooms.cluster.gather import Gatherer
 from rooms.cluster.known_users import KNOWN_USERS
 from rooms.cluster.membership import Directory, Janitor, WorkerInfo
-from rooms.cluster.names import group_for_room
+from rooms.cluster.names import room_group
 from rooms.cluster.registry import LocalSocket, Registry, make_procid
 
 logger = logging.getLogger(__name__)
@@ -137,6 +137,7 @@ class WorkerNode:
     async def start(self) -> None:
         """Subscribe this worker's channel, join the cluster group, register, listen."""
         self.subscriber.listen(self._on_message)
+        self.subscriber.listen_groups(self._on_group_message)
         try:
             self.channel = await self.subscriber.new_channel("worker.")
             self.gatherer.reply_to = self.channel
@@ -208,7 +209,7 @@ class WorkerNode:
 
     async def join(self, id_socket: str, room: str) -> None:
         if self.registry.join(id_socket, room):
-            await self.bus_call(self.subscriber.group_add, group_for_room(room))
+            await self.bus_call(self.subscriber.group_add, room_group(room))
 
     def leave(self, id_socket: str, room: str) -> None:
         """Take a socket out of a room at once; an emptied room is unsubscribed soon after."""
@@ -299,6 +300,26 @@ class WorkerNode:
             answering.add_done_callback(self._answering.discard)
         else:
             self._inbox.put_nowait(message)
+
+    def _on_group_message(self, group: str, message: dict[str, Any]) -> None:
+        """A `socketio.emit` sent to a room's group from Django code (`group_send`, the
+        Channels way: rooms.room_group) becomes that room's event; everything else sent
+        to a group is a message of the cluster's."""
+        if message.get("type") != events.SOCKETIO_EMIT:
+            self._on_message(message)
+            return
+        room = self.registry.room_of_group(group)
+        if room is None:
+            return  # the room's last socket here left meanwhile
+        event, args = message.get("event"), message.get("args", [])
+        try:
+            if not isinstance(event, str) or not isinstance(args, list | tuple):
+                raise ValueError('needs "event" (a string) and "args" (a list)')
+            frame = self.encode_event(event, *args)
+        except (TypeError, ValueError) as exc:
+            logger.warning("ignoring a socketio.emit to %s: %s", group, exc)
+            return
+        self._inbox.put_nowait(events.room_emit(room, frame))
 
     async def _listen(self) -> None:
         while True:

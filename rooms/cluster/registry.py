@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 import orjson
 
+from rooms.cluster.names import is_hashed, room_group, room_of_plain_group
+
 Deliver = Callable[[str], Awaitable[None]]
 DeliverNow = Callable[[str], bool]
 
@@ -47,6 +49,8 @@ class Registry:
         self._sockets: dict[str, LocalSocket] = {}  # id_socket -> socket
         self._rooms: dict[str, set[str]] = {}  # room -> socket ids; empty rooms are deleted
         self._entry_json: dict[str, bytes] = {}  # id_socket -> its roster entry, encoded
+        # group -> room, for the rooms whose group is a digest (rooms.cluster.names)
+        self._hashed_groups: dict[str, str] = {}
 
     def __len__(self) -> int:
         return len(self._sockets)
@@ -79,6 +83,8 @@ class Registry:
         members = self._rooms.setdefault(room, set())
         first = not members
         members.add(id_socket)
+        if first and is_hashed(room):
+            self._hashed_groups[room_group(room)] = room
         return first
 
     def leave(self, id_socket: str, room: str) -> bool:
@@ -97,10 +103,19 @@ class Registry:
         if members:
             return False
         del self._rooms[room]
+        if is_hashed(room):
+            self._hashed_groups.pop(room_group(room), None)
         return True
 
     def has_room(self, room: str) -> bool:
         return room in self._rooms
+
+    def room_of_group(self, group: str) -> str | None:
+        """The room with sockets here whose group is `group`, or None."""
+        room = room_of_plain_group(group)
+        if room is None:
+            room = self._hashed_groups.get(group)
+        return room if room is not None and room in self._rooms else None
 
     def in_room(self, room: str) -> list[LocalSocket]:
         return [self._sockets[sid] for sid in self._rooms.get(room, ())]

@@ -77,8 +77,6 @@ def user_exists(id_user: object) -> str | None:
 
 
 class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
-    # No channel-layer channel per socket: the worker node receives for all its sockets.
-    channel_layer_alias = "no-per-socket-channel"
 
     node: WorkerNode
     sid: str | None = None  # the Socket.IO socket id, once CONNECT succeeded
@@ -100,7 +98,7 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
         a close runs `disconnect`, but daphne cancels an instance still running
         `application_close_timeout` after its client left, in whatever it was awaiting."""
         try:
-            await super().__call__(scope, receive, send)
+            await self.dispatch_from_client(scope, receive, send)
         finally:
             self._release()
 

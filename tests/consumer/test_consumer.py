@@ -14,7 +14,7 @@ from pytest_django.fixtures import Settings
 from rooms.cluster import events
 from rooms.cluster.events import CLUSTER_GROUP
 from rooms.cluster.known_users import KNOWN_USERS
-from rooms.cluster.names import group_for_room
+from rooms.cluster.names import room_group
 from rooms.cluster.node import WorkerNode
 from rooms.socketio import codec
 from tests.consumer.conftest import Client, ClientFactory, expect, quiet, socket_path
@@ -201,7 +201,7 @@ async def test_room_is_subscribed_before_the_connect_reply(
     await client.open()
     await client.send("40")
     assert isinstance(await client.recv(), codec.Connect)
-    assert group_for_room("Maths") in node.subscriber.groups  # type: ignore[attr-defined]
+    assert room_group("Maths") in node.subscriber.groups  # type: ignore[attr-defined]
 
 
 async def test_room_events_during_the_connect_come_after_the_handshake(

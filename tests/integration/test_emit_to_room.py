@@ -1,17 +1,27 @@
-"""Reaching sockets from Django code: rooms.runtime.emit_to_room does, a Channels
-`group_send` does not (the sockets are not members of Channels groups)."""
+"""Reaching sockets from Django code, the Channels way: a `group_send` of `socketio.emit` to
+`rooms.room_group(room)` reaches the room's sockets on every worker, from another process
+(through `async_to_sync`, as a view or a management command sends) and beside a plain
+Channels consumer of the user's own on the same layer; `rooms.runtime.emit_to_room` is the
+same call in one line."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from channels.layers import channel_layers, get_channel_layer
+from channels.testing import WebsocketCommunicator
+from django.test import override_settings
 
-from tests.integration.recording import Client
+from rooms import room_group
+from tests.integration.recording import Client, close_all, until_two_workers
 from tests.integration.servers import ROOT, Cluster
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
@@ -22,12 +32,11 @@ import django
 django.setup()
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
-from rooms.cluster.names import group_for_room
+from rooms import room_group
 from rooms.runtime import emit_to_room
 room = sys.argv[1]
-frame = '42["announcement",{"via":"group_send"}]'
-message = {"type": "room.emit", "rooms": [room], "index": 0, "frame": frame, "except": None}
-async_to_sync(get_channel_layer().group_send)(group_for_room(room), message)
+message = {"type": "socketio.emit", "event": "announcement", "args": [{"via": "group_send"}]}
+async_to_sync(get_channel_layer().group_send)(room_group(room), message)
 emit_to_room(room, "announcement", {"via": "emit_to_room"})
 """
 
@@ -44,27 +53,90 @@ def run_django_script(cluster: Cluster, room: str) -> None:
     )
 
 
-async def test_emit_to_room_reaches_the_room_and_group_send_does_not(
+async def test_group_send_to_a_rooms_group_reaches_its_sockets_on_every_worker(
     shared_cluster: Cluster,
 ) -> None:
-    """A socket in room X gets the event sent with emit_to_room from another process, and
-    nothing from the channels_redis layer's group_send of the same message to the same
-    group name, sent just before it."""
+    """Sockets of room X on both workers get both events sent from another process; a
+    socket of another room gets neither."""
     room = f"news-{uuid.uuid4().hex[:8]}"
-    outsider_room = f"other-{uuid.uuid4().hex[:8]}"
-    received: asyncio.Queue[Any] = asyncio.Queue()
-    outsider_received: asyncio.Queue[Any] = asyncio.Queue()
-    member, outsider = Client(), Client()
-    member.sio.on("announcement", received.put_nowait)
-    outsider.sio.on("announcement", outsider_received.put_nowait)
-    await member.connect(shared_cluster.url, "1", room)
-    await outsider.connect(shared_cluster.url, "2", outsider_room)
+    received: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+
+    async def member() -> Client:
+        client = Client()
+        client.sio.on("announcement", lambda data: received.put_nowait((client.sid, data)))
+        return await client.connect(shared_cluster.url, "1", room)
+
+    members = await until_two_workers([], member)
+    outsider = Client()
+    outsider.sio.on("announcement", lambda data: received.put_nowait(("outsider", data)))
+    await outsider.connect(shared_cluster.url, "3", f"other-{uuid.uuid4().hex[:8]}")
     try:
         await asyncio.to_thread(run_django_script, shared_cluster, room)
-        assert await asyncio.wait_for(received.get(), 5) == {"via": "emit_to_room"}
-        await asyncio.sleep(1)  # generous: the group_send was published first
+        expected = {
+            (client.sid, json.dumps({"via": via}))
+            for client in members
+            for via in ("group_send", "emit_to_room")
+        }
+        got = set()
+        while len(got) < len(expected):
+            sid, data = await asyncio.wait_for(received.get(), 5)
+            got.add((sid, json.dumps(data)))
+        assert got == expected
+        await asyncio.sleep(0.3)
         assert received.empty(), received.get_nowait()
-        assert outsider_received.empty()
     finally:
+        await close_all([*members, outsider])
+
+
+class TutorialChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
+    """The chat consumer of Channels' tutorial: its socket joins a group, and a
+    `chat.message` sent to the group is written to it."""
+
+    async def connect(self) -> None:
+        self.group = "chat_lobby"
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept()
+
+    async def disconnect(self, code: int) -> None:
+        await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def chat_message(self, event: dict[str, Any]) -> None:
+        await self.send_json({"message": event["message"]})
+
+
+@pytest.fixture
+def cluster_layer(shared_cluster: Cluster) -> Iterator[None]:
+    """This process's default layer: the cluster's (rooms.bus.layer), as the settings of
+    a process with the cluster's REDIS_URL and CHANNEL_PREFIX configure it."""
+    layers = {
+        "default": {
+            "BACKEND": "rooms.bus.layer.BusChannelLayer",
+            "CONFIG": {"hosts": [shared_cluster.redis_url], "prefix": shared_cluster.prefix},
+        }
+    }
+    with override_settings(CHANNEL_LAYERS=layers):
+        yield
+    channel_layers.backends.clear()
+
+
+async def test_a_channels_consumer_of_ones_own_works_beside_the_sockets_on_one_layer(
+    shared_cluster: Cluster, cluster_layer: None
+) -> None:
+    room = f"mixed-{uuid.uuid4().hex[:8]}"
+    member, inbox = Client(), asyncio.Queue[Any]()
+    member.sio.on("announcement", inbox.put_nowait)
+    await member.connect(shared_cluster.url, "4", room)
+    chat = WebsocketCommunicator(TutorialChatConsumer.as_asgi(), "/chat/lobby/")
+    connected, _ = await chat.connect(timeout=5)
+    assert connected
+    try:
+        layer = get_channel_layer()
+        await layer.group_send("chat_lobby", {"type": "chat.message", "message": "hello"})
+        message = {"type": "socketio.emit", "event": "announcement", "args": ["to the room"]}
+        await layer.group_send(room_group(room), message)
+        assert await chat.receive_json_from(timeout=5) == {"message": "hello"}
+        assert await asyncio.wait_for(inbox.get(), 5) == "to the room"
+    finally:
+        await chat.disconnect(timeout=5)
         await member.close()
-        await outsider.close()
+        await layer.close()

@@ -17,7 +17,7 @@ from urllib.parse import quote
 import pytest
 
 from rooms.bus.names import BusNames, shard_index
-from rooms.cluster.names import group_for_room
+from rooms.cluster.names import room_group
 from tests.integration.recording import Client, close_all, connect_many
 from tests.integration.servers import http, wait_until
 from tests.multihost.netns import GATHER_DEADLINE, WORKER_TTL, HostCluster, Hosts
@@ -306,7 +306,7 @@ async def test_killed_host_is_not_waited_for(make_hosts: Callable[..., Hosts]) -
 
 def shard_channel(prefix: str, room: str) -> str:
     """The Redis channel of a room's group on the bus (rooms.bus.names)."""
-    return BusNames(prefix).group(group_for_room(room))
+    return BusNames(prefix).group(room_group(room))
 
 
 def rooms_on_each_shard(prefix: str, per_shard: int) -> list[str]:

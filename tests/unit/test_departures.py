@@ -12,7 +12,7 @@ from typing import Any
 
 from rooms.cluster.departures import Departures
 from rooms.cluster.membership import LocalDirectory
-from rooms.cluster.names import group_for_room
+from rooms.cluster.names import room_group
 from rooms.cluster.node import WorkerNode
 from rooms.cluster.registry import LocalSocket, Registry
 
@@ -87,7 +87,7 @@ async def settled(departures: Departures) -> None:
 
 
 def group(room: str) -> str:
-    return group_for_room(room)
+    return room_group(room)
 
 
 async def test_a_socket_in_100_rooms_is_forgotten_at_once_and_its_rooms_left_in_one_call() -> None:

@@ -4,6 +4,7 @@ subscribed reaches its listener once, in order, and never inside the publisher's
 from __future__ import annotations
 
 import asyncio
+import threading
 from typing import Any
 
 from rooms.bus.local import LocalBus
@@ -35,3 +36,21 @@ async def test_a_group_left_or_never_joined_reaches_nobody() -> None:
     assert await bus.send("someone-else", {"type": "not ours"}) == 0
     await asyncio.sleep(0)
     assert received == []
+
+
+def test_a_group_send_from_another_threads_loop_reaches_the_listening_loop() -> None:
+    """async_to_sync runs a sender on a loop of its own: the listener still hears it on its
+    own loop, with the group it came through."""
+    bus = LocalBus()
+
+    async def listen() -> tuple[str, dict[str, Any]]:
+        heard: asyncio.Future[tuple[str, dict[str, Any]]] = asyncio.Future()
+        bus.listen(lambda message: None)
+        bus.listen_groups(lambda group, message: heard.set_result((group, message)))
+        await bus.group_add("room")
+        sender = threading.Thread(target=asyncio.run, args=(bus.group_send("room", {"n": 1}),))
+        sender.start()
+        sender.join()
+        return await asyncio.wait_for(heard, 2)
+
+    assert asyncio.run(listen()) == ("room", {"n": 1})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rooms.cluster.names import InvalidRoom, group_for_room, validate_room
+from rooms.cluster.names import InvalidRoom, room_group, validate_room
 
 
 @pytest.mark.parametrize("raw", ["Maths", "café & co/1", 5, "x" * 100, "🚀"])
@@ -31,6 +31,6 @@ def test_anything_else_is_refused_saying_why(raw: object, why: str) -> None:
 
 
 def test_group_names_are_readable_for_plain_ascii_and_hashed_otherwise() -> None:
-    assert group_for_room("Maths") == "r.Maths"
-    assert group_for_room("café").startswith("h.") and len(group_for_room("café")) == 66
-    assert group_for_room("h.x") != group_for_room("x")
+    assert room_group("Maths") == "r.Maths"
+    assert room_group("café").startswith("h.") and len(room_group("café")) == 66
+    assert room_group("h.x") != room_group("x")

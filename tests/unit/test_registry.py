@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import orjson
 
+from rooms.cluster.names import room_group
 from rooms.cluster.registry import LocalSocket, Registry
 
 
@@ -42,3 +43,15 @@ def test_leaving_and_removing_take_sockets_out_of_the_json() -> None:
     registry.remove("s2")
     assert registry.roster_json("a", "w0") == b""
     assert registry._entry_json == {"s1": registry._entry_json["s1"]}  # s2's entry forgotten
+
+
+def test_a_group_names_its_room_while_the_room_has_sockets_here() -> None:
+    """Readable groups name their room; a digest's room is kept while it has sockets."""
+    registry = registry_with(("s1", "1", ["Maths", "Mathématiques"]))
+    assert registry.room_of_group(room_group("Maths")) == "Maths"
+    assert registry.room_of_group(room_group("Mathématiques")) == "Mathématiques"
+    assert registry.room_of_group(room_group("Physics")) is None
+    registry.remove("s1")
+    assert registry.room_of_group(room_group("Maths")) is None
+    assert registry.room_of_group(room_group("Mathématiques")) is None
+    assert registry._hashed_groups == {}

@@ -52,7 +52,7 @@ def test_development_needs_nothing_but_debug_on() -> None:
     assert s["db"]["ENGINE"] == "django.db.backends.sqlite3"
     assert s["db"]["OPTIONS"]["transaction_mode"] == "IMMEDIATE"
     assert "journal_mode=WAL" in s["db"]["OPTIONS"]["init_command"]
-    assert s["layers"]["default"]["BACKEND"] == "channels.layers.InMemoryChannelLayer"
+    assert s["layers"]["default"]["BACKEND"] == "rooms.bus.local.SingleProcessChannelLayer"
 
 
 def test_postgres_database_url() -> None:
@@ -62,23 +62,53 @@ def test_postgres_database_url() -> None:
     assert (db["NAME"], db["USER"], db["HOST"], db["PORT"]) == ("play", "u", "db.example", 5433)
 
 
-def test_redis_url_selects_pubsub_layer() -> None:
-    """redis:// gives the channels_redis pub/sub layer on that address."""
+def test_redis_url_selects_our_layer() -> None:
+    """redis:// gives the bus's layer on that address, under CHANNEL_PREFIX."""
     layer = settings_with(REDIS_URL="redis://127.0.0.1:6379/3")["layers"]["default"]
-    assert layer["BACKEND"] == "channels_redis.pubsub.RedisPubSubChannelLayer"
-    assert layer["CONFIG"]["hosts"] == [{"address": "redis://127.0.0.1:6379/3"}]
+    assert layer["BACKEND"] == "rooms.bus.layer.BusChannelLayer"
+    assert layer["CONFIG"] == {
+        "hosts": ["redis://127.0.0.1:6379/3"],
+        "prefix": "ip",
+        "tls_verify": True,
+        "tls_ca_file": "",
+    }
+
+
+@pytest.mark.parametrize(
+    "backend",
+    ["channels_redis.pubsub.RedisPubSubChannelLayer", "channels_redis.core.RedisChannelLayer"],
+)
+def test_channel_layer_backend_selects_a_channels_redis_layer(backend: str) -> None:
+    layer = settings_with(REDIS_URL="redis://127.0.0.1:6379/3", CHANNEL_LAYER_BACKEND=backend)[
+        "layers"
+    ]["default"]
+    assert layer["BACKEND"] == backend
+    assert layer["CONFIG"] == {"hosts": [{"address": "redis://127.0.0.1:6379/3"}], "prefix": "ip:"}
 
 
 def test_rediss_url_verifies_certificates_unless_told_not_to() -> None:
     """rediss:// verifies the certificate (against REDIS_TLS_CA_FILE if set); Heroku's
     self-signed ones need REDIS_TLS_VERIFY=off, which keeps TLS without the check."""
     url = "rediss://:pw@redis.example:6380"
+    config = settings_with(REDIS_URL=url)["layers"]["default"]["CONFIG"]
+    assert (config["tls_verify"], config["tls_ca_file"]) == (True, "")
+    config = settings_with(REDIS_URL=url, REDIS_TLS_CA_FILE="/ca.pem")["layers"]["default"][
+        "CONFIG"
+    ]
+    assert (config["tls_verify"], config["tls_ca_file"]) == (True, "/ca.pem")
+    config = settings_with(REDIS_URL=url, REDIS_TLS_VERIFY="off")["layers"]["default"]["CONFIG"]
+    assert config["tls_verify"] is False
+    pubsub = "channels_redis.pubsub.RedisPubSubChannelLayer"
     verified = {"address": url, "ssl_cert_reqs": "required", "ssl_check_hostname": True}
-    layer = settings_with(REDIS_URL=url)["layers"]["default"]
+    layer = settings_with(REDIS_URL=url, CHANNEL_LAYER_BACKEND=pubsub)["layers"]["default"]
     assert layer["CONFIG"]["hosts"] == [verified]
-    layer = settings_with(REDIS_URL=url, REDIS_TLS_CA_FILE="/ca.pem")["layers"]["default"]
+    layer = settings_with(REDIS_URL=url, REDIS_TLS_CA_FILE="/ca.pem", CHANNEL_LAYER_BACKEND=pubsub)[
+        "layers"
+    ]["default"]
     assert layer["CONFIG"]["hosts"] == [{**verified, "ssl_ca_certs": "/ca.pem"}]
-    layer = settings_with(REDIS_URL=url, REDIS_TLS_VERIFY="off")["layers"]["default"]
+    layer = settings_with(REDIS_URL=url, REDIS_TLS_VERIFY="off", CHANNEL_LAYER_BACKEND=pubsub)[
+        "layers"
+    ]["default"]
     assert layer["CONFIG"]["hosts"] == [
         {"address": url, "ssl_cert_reqs": None, "ssl_check_hostname": False}
     ]
@@ -94,9 +124,14 @@ def test_production_requires_secret_key() -> None:
 
 
 def test_several_redis_urls_shard_the_layer() -> None:
-    """A comma-separated REDIS_URL spreads the pub/sub layer over every server."""
+    """A comma-separated REDIS_URL spreads the layer over every server."""
     urls = "redis://a:6379/0, rediss://b:6380/0"
     layer = settings_with(REDIS_URL=urls, REDIS_TLS_VERIFY="off")["layers"]["default"]
+    assert layer["CONFIG"]["hosts"] == ["redis://a:6379/0", "rediss://b:6380/0"]
+    pubsub = "channels_redis.pubsub.RedisPubSubChannelLayer"
+    layer = settings_with(REDIS_URL=urls, REDIS_TLS_VERIFY="off", CHANNEL_LAYER_BACKEND=pubsub)[
+        "layers"
+    ]["default"]
     assert layer["CONFIG"]["hosts"] == [
         {"address": "redis://a:6379/0"},
         {"address": "rediss://b:6380/0", "ssl_cert_reqs": None, "ssl_check_hostname": False},
