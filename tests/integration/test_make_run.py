@@ -1,5 +1,6 @@
 """`make run`'s own path: runcluster with no REDIS_URL starts an embedded Redis for its
-workers, and a Ctrl-C takes everything down with it."""
+workers, `manage.py` commands of the checkout find it (EMBEDDED_REDIS_FILE), and a Ctrl-C
+takes everything down with it."""
 
 from __future__ import annotations
 
@@ -7,13 +8,15 @@ import asyncio
 import os
 import re
 import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.integration.recording import close_all, spread_clients
-from tests.integration.servers import STARTED_CLUSTERS, Cluster, http
+from tests.integration.servers import ROOT, STARTED_CLUSTERS, Cluster, http
 
 pytestmark = [pytest.mark.integration, pytest.mark.daphne]
 
@@ -52,7 +55,14 @@ def alive(pid: int) -> bool:
 @pytest.fixture
 def make_run(tmp_path: Path) -> Iterator[Cluster]:
     """runcluster --workers 2 with REDIS_URL unset, in a process group of its own."""
-    cluster = Cluster(workers=2, redis_url="", workdir=tmp_path, new_session=True)
+    url_file = str(tmp_path / "run" / "redis-url")
+    cluster = Cluster(
+        workers=2,
+        redis_url="",
+        workdir=tmp_path,
+        new_session=True,
+        extra_env={"EMBEDDED_REDIS_FILE": url_file},
+    )
     try:
         yield cluster.start()
     finally:
@@ -60,10 +70,25 @@ def make_run(tmp_path: Path) -> Iterator[Cluster]:
         print(f"---- cluster :{cluster.port} log ----\n{cluster.logs()[-4000:]}")
 
 
+def emit_from_manage_py_shell(cluster: Cluster, room: str) -> None:
+    """`manage.py shell` of the same checkout, REDIS_URL unset, as a developer runs it."""
+    code = f"from rooms.runtime import emit_to_room; emit_to_room({room!r}, 'news', 'shell')"
+    subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", code],
+        cwd=ROOT,
+        env=cluster.env(),
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
+
+
 async def test_make_run_embedded_redis_and_ctrl_c(make_run: Cluster) -> None:
-    """Two workers meet through the embedded Redis (one roster holds sockets of both);
+    """Two workers meet through the embedded Redis (one roster holds sockets of both); its
+    URL is in EMBEDDED_REDIS_FILE, through which `manage.py shell` reaches the sockets;
     SIGINT to the job's process group, as Ctrl-C in the terminal sends it, stops
-    runcluster with status 0, both workers and the embedded redis-server."""
+    runcluster with status 0, both workers and the embedded redis-server, and removes
+    the file."""
     assert make_run in STARTED_CLUSTERS and make_run.process is not None
     found = EMBEDDED.search(make_run.logs())
     assert found, make_run.logs()
@@ -72,9 +97,17 @@ async def test_make_run_embedded_redis_and_ctrl_c(make_run: Cluster) -> None:
     assert len(redis_pids) == 1, redis_pids
     redis_dir = Path(os.readlink(f"/proc/{redis_pids[0]}/cwd"))  # its --dir, a temp directory
     assert redis_dir.name.startswith("identity-playground-redis-"), redis_dir
+    url_file = Path(make_run.extra_env["EMBEDDED_REDIS_FILE"])
+    assert await asyncio.to_thread(url_file.read_text) == f"redis://127.0.0.1:{redis_port}/0\n"
 
     clients = await spread_clients(make_run.url, "make-run", 4)
+    heard: asyncio.Queue[str] = asyncio.Queue()
+    for client in clients:
+        client.sio.on("news", lambda data, sid=client.sid: heard.put_nowait(sid))
     try:
+        await asyncio.to_thread(emit_from_manage_py_shell, make_run, "make-run")
+        got = {await asyncio.wait_for(heard.get(), 5) for _ in clients}
+        assert got == {c.sid for c in clients}
         status, headers, body = await asyncio.to_thread(http, f"{make_run.url}/make-run/users")
         assert status == 200
         assert headers["X-Workers-Expected"] == headers["X-Workers-Responded"] == "2"
@@ -92,3 +125,4 @@ async def test_make_run_embedded_redis_and_ctrl_c(make_run: Cluster) -> None:
     assert [pid for pid in [*workers, *redis_pids] if alive(pid)] == []
     assert redis_server_pids(redis_port) == []
     assert not await asyncio.to_thread(redis_dir.exists)
+    assert not await asyncio.to_thread(url_file.exists)

@@ -7,7 +7,10 @@ import asyncio
 import threading
 from typing import Any
 
-from rooms.bus.local import LocalBus
+import pytest
+
+from rooms.bus import local
+from rooms.bus.local import LocalBus, SingleProcessChannelLayer
 
 
 async def test_messages_reach_the_listener_in_order_after_the_publisher_returns() -> None:
@@ -54,3 +57,16 @@ def test_a_group_send_from_another_threads_loop_reaches_the_listening_loop() -> 
         return await asyncio.wait_for(heard, 2)
 
     assert asyncio.run(listen()) == ("room", {"n": 1})
+
+
+async def test_a_group_send_in_a_process_without_a_node_says_it_reaches_no_socket(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`manage.py shell` with no REDIS_URL (and no `make run` to find): once, a warning."""
+    monkeypatch.setattr(local, "PROCESS_BUS", LocalBus())
+    monkeypatch.setattr(SingleProcessChannelLayer, "_warned", False)
+    layer = SingleProcessChannelLayer()
+    await layer.group_send("r.Maths", {"type": "socketio.emit", "event": "news", "args": []})
+    await layer.group_send("r.Maths", {"type": "socketio.emit", "event": "news", "args": []})
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "reaches no socket" in warnings[0], warnings

@@ -86,6 +86,21 @@ def test_channel_layer_backend_selects_a_channels_redis_layer(backend: str) -> N
     assert layer["CONFIG"] == {"hosts": [{"address": "redis://127.0.0.1:6379/3"}], "prefix": "ip:"}
 
 
+def test_without_redis_url_the_redis_of_a_running_make_run_is_found(tmp_path: Path) -> None:
+    """runcluster writes its embedded Redis's URL to EMBEDDED_REDIS_FILE while it runs: a
+    `manage.py` command of the checkout uses it; with no such file, one process alone."""
+    url_file = tmp_path / "redis-url"
+    url_file.write_text("redis://127.0.0.1:45678/0\n")
+    layer = settings_with(EMBEDDED_REDIS_FILE=str(url_file))["layers"]["default"]
+    assert layer["CONFIG"]["hosts"] == ["redis://127.0.0.1:45678/0"]
+    url_file.unlink()
+    layer = settings_with(EMBEDDED_REDIS_FILE=str(url_file))["layers"]["default"]
+    assert layer["BACKEND"] == "rooms.bus.local.SingleProcessChannelLayer"
+    assert settings_with(REDIS_URL="redis://elsewhere:6379/0", EMBEDDED_REDIS_FILE=str(url_file))[
+        "layers"
+    ]["default"]["CONFIG"]["hosts"] == ["redis://elsewhere:6379/0"]
+
+
 def test_rediss_url_verifies_certificates_unless_told_not_to() -> None:
     """rediss:// verifies the certificate (against REDIS_TLS_CA_FILE if set); Heroku's
     self-signed ones need REDIS_TLS_VERIFY=off, which keeps TLS without the check."""

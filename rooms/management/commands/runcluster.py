@@ -59,11 +59,15 @@ class Command(BaseCommand):
             raise SystemExit(1) from None
         env = dict(os.environ)
         embedded = None
-        if not settings.REDIS_URL and config.workers > 1:
-            embedded = EmbeddedRedis(Path(tempfile.mkdtemp(prefix="identity-playground-redis-")))
+        if not settings.REDIS_URL_CONFIGURED and config.workers > 1:
+            embedded = EmbeddedRedis(
+                Path(tempfile.mkdtemp(prefix="identity-playground-redis-")),
+                url_file=settings.EMBEDDED_REDIS_FILE,
+            )
             env["REDIS_URL"] = embedded.url
             self.stdout.write(
                 f"[runcluster] no REDIS_URL: started an embedded Redis at {embedded.url}"
+                + (f" (in {settings.EMBEDDED_REDIS_FILE})" if settings.EMBEDDED_REDIS_FILE else "")
             )
         try:
             supervisor = Supervisor(
