@@ -57,7 +57,9 @@ class Command(BaseCommand):
         except OSError as exc:  # e.g. a port below 1024 without the privilege, an unknown host
             self.stderr.write(f"runcluster: cannot listen on {config.host}:{config.port}: {exc}")
             raise SystemExit(1) from None
-        env = dict(os.environ)
+        # the workers' Redis is the one configured or embedded here, never another
+        # cluster's found in EMBEDDED_REDIS_FILE
+        env = {**os.environ, "EMBEDDED_REDIS_FILE": ""}
         embedded = None
         if not settings.REDIS_URL_CONFIGURED and config.workers > 1:
             embedded = EmbeddedRedis(
