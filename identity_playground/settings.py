@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
 from identity_playground.client_address import TrustedProxies
+from rooms.bus.connection import RedisTls
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -146,27 +146,6 @@ STORAGES = {
 # ---- Redis and the channel layer -------------------------------------------------------
 
 
-def redis_connection_options(
-    url: str, *, tls_verify: bool = True, tls_ca_file: str = ""
-) -> dict[str, Any]:
-    """Keyword arguments for redis-py (and channels_redis hosts) for one Redis URL.
-
-    A `rediss://` certificate is verified (against `tls_ca_file` if given) unless
-    `tls_verify` is off: Heroku Redis's certificates are self-signed, so there TLS is kept
-    for encryption only (REDIS_TLS_VERIFY=off). The bus makes the same choice
-    (rooms.bus.connection.RedisTls).
-    """
-    options: dict[str, Any] = {"address": url}
-    if urlsplit(url).scheme == "rediss":
-        if not tls_verify:
-            options.update(ssl_cert_reqs=None, ssl_check_hostname=False)
-        else:
-            options.update(ssl_cert_reqs="required", ssl_check_hostname=True)
-            if tls_ca_file:
-                options["ssl_ca_certs"] = tls_ca_file
-    return options
-
-
 OUR_LAYER = "rooms.bus.layer.BusChannelLayer"
 SINGLE_PROCESS_LAYER = "rooms.bus.local.SingleProcessChannelLayer"
 
@@ -196,8 +175,10 @@ def channel_layers_for(
             "tls_ca_file": tls_ca_file,
         }
         return {"default": {"BACKEND": backend, "CONFIG": config}}
+    # the bus's own TLS choice (rooms.bus.connection.RedisTls), in redis-py's words
+    tls = RedisTls(verify=tls_verify, ca_file=tls_ca_file or None)
     hosts = [
-        redis_connection_options(url, tls_verify=tls_verify, tls_ca_file=tls_ca_file)
+        {"address": url, **(tls.redis_py_options() if url.startswith("rediss://") else {})}
         for url in redis_urls
     ]
     return {"default": {"BACKEND": backend, "CONFIG": {"hosts": hosts, "prefix": f"{prefix}:"}}}

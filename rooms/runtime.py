@@ -135,7 +135,7 @@ def _group_send(group: str, message: dict[str, Any]) -> None:
 def sockets_per_user() -> dict[str, int] | None:
     """How many sockets each connected user has across the whole cluster, from synchronous
     code (the admin's "online now"); None when the cluster cannot be asked (Redis down)."""
-    parts = _ask_cluster("sockets_per_user", {})
+    parts = _ask_cluster(events.SOCKETS_PER_USER, {})
     if parts is None:
         return None
     counts: dict[str, int] = {}
@@ -151,7 +151,7 @@ def rename_reach(id_user: str) -> int | None:
     forwards it once to each room of that user's sockets there (WorkerNode._forward_rename).
     For the rename fan-out budget per address (users.views); None when the cluster cannot
     be asked."""
-    parts = _ask_cluster("rename_reach", {"id_user": id_user})
+    parts = _ask_cluster(events.RENAME_REACH, {"id_user": id_user})
     if parts is None:
         return None
     return sum(part for part in parts if isinstance(part, int))
@@ -175,7 +175,9 @@ def _ask_cluster(kind: str, args: dict[str, Any]) -> list[Any] | None:
                 settings.REDIS_URLS,
                 bus_names(),
                 events.CLUSTER_GROUP,
-                lambda reply_to: _query(kind, args, reply_to),
+                lambda reply_to: events.query(
+                    kind, args, reply_to=reply_to, origin=f"ask-{uuid.uuid4().hex}"
+                ),
                 timeout=deadline,
                 tls=redis_tls(),
             )
@@ -184,18 +186,6 @@ def _ask_cluster(kind: str, args: dict[str, Any]) -> list[Any] | None:
     except Exception as exc:  # redis-py's errors, OSError, a node that does not answer
         logger.warning("%s: the cluster did not answer: %r", kind, exc)
         return None
-
-
-def _query(kind: str, args: dict[str, Any], reply_to: str) -> dict[str, Any]:
-    """The cluster.query rooms.cluster.gather.Gatherer sends, asked by no worker."""
-    return {
-        "type": events.QUERY,
-        "kind": kind,
-        "args": args,
-        "request": uuid.uuid4().hex,
-        "reply_to": reply_to,
-        "origin": f"ask-{uuid.uuid4().hex}",
-    }
 
 
 def _ask_local_node(kind: str, args: dict[str, Any], deadline: float) -> list[Any]:

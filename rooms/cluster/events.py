@@ -8,6 +8,7 @@ the cluster hands them to sockets without reading them (the codec is the consume
 from __future__ import annotations
 
 import secrets
+import uuid
 from typing import Any
 
 CLUSTER_GROUP = "cluster"
@@ -17,8 +18,33 @@ USER_RENAMED = "user.renamed"  # {id_user, event}: each worker tells that user's
 USER_DELETED = "user.deleted"  # a user is gone: CONNECTs as that user are refused
 WORKER_DOWN = "worker.down"  # a worker was found dead: each worker tells all its sockets
 SOCKETIO_EMIT = "socketio.emit"  # {event, args}: sent by Django code to a room's group
-QUERY = "cluster.query"  # a scatter-gather question (rooms.cluster.gather)
-REPLY = "cluster.reply"  # one worker's answer to it
+QUERY = "cluster.query"  # {kind, args, request, reply_to, origin}: a scatter-gather question
+REPLY = "cluster.reply"  # {request, procid, payload | declined}: one worker's answer to it
+
+# The kinds of cluster.query (answered by rooms.cluster.node.WorkerNode._answer)
+ROSTER = "roster"  # {room}: [(id_socket, id_user)] of the room's sockets
+ROSTER_JSON = "roster_json"  # {room}: the room's roster entries, JSON encoded
+STATS = "stats"  # {}: the worker's /workers entry
+SOCKETS_PER_USER = "sockets_per_user"  # {}: {id_user: sockets} (the admin's "online now")
+RENAME_REACH = "rename_reach"  # {id_user}: room events a rename of that user costs here
+
+
+def query(kind: str, args: dict[str, Any], *, reply_to: str, origin: str) -> dict[str, Any]:
+    """A question to every worker; `origin` is the asking worker's procid (it answers
+    itself), or a fresh id for an asker that is no worker."""
+    return {
+        "type": QUERY,
+        "kind": kind,
+        "args": args,
+        "request": uuid.uuid4().hex,
+        "reply_to": reply_to,
+        "origin": origin,
+    }
+
+
+def reply(question: dict[str, Any], procid: str) -> dict[str, Any]:
+    """An answer to `question`, without its payload (`payload` or `declined` is added)."""
+    return {"type": REPLY, "request": question["request"], "procid": procid}
 
 
 def new_event_id() -> str:

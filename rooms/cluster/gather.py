@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from rooms.bus.publisher import Publisher
+from rooms.cluster import events
 from rooms.cluster.events import CLUSTER_GROUP
 from rooms.cluster.membership import ClusterUnavailable, Directory, WorkerInfo
 
@@ -141,16 +141,9 @@ class Gatherer:
         every expected worker answered or the deadline passed; this worker answers itself
         without a round trip.
         """
-        request = uuid.uuid4().hex
+        message = events.query(kind, args, reply_to=self.reply_to, origin=self.procid)
+        request = message["request"]
         gathered = Gathered()
-        message = {
-            "type": "cluster.query",
-            "kind": kind,
-            "args": args,
-            "request": request,
-            "reply_to": self.reply_to,
-            "origin": self.procid,
-        }
         self._pending[request] = gathered
         try:
             try:

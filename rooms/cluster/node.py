@@ -252,29 +252,29 @@ class WorkerNode:
         return await self.gatherer.gather(kind, **args)
 
     async def roster(self, room: str) -> Roster:
-        replies, expected = await self.gather("roster", room=room)
+        replies, expected = await self.gather(events.ROSTER, room=room)
         entries = [(sid, uid, procid) for procid, pairs in replies.items() for sid, uid in pairs]
         return Roster(entries=entries, expected=expected, responded=len(replies))
 
     async def roster_json(self, room: str) -> RosterJson:
-        replies, expected = await self.gather("roster_json", room=room)
+        replies, expected = await self.gather(events.ROSTER_JSON, room=room)
         body = b"[" + b",".join(part for part in replies.values() if part) + b"]"
         return RosterJson(json=body, expected=expected, responded=len(replies))
 
     async def workers(self) -> tuple[list[dict[str, Any]], int]:
-        replies, expected = await self.gather("stats")
+        replies, expected = await self.gather(events.STATS)
         return sorted(replies.values(), key=lambda w: (w["host"], w["procid"])), expected
 
     def _answer(self, kind: str, args: dict[str, Any]) -> Any:
-        if kind == "roster":
+        if kind == events.ROSTER:
             return self.registry.roster(args["room"])
-        if kind == "roster_json":
+        if kind == events.ROSTER_JSON:
             return self.registry.roster_json(args["room"], self.procid)
-        if kind == "stats":
+        if kind == events.STATS:
             return self.stats()
-        if kind == "sockets_per_user":  # the admin's "online now" (rooms.runtime)
+        if kind == events.SOCKETS_PER_USER:  # the admin's "online now" (rooms.runtime)
             return self.registry.sockets_per_user()
-        if kind == "rename_reach":  # the room events _forward_rename would publish here
+        if kind == events.RENAME_REACH:  # the room events _forward_rename would publish here
             return len(self.registry.rooms_of_user(args["id_user"]))
         raise ValueError(f"unknown query kind {kind!r}")
 
@@ -337,7 +337,7 @@ class WorkerNode:
         """The answer, or a refusal that spares the asker its deadline (a kind only a newer
         worker knows, in a rolling deploy). A refusal has no "payload": askers of earlier
         versions cannot mistake it for an empty answer."""
-        reply = {"type": events.REPLY, "request": query["request"], "procid": self.procid}
+        reply = events.reply(query, self.procid)
         try:
             reply["payload"] = self._answer(query["kind"], query["args"])
         except Exception as exc:
