@@ -15,7 +15,6 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 
 from identity_playground.client_address import TrustedProxies
-from rooms.bus.connection import RedisTls
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -146,42 +145,21 @@ STORAGES = {
 # ---- Redis and the channel layer -------------------------------------------------------
 
 
-OUR_LAYER = "rooms.bus.layer.BusChannelLayer"
-SINGLE_PROCESS_LAYER = "rooms.bus.local.SingleProcessChannelLayer"
-
-
 def channel_layers_for(
-    redis_urls: list[str],
-    prefix: str,
-    *,
-    backend: str = OUR_LAYER,
-    tls_verify: bool = True,
-    tls_ca_file: str = "",
+    redis_urls: list[str], prefix: str, *, tls_verify: bool = True, tls_ca_file: str = ""
 ) -> dict[str, Any]:
-    """The layer `backend` names (a dotted path) on the Redis servers, or, without Redis,
-    the single-process layer.
-
-    Ours (rooms.bus.layer) is the layer the cluster's own messages travel on, so a
-    `group_send` to a room's group reaches its sockets. channels_redis's layers are
-    configured the way their documentation shows: several URLs shard them too.
-    """
+    """The bus's layer on the Redis servers (rooms.bus.layer: the layer the workers listen
+    on, so a `group_send` to a room's group reaches its sockets), or, without Redis, the
+    single-process layer (rooms.bus.local)."""
     if not redis_urls:
-        return {"default": {"BACKEND": SINGLE_PROCESS_LAYER}}
-    if backend == OUR_LAYER:
-        config: dict[str, Any] = {
-            "hosts": redis_urls,
-            "prefix": prefix,
-            "tls_verify": tls_verify,
-            "tls_ca_file": tls_ca_file,
-        }
-        return {"default": {"BACKEND": backend, "CONFIG": config}}
-    # the bus's own TLS choice (rooms.bus.connection.RedisTls), in redis-py's words
-    tls = RedisTls(verify=tls_verify, ca_file=tls_ca_file or None)
-    hosts = [
-        {"address": url, **(tls.redis_py_options() if url.startswith("rediss://") else {})}
-        for url in redis_urls
-    ]
-    return {"default": {"BACKEND": backend, "CONFIG": {"hosts": hosts, "prefix": f"{prefix}:"}}}
+        return {"default": {"BACKEND": "rooms.bus.local.SingleProcessChannelLayer"}}
+    config = {
+        "hosts": redis_urls,
+        "prefix": prefix,
+        "tls_verify": tls_verify,
+        "tls_ca_file": tls_ca_file,
+    }
+    return {"default": {"BACKEND": "rooms.bus.layer.BusChannelLayer", "CONFIG": config}}
 
 
 def embedded_redis_url(path: str) -> str:
@@ -205,15 +183,8 @@ CHANNEL_PREFIX: str = env.str("CHANNEL_PREFIX", default="ip")
 REDIS_TLS_VERIFY: bool = env.bool("REDIS_TLS_VERIFY", default=True)
 # a PEM file of CAs to verify rediss:// servers against, instead of the system's
 REDIS_TLS_CA_FILE: str = env.str("REDIS_TLS_CA_FILE", default="")
-# the channel layer's class (a dotted path): ours, or channels_redis's
-# (channels_redis.pubsub.RedisPubSubChannelLayer, channels_redis.core.RedisChannelLayer)
-CHANNEL_LAYER_BACKEND: str = env.str("CHANNEL_LAYER_BACKEND", default=OUR_LAYER)
 CHANNEL_LAYERS = channel_layers_for(
-    REDIS_URLS,
-    CHANNEL_PREFIX,
-    backend=CHANNEL_LAYER_BACKEND,
-    tls_verify=REDIS_TLS_VERIFY,
-    tls_ca_file=REDIS_TLS_CA_FILE,
+    REDIS_URLS, CHANNEL_PREFIX, tls_verify=REDIS_TLS_VERIFY, tls_ca_file=REDIS_TLS_CA_FILE
 )
 # bytes one bus connection may have queued for a Redis that does not read them before the
 # write fails and the connection is dropped (rooms.bus.connection.DEFAULT_MAX_OUTGOING)

@@ -74,18 +74,6 @@ def test_redis_url_selects_our_layer() -> None:
     }
 
 
-@pytest.mark.parametrize(
-    "backend",
-    ["channels_redis.pubsub.RedisPubSubChannelLayer", "channels_redis.core.RedisChannelLayer"],
-)
-def test_channel_layer_backend_selects_a_channels_redis_layer(backend: str) -> None:
-    layer = settings_with(REDIS_URL="redis://127.0.0.1:6379/3", CHANNEL_LAYER_BACKEND=backend)[
-        "layers"
-    ]["default"]
-    assert layer["BACKEND"] == backend
-    assert layer["CONFIG"] == {"hosts": [{"address": "redis://127.0.0.1:6379/3"}], "prefix": "ip:"}
-
-
 def test_without_redis_url_the_redis_of_a_running_make_run_is_found(tmp_path: Path) -> None:
     """runcluster writes its embedded Redis's URL to EMBEDDED_REDIS_FILE while it runs: a
     `manage.py` command of the checkout uses it; with no such file, one process alone."""
@@ -113,20 +101,6 @@ def test_rediss_url_verifies_certificates_unless_told_not_to() -> None:
     assert (config["tls_verify"], config["tls_ca_file"]) == (True, "/ca.pem")
     config = settings_with(REDIS_URL=url, REDIS_TLS_VERIFY="off")["layers"]["default"]["CONFIG"]
     assert config["tls_verify"] is False
-    pubsub = "channels_redis.pubsub.RedisPubSubChannelLayer"
-    verified = {"address": url, "ssl_cert_reqs": "required", "ssl_check_hostname": True}
-    layer = settings_with(REDIS_URL=url, CHANNEL_LAYER_BACKEND=pubsub)["layers"]["default"]
-    assert layer["CONFIG"]["hosts"] == [verified]
-    layer = settings_with(REDIS_URL=url, REDIS_TLS_CA_FILE="/ca.pem", CHANNEL_LAYER_BACKEND=pubsub)[
-        "layers"
-    ]["default"]
-    assert layer["CONFIG"]["hosts"] == [{**verified, "ssl_ca_certs": "/ca.pem"}]
-    layer = settings_with(REDIS_URL=url, REDIS_TLS_VERIFY="off", CHANNEL_LAYER_BACKEND=pubsub)[
-        "layers"
-    ]["default"]
-    assert layer["CONFIG"]["hosts"] == [
-        {"address": url, "ssl_cert_reqs": None, "ssl_check_hostname": False}
-    ]
 
 
 def test_production_requires_secret_key() -> None:
@@ -143,14 +117,6 @@ def test_several_redis_urls_shard_the_layer() -> None:
     urls = "redis://a:6379/0, rediss://b:6380/0"
     layer = settings_with(REDIS_URL=urls, REDIS_TLS_VERIFY="off")["layers"]["default"]
     assert layer["CONFIG"]["hosts"] == ["redis://a:6379/0", "rediss://b:6380/0"]
-    pubsub = "channels_redis.pubsub.RedisPubSubChannelLayer"
-    layer = settings_with(REDIS_URL=urls, REDIS_TLS_VERIFY="off", CHANNEL_LAYER_BACKEND=pubsub)[
-        "layers"
-    ]["default"]
-    assert layer["CONFIG"]["hosts"] == [
-        {"address": "redis://a:6379/0"},
-        {"address": "rediss://b:6380/0", "ssl_cert_reqs": None, "ssl_check_hostname": False},
-    ]
 
 
 def test_worker_gc_thresholds() -> None:
