@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 import urllib.parse
 from collections.abc import Iterable
@@ -19,6 +20,8 @@ from websockets.exceptions import ConnectionClosed
 from tests.integration.servers import Cluster, http
 
 OPEN_KEYS = {"sid", "upgrades", "pingInterval", "pingTimeout", "maxPayload"}
+
+logger = logging.getLogger(__name__)
 
 
 def socketio_url(cluster: Cluster, **query: str) -> str:
@@ -99,7 +102,9 @@ async def closed_by_server(ws: ClientConnection, within: float = 5) -> list[str 
         try:
             while True:
                 frames.append(await ws.recv())
-        except ConnectionClosed:
+        except ConnectionClosed as closed:
+            if not frames:  # what the server said, for a test that expected a frame
+                logger.warning("closed with no frame before: %r", closed)
             return frames
 
 
