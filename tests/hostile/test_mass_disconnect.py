@@ -36,10 +36,11 @@ ROOMS_PER_SOCKET = 100  # SOCKETIO_MAX_ROOMS_PER_SOCKET's default
 CAP = SOCKETS_PER_WORKER + max(100, SOCKETS_PER_WORKER // 4)
 OPENING_AT_ONCE = 50
 # What a worker's resident memory may grow by in a second round, against the first: the
-# issue saw 90 -> 190 MB kept after one round of 900 sockets per worker. (CPython's and
-# glibc's allocators keep part of a round's peak as free memory, about 40 MB over the
-# start at 600 sockets per worker, 130 MB at 2,000, with the Python heap's allocated
-# blocks back to where they started; it is reused, not grown, by the next round: +0.3%
+# issue saw 90 -> 190 MB kept after one round of 900 sockets per worker. (CPython's object
+# allocator keeps a round's arenas, each held by a few blocks still in use, about 40 MB
+# over the start at 600 sockets per worker, 120 MB at 2,000, with its allocated blocks
+# back to where they started: bench/README.md, "A mass disconnect". That memory is
+# reused, not grown, by the next round: +0.3%
 # at 2,000 sockets, up to +9% at the suite's 300, where a few MB of the allocators' noise
 # weigh more.)
 RSS_KEPT = 0.15
