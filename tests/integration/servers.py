@@ -277,6 +277,20 @@ class Cluster:
     def log_path(self) -> Path:
         return self.workdir / f"cluster-{self.port}.log"
 
+    def shell(self, code: str, timeout: float = 60) -> str:
+        """`manage.py shell -c code` in a process of its own with this cluster's settings, as
+        a developer or a cron job runs Django code beside the cluster; returns its output."""
+        result = subprocess.run(
+            [sys.executable, "manage.py", "shell", "-c", code],
+            cwd=ROOT,
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=True,
+        )
+        return result.stdout
+
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace")
 

@@ -12,8 +12,6 @@ from __future__ import annotations
 import json
 import secrets
 import socket
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -23,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.servers import ROOT, Cluster, RedisServer, wait_until
+from tests.integration.servers import Cluster, RedisServer, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.own_tuning]
 
@@ -288,16 +286,7 @@ def login_cookie(cluster: Cluster, *, staff: bool) -> str:
         "client = Client(); client.force_login(user)\n"
         "print(client.cookies['sessionid'].value)\n"
     )
-    result = subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c", script],
-        cwd=ROOT,
-        env=cluster.env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    return result.stdout.strip().splitlines()[-1]
+    return cluster.shell(script).strip().splitlines()[-1]
 
 
 def workers(cluster: Cluster, cookie: str | None = None) -> list[dict[str, Any]]:

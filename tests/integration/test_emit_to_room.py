@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -22,35 +20,20 @@ from django.test import override_settings
 
 from rooms import room_group
 from tests.integration.recording import Client, close_all, until_two_workers
-from tests.integration.servers import ROOT, Cluster
+from tests.integration.servers import Cluster
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
+# Django code in another process, with the cluster's settings (REDIS_URL, CHANNEL_PREFIX)
 SCRIPT = """
-import sys
-import django
-django.setup()
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from rooms import room_group
 from rooms.runtime import emit_to_room
-room = sys.argv[1]
 message = {"type": "socketio.emit", "event": "announcement", "args": [{"via": "group_send"}]}
-async_to_sync(get_channel_layer().group_send)(room_group(room), message)
-emit_to_room(room, "announcement", {"via": "emit_to_room"})
+async_to_sync(get_channel_layer().group_send)(room_group(ROOM), message)
+emit_to_room(ROOM, "announcement", {"via": "emit_to_room"})
 """
-
-
-def run_django_script(cluster: Cluster, room: str) -> None:
-    """A plain Python process with the cluster's settings (REDIS_URL, CHANNEL_PREFIX)."""
-    subprocess.run(
-        [sys.executable, "-c", SCRIPT, room],
-        cwd=ROOT,
-        env=cluster.env(),
-        check=True,
-        capture_output=True,
-        timeout=30,
-    )
 
 
 async def test_group_send_to_a_rooms_group_reaches_its_sockets_on_every_worker(
@@ -71,7 +54,7 @@ async def test_group_send_to_a_rooms_group_reaches_its_sockets_on_every_worker(
     outsider.sio.on("announcement", lambda data: received.put_nowait(("outsider", data)))
     await outsider.connect(shared_cluster.url, "3", f"other-{uuid.uuid4().hex[:8]}")
     try:
-        await asyncio.to_thread(run_django_script, shared_cluster, room)
+        await asyncio.to_thread(shared_cluster.shell, f"ROOM = {room!r}\n{SCRIPT}")
         expected = {
             (client.sid, json.dumps({"via": via}))
             for client in members

@@ -8,15 +8,13 @@ import asyncio
 import os
 import re
 import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.integration.recording import close_all, spread_clients
-from tests.integration.servers import ROOT, STARTED_CLUSTERS, Cluster, http
+from tests.integration.servers import STARTED_CLUSTERS, Cluster, http
 
 pytestmark = [pytest.mark.integration, pytest.mark.daphne]
 
@@ -70,19 +68,6 @@ def make_run(tmp_path: Path) -> Iterator[Cluster]:
         print(f"---- cluster :{cluster.port} log ----\n{cluster.logs()[-4000:]}")
 
 
-def emit_from_manage_py_shell(cluster: Cluster, room: str) -> None:
-    """`manage.py shell` of the same checkout, REDIS_URL unset, as a developer runs it."""
-    code = f"from rooms.runtime import emit_to_room; emit_to_room({room!r}, 'news', 'shell')"
-    subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c", code],
-        cwd=ROOT,
-        env=cluster.env(),
-        check=True,
-        capture_output=True,
-        timeout=30,
-    )
-
-
 async def test_make_run_embedded_redis_and_ctrl_c(make_run: Cluster) -> None:
     """Two workers meet through the embedded Redis (one roster holds sockets of both); its
     URL is in EMBEDDED_REDIS_FILE, through which `manage.py shell` reaches the sockets;
@@ -105,7 +90,9 @@ async def test_make_run_embedded_redis_and_ctrl_c(make_run: Cluster) -> None:
     for client in clients:
         client.sio.on("news", lambda data, sid=client.sid: heard.put_nowait(sid))
     try:
-        await asyncio.to_thread(emit_from_manage_py_shell, make_run, "make-run")
+        # manage.py shell of the same checkout, REDIS_URL unset, as a developer runs it
+        code = "from rooms.runtime import emit_to_room; emit_to_room('make-run', 'news', 'shell')"
+        await asyncio.to_thread(make_run.shell, code)
         got = {await asyncio.wait_for(heard.get(), 5) for _ in clients}
         assert got == {c.sid for c in clients}
         status, headers, body = await asyncio.to_thread(http, f"{make_run.url}/make-run/users")
