@@ -84,11 +84,7 @@ class Inbox:
         if len(self.messages) >= self.capacity:
             return False
         self.messages.append((expires, message))
-        while self.waiters:
-            waiter = self.waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                break
+        self._wake_next()
         return True
 
     async def get(self) -> dict[str, Any]:
@@ -207,6 +203,15 @@ class LoopLayer:
         self.memberships.clear()
         self.specific.clear()
 
+    async def delete_lists(self) -> None:
+        """Every normal channel's list under this prefix, on every server."""
+        pattern = self.layer.names.queue("*")
+        for url in self.layer.urls:
+            client = self._list_client(url)
+            keys = [key async for key in client.scan_iter(match=pattern, count=1000)]
+            if keys:
+                await client.delete(*keys)
+
     # ---- what arrives ---------------------------------------------------------------------
 
     def _received(self, message: dict[str, Any]) -> None:
@@ -252,7 +257,7 @@ class LoopLayer:
         key = self.layer.names.queue(channel)
         payload = serialize({"expires": time.time() + self.layer.expiry, "message": message})
         capacity = self.layer.get_capacity(channel)
-        client = self._list_client(key)
+        client = self._list_client(self._server_of(key))
         pushed = await client.eval(
             _PUSH_BELOW_CAPACITY, 1, key, payload, capacity, int(self.layer.expiry) + 1
         )
@@ -261,7 +266,7 @@ class LoopLayer:
 
     async def _pop(self, channel: str) -> dict[str, Any]:
         key = self.layer.names.queue(channel)
-        client = self._list_client(key)
+        client = self._list_client(self._server_of(key))
         while True:
             _, payload = await client.blpop([key], timeout=0)  # type: ignore[misc]
             envelope = deserialize(cast(bytes, payload))
@@ -269,8 +274,10 @@ class LoopLayer:
                 message: dict[str, Any] = envelope["message"]
                 return message
 
-    def _list_client(self, key: str) -> redis.asyncio.Redis:
-        url = self.layer.urls[shard_index(key, len(self.layer.urls))]
+    def _server_of(self, key: str) -> str:
+        return str(self.layer.urls[shard_index(key, len(self.layer.urls))])
+
+    def _list_client(self, url: str) -> redis.asyncio.Redis:
         client = self._lists.get(url)
         if client is None:
             options = redis_py_options(url, 5.0, self.layer.tls)
@@ -337,8 +344,10 @@ class BusChannelLayer(BaseChannelLayer):
         await self._here().group_send(group, message)
 
     async def flush(self) -> None:
-        """Like new in this event loop: every channel, membership and connection dropped
-        (connections open again on the next call)."""
+        """Like new: the normal channels' lists deleted, and in this event loop every
+        channel, membership and connection dropped (connections open again on the next
+        call)."""
+        await self._here().delete_lists()
         await self.close()
 
     async def close(self) -> None:

@@ -310,3 +310,11 @@ async def test_group_messages_arrive_again_after_redis_drops_the_connections(
                     return
             except TimeoutError:
                 continue
+
+
+async def test_flush_empties_the_normal_channels(layer: Any, other: Any) -> None:
+    await layer.send("jobs-flushed", {"type": "before"})
+    await layer.flush()
+    task = await receiving(other, "jobs-flushed")
+    await other.send("jobs-flushed", {"type": "after"})
+    assert await asyncio.wait_for(task, 2) == {"type": "after"}
