@@ -23,7 +23,7 @@ from django.conf import settings
 from tests.hostile.harm import production_env
 from tests.integration.servers import Cluster, RedisServer
 
-HEAD_DEADLINE_S = 2.0  # HTTP_HEAD_TIMEOUT_S (test_slow_clients)
+HEAD_DEADLINE_S = 1.0  # HTTP_HEAD_TIMEOUT_S (test_slow_clients)
 BODY_DEADLINE_S = 2.0  # HTTP_BODY_TIMEOUT_S (test_http_edge)
 MAX_PIPELINED = 20  # HTTP_MAX_PIPELINED_REQUESTS (test_http_edge)
 
