@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.hostile.clusters import SharedClusters
 from tests.integration.conftest import module_cluster, private_redis, redis_server, start_cluster
 from tests.integration.servers import RedisServer
 
@@ -22,3 +23,13 @@ def own_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]
     server = RedisServer(tmp_path_factory.mktemp("redis"))
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def hostile_clusters(
+    redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[SharedClusters]:
+    """The clusters the modules whose settings agree share (tests/hostile/clusters.py)."""
+    clusters = SharedClusters(redis_server, tmp_path_factory.mktemp("shared"))
+    yield clusters
+    clusters.stop()

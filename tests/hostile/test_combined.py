@@ -14,18 +14,16 @@ from collections.abc import Iterator
 import pytest
 
 from tests.hostile.attacks import Tally, expensive_frames, rooms_flood
+from tests.hostile.clusters import SharedClusters
 from tests.hostile.harm import Unharmed, pair_on_two_workers
-from tests.integration.conftest import module_cluster
-from tests.integration.servers import Cluster, RedisServer
+from tests.integration.servers import Cluster
 
 EVENTS = 60  # each well-behaved socket sends, 10 a second
 
 
 @pytest.fixture(scope="module")
-def cluster(
-    redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Cluster]:
-    yield from module_cluster(2, redis_server, tmp_path_factory)
+def cluster(hostile_clusters: SharedClusters) -> Iterator[Cluster]:
+    yield from hostile_clusters.for_module("development")
 
 
 async def test_the_well_behaved_lose_nothing_under_the_combined_attack(cluster: Cluster) -> None:

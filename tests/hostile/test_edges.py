@@ -11,23 +11,15 @@ from collections.abc import Iterator
 import pytest
 from websockets.exceptions import InvalidStatus
 
-from tests.hostile.harm import production_env
-from tests.integration.conftest import module_cluster
-from tests.integration.servers import Cluster, RedisServer
+from tests.hostile.clusters import SharedClusters
+from tests.integration.servers import Cluster
 from tests.integration.servers import http as get
 from tests.integration.wire import open_raw, recv, socketio_url
 
 
 @pytest.fixture(scope="module")
-def cluster(
-    redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Cluster]:
-    yield from module_cluster(
-        2,
-        redis_server,
-        tmp_path_factory,
-        **production_env(),
-    )
+def cluster(hostile_clusters: SharedClusters) -> Iterator[Cluster]:
+    yield from hostile_clusters.for_module("production")
 
 
 def get_with_host(cluster: Cluster, path: str, host: str) -> tuple[int, bytes]:

@@ -13,9 +13,9 @@ from collections.abc import Iterator
 import pytest
 
 from tests.hostile.attacks import EXPENSIVE_FRAME, Tally, expensive_frames
+from tests.hostile.clusters import SharedClusters
 from tests.hostile.harm import Unharmed, cpu_seconds, pair_on_two_workers
-from tests.integration.conftest import module_cluster
-from tests.integration.servers import Cluster, RedisServer
+from tests.integration.servers import Cluster
 
 ATTACKERS = 8
 ATTACK_S = 5.0
@@ -23,10 +23,8 @@ CPU_PER_FRAME_S = 0.02  # connection set-up and teardown included
 
 
 @pytest.fixture(scope="module")
-def cluster(
-    redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Cluster]:
-    yield from module_cluster(2, redis_server, tmp_path_factory)
+def cluster(hostile_clusters: SharedClusters) -> Iterator[Cluster]:
+    yield from hostile_clusters.for_module("development")
 
 
 async def test_eight_sockets_sending_expensive_frames_do_not_stall_a_worker(

@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from tests.hostile.clusters import SharedClusters
 from tests.hostile.harm import Unharmed, cpu_seconds, pair_on_two_workers
-from tests.integration.conftest import module_cluster
-from tests.integration.servers import Cluster, RedisServer
+from tests.integration.servers import Cluster
 
 OPCODE_CONTINUATION, OPCODE_TEXT, OPCODE_CLOSE = 0x0, 0x1, 0x8
 FLOOD_S = 15.0  # the longest an attacker keeps sending; the frame budget cuts it off long before
@@ -33,12 +33,8 @@ MAX_PAYLOAD = 1_000_000  # SOCKETIO_MAX_PAYLOAD's default
 
 
 @pytest.fixture(scope="module", params=["on", "off"], ids=["tuning-on", "tuning-off"])
-def cluster(
-    request: pytest.FixtureRequest,
-    redis_server: RedisServer,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Cluster]:
-    yield from module_cluster(2, redis_server, tmp_path_factory, SERVER_TUNING=request.param)
+def cluster(request: pytest.FixtureRequest, hostile_clusters: SharedClusters) -> Iterator[Cluster]:
+    yield from hostile_clusters.for_module("development", request.param)
 
 
 def client_frame(opcode: int, payload: bytes = b"", *, fin: bool) -> bytes:

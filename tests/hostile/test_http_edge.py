@@ -15,32 +15,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.hostile.harm import Unharmed, pair_on_two_workers, production_env
-from tests.integration.conftest import module_cluster
-from tests.integration.servers import Cluster, RedisServer
-
-BODY_DEADLINE_S = 2.0
-MAX_PIPELINED = 20
-WORKERS = 2
-PRODUCTION = production_env(
-    HTTP_BODY_TIMEOUT_S=str(BODY_DEADLINE_S),
-    HTTP_MAX_PIPELINED_REQUESTS=str(MAX_PIPELINED),
-)
+from tests.hostile.clusters import BODY_DEADLINE_S, MAX_PIPELINED, SharedClusters
+from tests.hostile.harm import Unharmed, pair_on_two_workers
+from tests.integration.servers import Cluster
 
 
 @pytest.fixture(scope="module", params=["on", "off"], ids=["tuning on", "tuning off"])
-def cluster(
-    request: pytest.FixtureRequest,
-    redis_server: RedisServer,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Cluster]:
-    yield from module_cluster(
-        WORKERS,
-        redis_server,
-        tmp_path_factory,
-        SERVER_TUNING=request.param,
-        **PRODUCTION,
-    )
+def cluster(request: pytest.FixtureRequest, hostile_clusters: SharedClusters) -> Iterator[Cluster]:
+    yield from hostile_clusters.for_module("production", request.param)
 
 
 def connect(cluster: Cluster) -> socket.socket:

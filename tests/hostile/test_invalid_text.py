@@ -17,9 +17,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.hostile.clusters import SharedClusters
 from tests.hostile.harm import Unharmed, call, pair_on_two_workers
-from tests.integration.conftest import module_cluster
-from tests.integration.servers import Cluster, RedisServer, http
+from tests.integration.servers import Cluster, http
 from tests.integration.wire import engineio_open, recv_packet, socketio_connect
 
 REFUSAL = "invalid Unicode in the payload (a lone surrogate)"
@@ -27,10 +27,8 @@ REPEAT = 30  # each bad frame, paced under SOCKETIO_FRAME_RATE
 
 
 @pytest.fixture(scope="module")
-def cluster(
-    redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Cluster]:
-    yield from module_cluster(2, redis_server, tmp_path_factory)
+def cluster(hostile_clusters: SharedClusters) -> Iterator[Cluster]:
+    yield from hostile_clusters.for_module("development")
 
 
 @pytest.mark.parametrize(

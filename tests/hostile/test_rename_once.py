@@ -11,17 +11,15 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.hostile.clusters import SharedClusters
 from tests.hostile.harm import Unharmed, on_worker
-from tests.integration.conftest import module_cluster
 from tests.integration.recording import Client, close_all
-from tests.integration.servers import Cluster, RedisServer, http
+from tests.integration.servers import Cluster, http
 
 
 @pytest.fixture(scope="module")
-def cluster(
-    redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Cluster]:
-    yield from module_cluster(2, redis_server, tmp_path_factory)
+def cluster(hostile_clusters: SharedClusters) -> Iterator[Cluster]:
+    yield from hostile_clusters.for_module("development")
 
 
 async def test_a_rename_of_a_user_on_two_workers_reaches_each_member_once(

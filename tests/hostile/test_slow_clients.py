@@ -10,26 +10,14 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from tests.hostile.clusters import HEAD_DEADLINE_S as DEADLINE_S
+from tests.hostile.clusters import SharedClusters
 from tests.integration.servers import Cluster, http
-
-DEADLINE_S = 2.0
 
 
 @pytest.fixture(scope="module", params=["on", "off"], ids=["tuning on", "tuning off"])
-def cluster(
-    request: pytest.FixtureRequest,
-    redis_server: object,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Cluster]:
-    from tests.integration.conftest import module_cluster
-
-    yield from module_cluster(
-        2,
-        redis_server,  # type: ignore[arg-type]
-        tmp_path_factory,
-        HTTP_HEAD_TIMEOUT_S=str(DEADLINE_S),
-        SERVER_TUNING=request.param,
-    )
+def cluster(request: pytest.FixtureRequest, hostile_clusters: SharedClusters) -> Iterator[Cluster]:
+    yield from hostile_clusters.for_module("development", request.param)
 
 
 def connect(cluster: Cluster) -> socket.socket:

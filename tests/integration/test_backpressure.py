@@ -21,7 +21,7 @@ import socket
 import struct
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +29,8 @@ import pytest
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
-from tests.integration.servers import Cluster
+from tests.integration.conftest import module_cluster
+from tests.integration.servers import Cluster, RedisServer
 from tests.integration.wire import eventually, recv_packet, roster, socketio_connect
 
 # The peer reads a room carrying 6.4 MB/s in the test process: starved of the CPU by a test
@@ -187,11 +188,18 @@ async def busy_room(cluster: Cluster, room: str) -> AsyncIterator[None]:
         await ws.close()
 
 
-@pytest.fixture(params=["on", "off"])
-def cluster(request: pytest.FixtureRequest, start_cluster: Callable[..., Cluster]) -> Cluster:
-    """2 workers with a 256 KB outgoing cap, fast pings and a ping timeout beyond the test."""
-    return start_cluster(
+@pytest.fixture(scope="module", params=["on", "off"])
+def cluster(
+    request: pytest.FixtureRequest,
+    redis_server: RedisServer,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Cluster]:
+    """2 workers with a 256 KB outgoing cap, fast pings and a ping timeout beyond the test;
+    each test closes its sockets, and measures the workers' growth from its own start."""
+    yield from module_cluster(
         2,
+        redis_server,
+        tmp_path_factory,
         SERVER_TUNING=request.param,
         SOCKETIO_MAX_BUFFERED_BYTES=str(CAP),
         SOCKETIO_IDENTITY_CHANGE_RATE=str(EVENTS_PER_S * 2),

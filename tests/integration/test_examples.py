@@ -11,7 +11,6 @@ import json
 import re
 import shutil
 import sys
-from collections.abc import Callable
 
 import pytest
 
@@ -65,11 +64,11 @@ async def run_example(
 
 @pytest.mark.parametrize("name", EXAMPLES)
 async def test_example_joins_renames_hears_the_room_and_exits(
-    name: str, start_cluster: Callable[..., Cluster]
+    name: str, shared_cluster: Cluster
 ) -> None:
     """The example prints its handshake, both acks and the identity-change another member
     sends once it arrives; the member gets the example's identity-change; exit code 0."""
-    cluster = start_cluster(workers=2)
+    cluster = shared_cluster
     mary = await Client().connect(cluster.url, "2", "Maths")
 
     async def greet_the_newcomer() -> None:
@@ -97,11 +96,10 @@ async def test_example_joins_renames_hears_the_room_and_exits(
 
 @pytest.mark.parametrize("name", EXAMPLES)
 async def test_example_refused_prints_the_reason_and_fails(
-    name: str, start_cluster: Callable[..., Cluster]
+    name: str, shared_cluster: Cluster
 ) -> None:
     """An unknown id_user: the example prints the server's CONNECT_ERROR message and exits 1."""
-    cluster = start_cluster(workers=1)
-    code, out, err = await run_example(name, cluster.url, "99", "Maths")
+    code, out, err = await run_example(name, shared_cluster.url, "99", "Maths")
     assert code == 1, (out, err)
     assert "connect_error: Unknown id_user: 99" in err
 
