@@ -11,7 +11,6 @@ import pytest
 from channels.layers import channel_layers, get_channel_layer
 from pytest_django.fixtures import Settings
 
-from identity_playground.settings import SINGLE_PROCESS_LAYER
 from rooms import room_group
 from rooms.runtime import emit_to_room
 from tests.consumer.conftest import ClientFactory, expect, quiet
@@ -21,7 +20,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture(autouse=True)
 def single_process_layer(socketio_env: Settings) -> None:
-    socketio_env.CHANNEL_LAYERS = {"default": {"BACKEND": SINGLE_PROCESS_LAYER}}
+    socketio_env.CHANNEL_LAYERS = {
+        "default": {"BACKEND": "rooms.bus.local.SingleProcessChannelLayer"}
+    }
     channel_layers.backends.clear()
 
 

@@ -102,6 +102,8 @@ def cluster_layer(shared_cluster: Cluster) -> Iterator[None]:
     channel_layers.backends.clear()
 
 
+# Channels' own dispatch closes stale database connections before every message
+@pytest.mark.django_db(transaction=True)
 async def test_a_channels_consumer_of_ones_own_works_beside_the_sockets_on_one_layer(
     shared_cluster: Cluster, cluster_layer: None
 ) -> None:
