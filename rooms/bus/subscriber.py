@@ -3,9 +3,10 @@
 A worker subscribes a channel of its own (rooms.bus.names: `<prefix>:c:...`) and the groups
 it joins (`<prefix>:g:<group>`: the `cluster` group, one per room holding its sockets),
 each on the server that carries the name. Every message is handed to the owner's
-`on_message` straight from the connection's `data_received`, decoded by
-rooms.bus.serialization, once and in arrival order; a payload that is not a message of ours
-is skipped with a warning.
+`on_message` (a group's to `on_group_message` with the group, when the owner listens for
+those) straight from the connection's `data_received`, decoded by rooms.bus.serialization,
+once and in arrival order; a payload that is not a message of ours is skipped with a
+warning.
 
 Every name stays wanted until it is unsubscribed, and a keeper re-establishes whatever a
 lost connection held: Redis drops a subscriber at its pub/sub output-buffer limit
@@ -47,7 +48,9 @@ leaving at once cost a few commands, and no single one is large."""
 
 class Subscriber(Protocol):
     """Bus reads: a channel of this process's own, and the groups it joins.
-    Every message reaches the `on_message` given to `listen`, once, in arrival order."""
+    Every message reaches the `on_message` given to `listen`, once, in arrival order; a
+    group's messages go to the `on_group_message` given to `listen_groups` instead, with
+    the group's name, once one is given."""
 
     def listen(self, on_message: OnMessage) -> None: ...
     def listen_groups(self, on_group_message: OnGroupMessage) -> None: ...
