@@ -286,6 +286,12 @@ WORKER_GC_THRESHOLDS: list[int] = env.list("WORKER_GC_THRESHOLDS", cast=int, def
 # seconds between handing glibc's free heap pages back to the kernel (malloc_trim) in each
 # worker; 0 turns it off (bench/README.md, "Where the soak's memory goes")
 WORKER_MALLOC_TRIM_INTERVAL: float = env.float("WORKER_MALLOC_TRIM_INTERVAL", default=10.0)
+# a runcluster worker that has held no connection for WORKER_RECYCLE_IDLE_S seconds while its
+# RSS is more than WORKER_RECYCLE_RSS_GROWTH (a fraction) above its start-up's is replaced by
+# a fresh process, which gives back what CPython's allocator keeps after a burst
+# (rooms/runner/recycling.py); a growth of 0 turns it off
+WORKER_RECYCLE_RSS_GROWTH: float = env.float("WORKER_RECYCLE_RSS_GROWTH", default=0.1)
+WORKER_RECYCLE_IDLE_S: float = env.float("WORKER_RECYCLE_IDLE_S", default=30.0)
 
 # daphne/Twisted/autobahn patches installed by each worker (rooms/server/tuning.py): on, off,
 # or a comma-separated list of patch names (bench/README.md, "Server tuning")

@@ -22,12 +22,17 @@ def never_at_once(_frame: str) -> bool:
     return False
 
 
-def make_procid(slot: str | None = None) -> str:
+def worker_slot() -> int:
+    """This worker's slot in runcluster's supervisor (which sets WORKER_SLOT); 0 elsewhere."""
+    return int(os.environ.get("WORKER_SLOT", "0"))
+
+
+def make_procid(slot: int | None = None) -> str:
     """A worker id unique across restarts and hosts: slot, pid, and a random suffix.
 
     The pid alone repeats across containers (often 1) and after restarts.
     """
-    slot = slot if slot is not None else os.environ.get("WORKER_SLOT", "0")
+    slot = slot if slot is not None else worker_slot()
     return f"w{slot}-{os.getpid()}-{secrets.token_hex(2)}"
 
 

@@ -1,9 +1,10 @@
 """A worker's start and stop under daphne, which has no ASGI lifespan support.
 
 When the reactor runs, the worker joins the cluster (so it is listed before its first
-request, even if it never gets one), then freezes its start-up heap out of the collector
-and starts trimming memory; it leaves the cluster on the reactor's shutdown
-(SIGTERM/SIGINT). Under any other server the node starts on the first scope instead
+request, even if it never gets one), then freezes its start-up heap out of the collector,
+starts trimming memory and watching whether it is due to be recycled
+(rooms.runner.recycling); it leaves the cluster on the reactor's shutdown (SIGTERM/SIGINT,
+or a recycling). Under any other server the node starts on the first scope instead
 (rooms.runtime.ClusterScope).
 """
 
@@ -17,6 +18,7 @@ from typing import Any
 from django.conf import settings
 
 from rooms.cluster.holder import NodeHolder
+from rooms.runner.recycling import Recycling, recycle_when_idle
 from rooms.server import memory
 
 logger = logging.getLogger(__name__)
@@ -24,11 +26,11 @@ logger = logging.getLogger(__name__)
 _background: set[asyncio.Task[None]] = set()  # held: the loop keeps only weak references
 
 
-def run_with_reactor(reactor: Any, holder: NodeHolder) -> None:
+def run_with_reactor(reactor: Any, holder: NodeHolder, recycling: Recycling) -> None:
     """Join the cluster when the reactor starts; leave when it shuts down."""
     from twisted.internet import defer
 
-    reactor.callWhenRunning(lambda: _keep(start(holder)))
+    reactor.callWhenRunning(lambda: _keep(start(holder, reactor, recycling)))
 
     def leave() -> Any:
         return defer.Deferred.fromFuture(asyncio.ensure_future(holder.stop()))
@@ -36,7 +38,7 @@ def run_with_reactor(reactor: Any, holder: NodeHolder) -> None:
     reactor.addSystemEventTrigger("before", "shutdown", leave)
 
 
-async def start(holder: NodeHolder) -> None:
+async def start(holder: NodeHolder, reactor: Any, recycling: Recycling) -> None:
     try:
         await holder.node()
     except Exception as exc:  # Redis down at start: the first scope retries
@@ -44,6 +46,13 @@ async def start(holder: NodeHolder) -> None:
     tune_garbage_collector()
     if settings.WORKER_MALLOC_TRIM_INTERVAL > 0:
         _keep(trim_memory(settings.WORKER_MALLOC_TRIM_INTERVAL))
+    if recycling.growth > 0:
+        _keep(recycle_when_idle(recycling, reactor, sockets=lambda: _sockets(holder)))
+
+
+def _sockets(holder: NodeHolder) -> int:
+    node = holder.started
+    return len(node.registry) if node is not None else 0
 
 
 def _keep(coroutine: Any) -> None:

@@ -3,7 +3,8 @@
 The parent binds the port once (with a large backlog: daphne's own listen() uses 50,
 which makes bursts of connects wait for SYN retries) and each worker serves it through
 `daphne --fd`, on uvloop's event loop (rooms/worker_main.py). Workers are direct children;
-their output is merged with a prefix; a worker that dies is restarted with backoff;
+their output is merged with a prefix; a worker that dies is restarted with backoff, and one
+that exits to be recycled (RECYCLE_EXIT_CODE, rooms.runner.recycling) at once;
 SIGTERM/SIGINT stops them all within the stop grace (10 s, RUNCLUSTER_STOP_GRACE_S). A
 worker still running after that grace is sent STACKS_SIGNAL first, so the log shows where it
 was waiting (rooms.runner.worker_main), and then SIGKILL.
@@ -33,6 +34,8 @@ STABLE_RUN_SECONDS = 10.0
 STACKS_SIGNAL = signal.SIGUSR1
 # How long a late worker's stack dump has to reach the log before SIGKILL.
 STACKS_WAIT_SECONDS = 1.0
+# A worker that stopped to be replaced by a fresh process (EX_TEMPFAIL, sysexits.h).
+RECYCLE_EXIT_CODE = 75
 _PR_SET_PDEATHSIG = 1
 
 
@@ -156,6 +159,10 @@ class Supervisor:
             code = await process.wait()
             if self._stopping.is_set():
                 return
+            if code == RECYCLE_EXIT_CODE:
+                logger.info("worker w%d (pid %d) recycled; its successor starts", slot, process.pid)
+                failures = 0
+                continue
             failures = failures + 1 if time.monotonic() - started < self.stable_run else 0
             delay = restart_delay(failures)
             logger.warning("worker w%d exited with %s; restarting in %.1f s", slot, code, delay)

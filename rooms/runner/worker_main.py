@@ -6,7 +6,8 @@ is imported, so the loop policy is set before that import. The server tuning
 daphne accepts its first connection, and so are the limits that are always on (request
 bodies, request heads, proxy headers, every WebSocket frame against SOCKETIO_FRAME_RATE:
 rooms.server.limits, request_heads, forwarded, ws_frame_budget); then the worker joins the
-cluster as the reactor starts (rooms.runner.lifecycle). On STACKS_SIGNAL the worker writes
+cluster as the reactor starts (rooms.runner.lifecycle), and exits with RECYCLE_EXIT_CODE
+when it stopped to be recycled (rooms.runner.recycling). On STACKS_SIGNAL the worker writes
 every thread's stack to its output, from the signal handler itself (faulthandler), so the
 dump comes even while the event loop is blocked: the supervisor asks for it before it
 SIGKILLs a worker that does not stop.
@@ -16,10 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import faulthandler
+import sys
 
 import uvloop
 
-from rooms.runner.supervisor import STACKS_SIGNAL
+from rooms.runner.supervisor import RECYCLE_EXIT_CODE, STACKS_SIGNAL
 
 faulthandler.register(STACKS_SIGNAL, all_threads=True)
 asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
@@ -30,8 +32,10 @@ from twisted.internet import reactor  # noqa: E402  (daphne.server installed it)
 
 import identity_playground.asgi  # noqa: E402, F401  (sets Django up, as daphne will load it)
 from identity_playground.client_address import trusted_proxies  # noqa: E402
+from rooms.cluster.registry import worker_slot  # noqa: E402
 from rooms.http.routing import served_without_django  # noqa: E402
 from rooms.runner import lifecycle  # noqa: E402
+from rooms.runner.recycling import Recycling  # noqa: E402
 from rooms.runtime import NODE  # noqa: E402
 from rooms.server import forwarded, limits, request_heads, tuning, ws_frame_budget  # noqa: E402
 
@@ -52,5 +56,12 @@ tuning.install(
     serves_without_django=served_without_django,
     silent_timeout=settings.HTTP_HEAD_TIMEOUT_S,
 )
-lifecycle.run_with_reactor(reactor, NODE)
+recycling = Recycling(
+    growth=settings.WORKER_RECYCLE_RSS_GROWTH,
+    idle_s=settings.WORKER_RECYCLE_IDLE_S,
+    slot=worker_slot(),
+)
+lifecycle.run_with_reactor(reactor, NODE, recycling)
 CommandLineInterface.entrypoint()
+if recycling.requested:
+    sys.exit(RECYCLE_EXIT_CODE)

@@ -194,6 +194,9 @@ class Cluster:
             CHANNEL_PREFIX=self.prefix,
             CLUSTER_GATHER_DEADLINE="1.0",
             CLUSTER_JANITOR_INTERVAL="0.5",
+            # a shared cluster idle between tests keeps its workers (test_mass_disconnect
+            # recycles them)
+            WORKER_RECYCLE_RSS_GROWTH="0",
             DJANGO_SETTINGS_MODULE="identity_playground.settings",
             PYTHONUNBUFFERED="1",
         )
