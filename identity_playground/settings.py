@@ -145,21 +145,26 @@ STORAGES = {
 # ---- Redis and the channel layer -------------------------------------------------------
 
 
+BUS_LAYER = "rooms.bus.layer.BusChannelLayer"
+
+
 def channel_layers_for(
-    redis_urls: list[str], prefix: str, *, tls_verify: bool = True, tls_ca_file: str = ""
+    redis_urls: list[str],
+    prefix: str,
+    *,
+    backend: str = BUS_LAYER,
+    tls_verify: bool = True,
+    tls_ca_file: str = "",
 ) -> dict[str, Any]:
-    """The bus's layer on the Redis servers (rooms.bus.layer: the layer the workers listen
-    on, so a `group_send` to a room's group reaches its sockets), or, without Redis, the
-    single-process layer (rooms.bus.local)."""
+    """The layer the workers listen on, so a `group_send` to a room's group reaches its
+    sockets: `backend` on the Redis servers (the bus's layer, rooms.bus.layer, or one of
+    channels_redis's), or, without Redis, the single-process layer (rooms.bus.local)."""
     if not redis_urls:
         return {"default": {"BACKEND": "rooms.bus.local.SingleProcessChannelLayer"}}
-    config = {
-        "hosts": redis_urls,
-        "prefix": prefix,
-        "tls_verify": tls_verify,
-        "tls_ca_file": tls_ca_file,
-    }
-    return {"default": {"BACKEND": "rooms.bus.layer.BusChannelLayer", "CONFIG": config}}
+    config: dict[str, Any] = {"hosts": redis_urls, "prefix": prefix}
+    if backend == BUS_LAYER:
+        config.update(tls_verify=tls_verify, tls_ca_file=tls_ca_file)
+    return {"default": {"BACKEND": backend, "CONFIG": config}}
 
 
 def embedded_redis_url(path: str) -> str:
@@ -183,8 +188,16 @@ CHANNEL_PREFIX: str = env.str("CHANNEL_PREFIX", default="ip")
 REDIS_TLS_VERIFY: bool = env.bool("REDIS_TLS_VERIFY", default=True)
 # a PEM file of CAs to verify rediss:// servers against, instead of the system's
 REDIS_TLS_CA_FILE: str = env.str("REDIS_TLS_CA_FILE", default="")
+# the channel layer's class, dotted: the bus's (the default), or channels_redis's
+# channels_redis.pubsub.RedisPubSubChannelLayer or channels_redis.core.RedisChannelLayer,
+# which run the whole cluster too (rooms.cluster.layer_bus; README, "Channel layers")
+CHANNEL_LAYER_BACKEND: str = env.str("CHANNEL_LAYER_BACKEND", default=BUS_LAYER)
 CHANNEL_LAYERS = channel_layers_for(
-    REDIS_URLS, CHANNEL_PREFIX, tls_verify=REDIS_TLS_VERIFY, tls_ca_file=REDIS_TLS_CA_FILE
+    REDIS_URLS,
+    CHANNEL_PREFIX,
+    backend=CHANNEL_LAYER_BACKEND,
+    tls_verify=REDIS_TLS_VERIFY,
+    tls_ca_file=REDIS_TLS_CA_FILE,
 )
 # bytes one bus connection may have queued for a Redis that does not read them before the
 # write fails and the connection is dropped (rooms.bus.connection.DEFAULT_MAX_OUTGOING)

@@ -13,20 +13,23 @@ import logging
 import uuid
 from typing import Any
 
+import channels
 from asgiref.sync import async_to_sync
 from asgiref.typing import ASGIReceiveCallable, ASGISendCallable
-from channels.layers import get_channel_layer
+from channels.layers import channel_layers, get_channel_layer
 from django.conf import settings
 
 from rooms.bus import blocking
 from rooms.bus.connection import RedisTls
+from rooms.bus.directory import RedisDirectory
 from rooms.bus.local import PROCESS_BUS
 from rooms.bus.names import BusNames
 from rooms.bus.publisher import RedisPublisher
 from rooms.bus.subscriber import RedisSubscriber
 from rooms.cluster import events
 from rooms.cluster.holder import NodeHolder
-from rooms.cluster.membership import LocalDirectory, RedisDirectory
+from rooms.cluster.layer_bus import LayerBus, ask_through_layer
+from rooms.cluster.membership import LocalDirectory
 from rooms.cluster.names import room_group
 from rooms.cluster.node import WorkerNode
 from rooms.server import memory, tuning
@@ -59,6 +62,23 @@ def process_stats() -> dict[str, Any]:
     }
 
 
+def on_the_bus() -> bool:
+    """Whether the channel layer is the bus's own (rooms.bus.layer), which the node then
+    uses directly, with what it gives beyond the layer API: a publish's reach, writes
+    queued without waiting. Any other layer is spoken to through rooms.cluster.layer_bus."""
+    return settings.CHANNEL_LAYER_BACKEND == settings.BUS_LAYER
+
+
+def redis_directory(*, counts_subscribers: bool) -> RedisDirectory:
+    return RedisDirectory(
+        settings.REDIS_URLS,
+        prefix=settings.CHANNEL_PREFIX,
+        ttl=settings.CLUSTER_WORKER_TTL,
+        tls=redis_tls(),
+        counts_subscribers=counts_subscribers,
+    )
+
+
 def build_node() -> WorkerNode:
     common: dict[str, Any] = {
         "encode_event": codec.encode_event,
@@ -70,14 +90,16 @@ def build_node() -> WorkerNode:
     if not settings.REDIS_URLS:
         bus = PROCESS_BUS
         return WorkerNode(publisher=bus, subscriber=bus, directory=LocalDirectory(), **common)
+    if not on_the_bus():
+        layer_bus = LayerBus(get_channel_layer())
+        directory = redis_directory(counts_subscribers=False)
+        return WorkerNode(publisher=layer_bus, subscriber=layer_bus, directory=directory, **common)
     urls, names, tls = settings.REDIS_URLS, bus_names(), redis_tls()
     cap = settings.BUS_MAX_OUTGOING_BYTES
     return WorkerNode(
         publisher=RedisPublisher(urls, names, tls=tls, max_outgoing=cap),
         subscriber=RedisSubscriber(urls, names, tls=tls, max_outgoing=cap),
-        directory=RedisDirectory(
-            urls, prefix=settings.CHANNEL_PREFIX, ttl=settings.CLUSTER_WORKER_TTL, tls=tls
-        ),
+        directory=redis_directory(counts_subscribers=True),
         **common,
     )
 
@@ -124,6 +146,9 @@ def emit_to_room(room: str, event: str, *args: Any) -> None:
 
 
 def _group_send(group: str, message: dict[str, Any]) -> None:
+    if settings.REDIS_URLS and not on_the_bus():
+        async_to_sync(get_channel_layer().group_send)(group, message)
+        return
     if settings.REDIS_URLS:
         blocking.group_send(settings.REDIS_URLS, bus_names(), group, message, redis_tls())
         return
@@ -170,6 +195,9 @@ def _ask_cluster(kind: str, args: dict[str, Any]) -> list[Any] | None:
     """
     deadline = settings.CLUSTER_GATHER_DEADLINE
     try:
+        if settings.REDIS_URLS and not on_the_bus():
+            replies = async_to_sync(_ask_through_layer)(kind, args, deadline)
+            return [r["payload"] for r in replies if "payload" in r]
         if settings.REDIS_URLS:
             replies, _reached = blocking.ask_group(
                 settings.REDIS_URLS,
@@ -186,6 +214,29 @@ def _ask_cluster(kind: str, args: dict[str, Any]) -> list[Any] | None:
     except Exception as exc:  # redis-py's errors, OSError, a node that does not answer
         logger.warning("%s: the cluster did not answer: %r", kind, exc)
         return None
+
+
+async def _ask_through_layer(
+    kind: str, args: dict[str, Any], deadline: float
+) -> list[dict[str, Any]]:
+    """The query on a layer instance of its own: channels_redis's RedisChannelLayer refuses
+    a second event loop receiving on one instance, and the node's loop receives on the
+    process's."""
+    layer = channel_layers.make_backend(channels.DEFAULT_CHANNEL_LAYER)
+    directory = redis_directory(counts_subscribers=False)
+    try:
+        return await ask_through_layer(
+            layer,
+            directory,
+            lambda reply_to: events.query(
+                kind, args, reply_to=reply_to, origin=f"ask-{uuid.uuid4().hex}"
+            ),
+            deadline,
+        )
+    finally:
+        await directory.close()
+        if hasattr(layer, "close_pools"):  # RedisChannelLayer; the others close with the loop
+            await layer.close_pools()
 
 
 def _ask_local_node(kind: str, args: dict[str, Any], deadline: float) -> list[Any]:

@@ -12,10 +12,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from rooms.bus.directory import ClusterUnavailable, WorkerInfo
 from rooms.bus.publisher import Publisher
 from rooms.cluster import events
 from rooms.cluster.events import CLUSTER_GROUP
-from rooms.cluster.membership import ClusterUnavailable, Directory, WorkerInfo
+from rooms.cluster.membership import Directory
 
 logger = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from rooms.cluster.membership import ClusterUnavailable
+from rooms.bus.directory import ClusterUnavailable
 from rooms.cluster.node import WorkerNode
 
 

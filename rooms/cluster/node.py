@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from rooms.bus.directory import WorkerInfo
 from rooms.bus.publisher import Publisher
 from rooms.bus.subscriber import Subscriber
 from rooms.cluster import events
@@ -31,7 +32,7 @@ from rooms.cluster.departures import DEFAULT_MAX_QUEUED, Departures
 from rooms.cluster.fanout import RoomFanout
 from rooms.cluster.gather import Gatherer
 from rooms.cluster.known_users import KNOWN_USERS
-from rooms.cluster.membership import Directory, Janitor, WorkerInfo
+from rooms.cluster.membership import Directory, Janitor
 from rooms.cluster.names import room_group
 from rooms.cluster.registry import LocalSocket, Registry, make_procid
 

@@ -42,7 +42,7 @@ from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse
 from django.middleware.security import SecurityMiddleware
 
-from rooms.cluster.membership import ClusterUnavailable
+from rooms.bus.directory import ClusterUnavailable
 from rooms.cluster.names import InvalidRoom, validate_room
 from rooms.cluster.node import Roster, RosterJson, WorkerNode
 from users.models import PlaygroundUser

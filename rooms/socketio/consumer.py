@@ -19,8 +19,8 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from identity_playground.client_address import client_address
+from rooms.bus.directory import ClusterUnavailable
 from rooms.cluster.known_users import KNOWN_USERS
-from rooms.cluster.membership import ClusterUnavailable
 from rooms.cluster.names import InvalidRoom, validate_room
 from rooms.cluster.node import WorkerNode
 from rooms.cluster.registry import LocalSocket

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.servers import Cluster, RedisServer
+from tests.integration.servers import LAYER_BACKENDS, Cluster, RedisServer
 
 pytestmark = pytest.mark.integration
 
@@ -75,9 +75,13 @@ def shared_cluster(session_cluster: Cluster) -> Iterator[Cluster]:
     session_cluster.restore_seed_users()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", params=list(LAYER_BACKENDS))
 def cluster4(
-    redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    redis_server: RedisServer,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Cluster]:
-    """A 4-worker cluster shared by the tests of one module that do not break it."""
-    yield from module_cluster(4, redis_server, tmp_path_factory)
+    """A 4-worker cluster shared by the tests of one module that do not break it, on each
+    channel layer the cluster runs on (the contract holds on all of them)."""
+    backend = LAYER_BACKENDS[request.param]
+    yield from module_cluster(4, redis_server, tmp_path_factory, CHANNEL_LAYER_BACKEND=backend)

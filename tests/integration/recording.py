@@ -14,8 +14,9 @@ from typing import Any
 
 import socketio
 
+# the contract's events, and "news", which tests send from Django code (emit_to_room)
 EVENTS = ("handshake", "socket-connected", "socket-disconnected", "identity-change",
-          "worker-down", "error")  # fmt: skip
+          "worker-down", "error", "news")  # fmt: skip
 
 
 class Client:

@@ -158,6 +158,15 @@ STARTED_CLUSTERS: list[Cluster] = []
 (tests/conftest.py), which drops each one once it has exited and its log was read."""
 
 
+# CHANNEL_LAYER_BACKEND values the cluster runs on: the bus's own layer (the default) and
+# channels_redis's two (rooms.cluster.layer_bus)
+LAYER_BACKENDS = {
+    "bus": "rooms.bus.layer.BusChannelLayer",
+    "channels_redis.pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
+    "channels_redis.core": "channels_redis.core.RedisChannelLayer",
+}
+
+
 @dataclass
 class Cluster:
     """`manage.py runcluster` as a user starts it, on a free port.

@@ -1,6 +1,7 @@
 """The cluster: rosters gathered from every worker, and the faults it must survive.
 
-Real runcluster processes (4 daphne workers) on a real Redis, python-socketio clients.
+Real runcluster processes (4 daphne workers) on a real Redis, python-socketio clients; the
+contract's tests run on each channel layer the cluster runs on (`cluster4`'s params).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import redis
 from django.conf import settings
 
 from tests.integration.recording import Client, close_all, connect_many, spread_clients
-from tests.integration.servers import Cluster, RedisServer, http, wait_until
+from tests.integration.servers import LAYER_BACKENDS, Cluster, RedisServer, http, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -137,6 +138,53 @@ async def test_workers_and_healthz(cluster4: Cluster) -> None:
         assert worker["event_loop"] == "uvloop.Loop", worker  # rooms.runner.worker_main
     status, _, body = http(f"{cluster4.url}/healthz")
     assert (status, body["ok"]) == (200, True)
+
+
+async def test_django_code_reaches_and_asks_every_worker(cluster4: Cluster) -> None:
+    """From another process with the cluster's settings (a management command, a cron
+    job): `emit_to_room` reaches the room's sockets on every worker, and the admin's
+    "online now" counts the sockets of every worker."""
+    clients = await spread_clients(cluster4.url, "from-django", 8)
+    try:
+        output = await asyncio.to_thread(
+            cluster4.shell,
+            "from rooms.runtime import emit_to_room, sockets_per_user\n"
+            "emit_to_room('from-django', 'news', {'n': 1})\n"
+            "print(sorted(sockets_per_user().items()))",
+        )
+        for client in clients:
+            assert await client.wait_for("news") == {"n": 1}
+        assert output.strip().splitlines()[-1] == str(sorted((str(n), 1) for n in range(1, 9))), (
+            output
+        )
+    finally:
+        await close_all(clients)
+
+
+@pytest.mark.parametrize("layer", ["channels_redis.pubsub", "channels_redis.core"])
+async def test_a_killed_worker_is_announced_down_on_channels_redis_layers(
+    start_cluster: Callable[..., Cluster], layer: str
+) -> None:
+    """On a layer whose channels Redis does not count subscribers of, a worker's heartbeat
+    alone says it is alive: within the TTL of a SIGKILL its peers' sockets get worker-down
+    and rosters expect only the live workers (the survivor and the dead one's successor)."""
+    cluster = start_cluster(
+        workers=2, CHANNEL_LAYER_BACKEND=LAYER_BACKENDS[layer], CLUSTER_WORKER_TTL="2"
+    )
+    clients = await spread_clients(cluster.url, "faults", 6)
+    try:
+        victim = clients[0].procid
+        os.kill(pid_of(cluster, victim), signal.SIGKILL)
+        survivors = [c for c in clients if c.procid != victim]
+        for client in survivors:
+            assert await client.wait_for("worker-down", within=10) == {"procid": victim}
+        status, headers, body = await asyncio.to_thread(roster, cluster, "faults")
+        assert status == 200
+        assert sorted(e["id_socket"] for e in body) == sorted(c.sid for c in survivors)
+        assert headers["X-Workers-Expected"] == headers["X-Workers-Responded"]  # its successor's
+        assert victim not in {e["procid"] for e in body}
+    finally:
+        await close_all(clients)
 
 
 # ---- faults: each test gets its own cluster ------------------------------------------

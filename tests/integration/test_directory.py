@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
+from rooms.bus.directory import RedisDirectory, WorkerInfo
 from rooms.bus.names import shard_index
-from rooms.cluster.membership import Janitor, RedisDirectory, WorkerInfo
+from rooms.cluster.membership import Janitor
 from tests.integration.servers import RedisServer
 
 pytestmark = pytest.mark.integration

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from rooms.bus.directory import WorkerInfo
 from rooms.bus.local import LocalBus
-from rooms.cluster.membership import WorkerInfo
 from rooms.cluster.node import WorkerNode
 from rooms.cluster.registry import LocalSocket
 
