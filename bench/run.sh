@@ -4,6 +4,9 @@
 #   bash bench/run.sh                 # the full run: 3 rounds, ~8-9 minutes on 2 cores
 #   ROUNDS=1 bash bench/run.sh        # one round (about 4 minutes)
 #
+# Then, unless BENCH_LAYERS=0, our cluster on each channel layer it runs on, side by side
+# (bench/layers.sh, about 6 minutes more).
+#
 # Copies shared/anchors/node-reference to .tmp/node-reference and runs `npm ci` there,
 # makes sure a local Redis answers, starts both clusters on free ports of 127.0.0.1 (same
 # Redis, different prefixes), then runs the reference's own harness (bench/*.js, which
@@ -146,6 +149,9 @@ US_DROPPED="$(grep -c 'bus write' "$WORK/ours.log")"
   --our-settings "$([ "${BENCH_DEBUG:-0}" = 1 ] && echo 'DEBUG on (development defaults)' || echo 'DEBUG off (production settings over plain HTTP)'), SERVER_TUNING=${US_SERVER_TUNING:-on}" \
   --workers "$WORKERS" --us-dropped-writes "${US_DROPPED:-0}" --redis-version "$(redis_cli info server 2>/dev/null | sed -n 's/^redis_version:\(.*\)\r*$/\1/p' | tr -d '\r')"
 rc=$?
+if [ "${BENCH_LAYERS:-1}" = 1 ]; then
+  bash "$ROOT/bench/layers.sh" || rc=$?
+fi
 if [ "${KEEP_WORK:-1}" = 1 ]; then
   # keep the raw outputs of the last 5 runs only
   ls -1d "$ROOT"/.tmp/bench/20*/ 2>/dev/null | sort | head -n -5 | while read -r old; do rm -rf "$old"; done

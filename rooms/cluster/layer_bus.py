@@ -52,6 +52,9 @@ class LayerBus:
         self._on_group_message: OnGroupMessage | None = None
         self._receivers: dict[str, tuple[str, asyncio.Task[None]]] = {}  # group -> its own
         self._own: asyncio.Task[None] | None = None
+        # joins and leaves take effect in the order they are asked for, each whole: a room
+        # left and joined again while the first join is on its way ends joined, once
+        self._membership = asyncio.Lock()
 
     # ---- Publisher ----------------------------------------------------------------------
 
@@ -93,23 +96,25 @@ class LayerBus:
         return channel
 
     async def group_add(self, group: str) -> None:
-        if group in self._receivers:
-            return
-        channel = await self.layer.new_channel()
-        if group in self._receivers:  # added meanwhile by another caller
-            return
-        receiving = asyncio.create_task(self._receive(channel, group), name=f"receive {group}")
-        self._receivers[group] = (channel, receiving)
-        await self.layer.group_add(group, channel)
+        async with self._membership:
+            if group in self._receivers:
+                return
+            channel = await self.layer.new_channel()
+            receiving = asyncio.create_task(self._receive(channel, group), name=f"receive {group}")
+            try:
+                await self.layer.group_add(group, channel)
+            except BaseException:  # the caller may try again: nothing is left half-joined
+                receiving.cancel()
+                raise
+            self._receivers[group] = (channel, receiving)
 
     async def group_discard(self, *groups: str) -> None:
-        """Stops receiving for these groups at once (before the first await), then leaves
-        them on the layer."""
-        left = [(group, self._receivers.pop(group)) for group in groups if group in self._receivers]
-        for _group, (_channel, receiving) in left:
-            receiving.cancel()
-        for group, (channel, _receiving) in left:
-            await self.layer.group_discard(group, channel)
+        async with self._membership:
+            left = [(g, self._receivers.pop(g)) for g in groups if g in self._receivers]
+            for _group, (_channel, receiving) in left:
+                receiving.cancel()
+            for group, (channel, _receiving) in left:
+                await self.layer.group_discard(group, channel)
 
     async def close(self) -> None:
         tasks = [receiving for _channel, receiving in self._receivers.values()]

@@ -69,8 +69,23 @@ def test_redis_url_selects_our_layer() -> None:
     assert layer["CONFIG"] == {
         "hosts": ["redis://127.0.0.1:6379/3"],
         "prefix": "ip",
+        "capacity": 1000,
         "tls_verify": True,
         "tls_ca_file": "",
+    }
+
+
+def test_channel_layer_backend_selects_a_channels_redis_layer() -> None:
+    """CHANNEL_LAYER_BACKEND names the layer; channels_redis's get the hosts, prefix and
+    capacity, not the bus's TLS options."""
+    layer = settings_with(
+        REDIS_URL="redis://127.0.0.1:6379/3",
+        CHANNEL_LAYER_BACKEND="channels_redis.core.RedisChannelLayer",
+        CHANNEL_LAYER_CAPACITY="50",
+    )["layers"]["default"]
+    assert layer == {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {"hosts": ["redis://127.0.0.1:6379/3"], "prefix": "ip", "capacity": 50},
     }
 
 
