@@ -1,8 +1,9 @@
 """The composition root: this process's WorkerNode built from settings, and the ASGI
 middleware that hands it to every scope.
 
-The only module that knows every layer: the bus (Redis or in-process), the cluster, the
-codec whose `encode_event` the node is given, and the process figures /workers reports.
+The only module that knows every layer: the bus (Redis or in-process, or any Channels
+layer through rooms.cluster.layer_bus), the cluster, the codec whose `encode_event` the node
+is given, and the process figures /workers reports.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from django.conf import settings
 from rooms.bus import blocking
 from rooms.bus.connection import RedisTls
 from rooms.bus.directory import RedisDirectory
+from rooms.bus.layer import BUS_EXTENSION
 from rooms.bus.local import PROCESS_BUS
 from rooms.bus.names import BusNames
 from rooms.bus.publisher import RedisPublisher
@@ -63,10 +65,10 @@ def process_stats() -> dict[str, Any]:
 
 
 def on_the_bus() -> bool:
-    """Whether the channel layer is the bus's own (rooms.bus.layer), which the node then
-    uses directly, with what it gives beyond the layer API: a publish's reach, writes
-    queued without waiting. Any other layer is spoken to through rooms.cluster.layer_bus."""
-    return settings.CHANNEL_LAYER_BACKEND == settings.BUS_LAYER
+    """Whether the channel layer declares the bus's extension (rooms.bus.layer.BUS_EXTENSION):
+    the node then uses the bus directly; any other layer only through the layer API
+    (rooms.cluster.layer_bus)."""
+    return BUS_EXTENSION in getattr(get_channel_layer(), "extensions", ())
 
 
 def redis_directory(*, counts_subscribers: bool) -> RedisDirectory:
@@ -190,7 +192,8 @@ def _ask_cluster(kind: str, args: dict[str, Any]) -> list[Any] | None:
     blocking client (rooms.bus.blocking.ask_group): under runcluster a view runs in a
     worker's Django thread while that worker's node lives on the event loop, and a blocking
     client needs nothing from that loop. It waits at most CLUSTER_GATHER_DEADLINE for the
-    workers, and redis-py's 1 s socket timeouts bound a Redis that does not answer. Without
+    workers, and redis-py's 1 s socket timeouts bound a Redis that does not answer. On a
+    layer other than the bus's it is asked through that layer (_ask_through_layer). Without
     Redis the cluster is this process: its node is asked on its own loop.
     """
     deadline = settings.CLUSTER_GATHER_DEADLINE

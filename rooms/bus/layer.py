@@ -46,6 +46,13 @@ from rooms.bus.subscriber import RedisSubscriber
 
 logger = logging.getLogger(__name__)
 
+BUS_EXTENSION = "rooms.bus"
+"""The layer's extension (channels' spec: `extensions`) saying that its Redis servers, names
+and TLS options also carry the bus's own publisher and subscriber (rooms.bus.publisher,
+rooms.bus.subscriber), with what they give beyond the layer API: how many processes a
+PUBLISH reached, writes queued without waiting. The cluster's node uses them when its layer
+declares it, and only the layer API otherwise (rooms.cluster.layer_bus)."""
+
 CHANNEL_KEY = "__asgi_channel__"
 """The key that carries a process-specific message's channel (channels_redis's name)."""
 
@@ -292,7 +299,7 @@ class BusChannelLayer(BaseChannelLayer):
     name), `prefix`, `expiry`, `capacity`, `channel_capacity`, `tls_verify`,
     `tls_ca_file`, `max_outgoing`."""
 
-    extensions = ["groups", "flush"]
+    extensions = ["groups", "flush", BUS_EXTENSION]
 
     def __init__(
         self,
