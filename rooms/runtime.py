@@ -19,6 +19,7 @@ from asgiref.sync import async_to_sync
 from asgiref.typing import ASGIReceiveCallable, ASGISendCallable
 from channels.layers import channel_layers, get_channel_layer
 from django.conf import settings
+from django.utils.module_loading import import_string
 
 from rooms.bus import blocking
 from rooms.bus.connection import RedisTls
@@ -65,10 +66,13 @@ def process_stats() -> dict[str, Any]:
 
 
 def on_the_bus() -> bool:
-    """Whether the channel layer declares the bus's extension (rooms.bus.layer.BUS_EXTENSION):
-    the node then uses the bus directly; any other layer only through the layer API
-    (rooms.cluster.layer_bus)."""
-    return BUS_EXTENSION in getattr(get_channel_layer(), "extensions", ())
+    """Whether the channel layer's class (CHANNEL_LAYER_BACKEND) declares the bus's extension
+    (rooms.bus.layer.BUS_EXTENSION): the node then uses the bus directly; any other layer
+    only through the layer API (rooms.cluster.layer_bus). The class is asked, not an
+    instance: channels_redis's pub/sub layer answers every attribute it lacks from the
+    running event loop's layer, and a view's thread has no running loop."""
+    backend = import_string(settings.CHANNEL_LAYER_BACKEND)
+    return BUS_EXTENSION in getattr(backend, "extensions", ())
 
 
 def redis_directory(*, counts_subscribers: bool) -> RedisDirectory:
