@@ -87,7 +87,7 @@ def redis_directory(*, counts_subscribers: bool) -> RedisDirectory:
 
 def build_node() -> WorkerNode:
     common: dict[str, Any] = {
-        "encode_event": codec.encode_event,
+        "encode_event": codec.encode_event_frame,
         "gather_deadline": settings.CLUSTER_GATHER_DEADLINE,
         "janitor_interval": settings.CLUSTER_JANITOR_INTERVAL,
         "departures_max_queued": settings.BUS_MAX_HELD_DEPARTURES,

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 from rooms.bus.publisher import Publisher
 from rooms.bus.subscriber import Subscriber
-from rooms.cluster.events import new_event_id, room_emit
+from rooms.cluster.events import Frame, new_event_id, room_emit
 from rooms.cluster.names import room_group
 from rooms.cluster.registry import Registry
 
@@ -52,7 +52,7 @@ class Departure:
     member of several of them be served once (rooms.cluster.fanout)."""
 
     rooms: list[str]
-    frame: str
+    frame: Frame
     event: str | None
 
 
@@ -95,7 +95,7 @@ class Departures:
             self._unsubscribe[room] = None
         self._awake()
 
-    def announce(self, rooms: Sequence[str], frame: str) -> None:
+    def announce(self, rooms: Sequence[str], frame: Frame) -> None:
         """`frame` to every socket in any of `rooms`, each socket once."""
         if not rooms:
             return

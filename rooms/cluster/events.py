@@ -9,7 +9,12 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from typing import Any
+from typing import Any, TypeAlias
+
+Frame: TypeAlias = str | list[str | bytes]
+"""What a room event hands each socket: a text frame, or a binary event's text frame and its
+attachments (binary frames), already encoded (the codec's Frame: the cluster never encodes
+Socket.IO itself)."""
 
 CLUSTER_GROUP = "cluster"
 
@@ -54,7 +59,7 @@ def new_event_id() -> str:
 
 
 def room_emit(
-    room: str, frame: str, *, except_socket: str | None = None, event: str | None = None
+    room: str, frame: Frame, *, except_socket: str | None = None, event: str | None = None
 ) -> dict[str, Any]:
     """A frame for the sockets of `room` but `except_socket`; `event` names an event sent
     to several rooms at once, so a socket in more than one of them is served once."""

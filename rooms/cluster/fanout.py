@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from rooms.bus.publisher import Publisher
-from rooms.cluster.events import new_event_id, room_emit
+from rooms.cluster.events import Frame, new_event_id, room_emit
 from rooms.cluster.names import room_group
 from rooms.cluster.registry import LocalSocket, Registry
 
@@ -51,7 +51,7 @@ class RoomFanout:
     async def emit(
         self,
         rooms: Sequence[str],
-        frame: str,
+        frame: Frame,
         *,
         except_socket: str | None = None,
         event: str | None = None,
@@ -71,7 +71,7 @@ class RoomFanout:
 
     async def deliver(self, message: dict[str, Any]) -> None:
         """A room event from the bus, to this worker's sockets in that room."""
-        frame: str = message["frame"]
+        frame: Frame = message["frame"]
         served = self._served_set(message.get("event"))
         for sock in self.registry.in_room(message["room"]):
             if sock.id_socket == message["except"]:
@@ -98,13 +98,13 @@ class RoomFanout:
             _, served = self._served.popitem(last=False)
             self._remembered -= len(served)
 
-    async def to_all(self, frame: str) -> None:
+    async def to_all(self, frame: Frame) -> None:
         """One frame to every socket of this worker."""
         for sock in self.registry.all():
             await deliver(sock, frame)
 
 
-async def deliver(sock: LocalSocket, frame: str) -> None:
+async def deliver(sock: LocalSocket, frame: Frame) -> None:
     try:
         await sock.deliver(frame)
     except Exception as exc:  # a socket closing under us must not stop the others

@@ -38,8 +38,8 @@ from rooms.cluster.registry import LocalSocket, Registry, make_procid
 
 logger = logging.getLogger(__name__)
 
-EncodeEvent = Callable[..., str]
-"""(event name, *args) -> the text frame that emits it to a socket."""
+EncodeEvent = Callable[..., events.Frame]
+"""(event name, *args) -> the frame (or a binary event's frames) that emits it to a socket."""
 
 
 RosterEntry = tuple[str, str, str]
@@ -218,7 +218,7 @@ class WorkerNode:
             self.departures.rooms_emptied([room])
 
     async def emit_to_rooms(
-        self, rooms: list[str], frame: str, *, except_socket: str | None = None
+        self, rooms: list[str], frame: events.Frame, *, except_socket: str | None = None
     ) -> None:
         await self.fanout.emit(rooms, frame, except_socket=except_socket)
 

@@ -12,13 +12,14 @@ from dataclasses import dataclass, field
 
 import orjson
 
+from rooms.cluster.events import Frame
 from rooms.cluster.names import is_hashed, room_group, room_of_plain_group
 
-Deliver = Callable[[str], Awaitable[None]]
-DeliverNow = Callable[[str], bool]
+Deliver = Callable[[Frame], Awaitable[None]]
+DeliverNow = Callable[[Frame], bool]
 
 
-def never_at_once(_frame: str) -> bool:
+def never_at_once(_frame: Frame) -> bool:
     return False
 
 
@@ -42,7 +43,7 @@ class LocalSocket:
 
     id_socket: str
     id_user: str
-    deliver: Deliver  # sends one text frame to this socket's WebSocket
+    deliver: Deliver  # sends one frame (or a binary event's frames) to this socket's WebSocket
     rooms: set[str] = field(default_factory=set)
     # writes the frame without awaiting anything where it can; False: use `deliver`.
     # A fan-out calls it once per socket, where three coroutines per frame were measurable.

@@ -3,6 +3,13 @@
 Sans-I/O, like h11/wsproto: frozen dataclasses in, text frames out. Anything the peer got wrong
 raises `ProtocolError`, so the caller can close that one connection and nothing else.
 Specs: socketio/engine.io-protocol (v4) and socketio/socket.io-protocol (v5).
+
+Binary data travels as the official clients send it: a BINARY_EVENT or BINARY_ACK text frame
+whose JSON holds a `{"_placeholder": true, "num": i}` for each bytes value, followed by that
+many binary frames (socket.io-protocol v5, "Packet encoding", and socket.io-parser's
+`deconstructPacket`/`reconstructPacket`). `decode` gives the head (`BinaryHead`), `assemble`
+the EVENT or ACK once its attachments have come, and an event with bytes in its arguments is
+encoded as such a series of frames (`Frame`).
 """
 
 from __future__ import annotations
@@ -56,6 +63,13 @@ MAX_ACK_ID_DIGITS = 10  # enough for any id a client counter reaches, small enou
 # sends a longer integer; int() of a long digit string costs quadratic time, which is why
 # Python refuses past 4,300 digits (CVE-2020-10735) with a ValueError of its own.
 MAX_JSON_INT_DIGITS = 100
+# Binary frames one BINARY_EVENT or BINARY_ACK may announce (each also counts against the
+# connection's frame and byte budgets, and all of them with the head against maxPayload).
+MAX_ATTACHMENTS = 10
+
+Frame: TypeAlias = str | list[str | bytes]
+"""What one event is on the wire: a text frame, or a binary event's text frame followed by
+its attachments, each a binary frame."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +143,22 @@ class ConnectError:
     namespace: str = DEFAULT_NAMESPACE
 
 
-Packet: TypeAlias = Open | Close | Ping | Pong | Connect | Disconnect | Event | Ack | ConnectError
+@dataclass(frozen=True, slots=True)
+class BinaryHead:
+    """Socket.IO BINARY_EVENT (45) or BINARY_ACK (46): the packet's JSON, with a placeholder
+    where each of its `attachments` goes; they follow as that many binary frames, and
+    `assemble` then gives the EVENT or ACK."""
+
+    kind: str  # "5" (BINARY_EVENT) or "6" (BINARY_ACK)
+    attachments: int
+    payload: list[Any]
+    ack_id: int | None = None
+    namespace: str = DEFAULT_NAMESPACE
+
+
+Packet: TypeAlias = (
+    Open | Close | Ping | Pong | Connect | Disconnect | Event | Ack | ConnectError | BinaryHead
+)
 
 _ABSENT: Any = object()  # "no JSON payload", distinct from a JSON null
 
@@ -275,11 +304,18 @@ def _decode_socketio(frame: str) -> Packet:
     if n < 2:
         raise ProtocolError("empty Socket.IO packet")
     kind = frame[1]
-    if kind == "5" or kind == "6":
-        raise ProtocolError("binary packets are not supported")
-    if kind not in "01234":  # kind is one character, so this is a membership test
+    if kind not in "0123456":  # kind is one character, so this is a membership test
         raise ProtocolError(f"unknown Socket.IO packet type {kind!r}")
     i = 2
+    attachments = 0
+    if kind in "56":  # `<count>-` comes first
+        dash = frame.find("-", i, i + 4)
+        if dash < 0 or not frame[i:dash].isdigit() or not frame[i:dash].isascii():
+            raise ProtocolError("binary packet without its attachment count")
+        attachments = int(frame[i:dash])
+        if not 1 <= attachments <= MAX_ATTACHMENTS:
+            raise ProtocolError(f"a binary packet carries 1 to {MAX_ATTACHMENTS} attachments")
+        i = dash + 1
     namespace = DEFAULT_NAMESPACE
     if i < n and frame[i] == "/":
         # The namespace runs to the first comma, or to the end of the frame ("40/random").
@@ -306,8 +342,19 @@ def _decode_socketio(frame: str) -> Packet:
     ):
         raise InvalidText(kind, ack_id, namespace)
 
-    if ack_id is not None and kind not in "23":
+    if ack_id is not None and kind not in "2356":
         raise ProtocolError("only EVENT and ACK packets carry an ack id")
+    if kind == "5":
+        if not isinstance(payload, list) or not payload:
+            raise ProtocolError("BINARY_EVENT payload must be a non-empty array")
+        _event_name(payload[0])
+        return BinaryHead(kind, _placed(payload, attachments), payload, ack_id, namespace)
+    if kind == "6":
+        if ack_id is None:
+            raise ProtocolError("BINARY_ACK without an ack id")
+        if not isinstance(payload, list):
+            raise ProtocolError("BINARY_ACK payload must be an array")
+        return BinaryHead(kind, _placed(payload, attachments), payload, ack_id, namespace)
     if kind == "2":
         if not isinstance(payload, list) or not payload:
             raise ProtocolError("EVENT payload must be a non-empty array")
@@ -333,6 +380,79 @@ def _decode_socketio(frame: str) -> Packet:
     if not isinstance(message, str):
         raise ProtocolError('CONNECT_ERROR payload must be {"message": <string>} or a string')
     return ConnectError(message, namespace)
+
+
+def _placed(payload: list[Any], attachments: int) -> int:
+    """`attachments`, once the payload holds one placeholder for each of them, numbered 0 to
+    attachments - 1, as socket.io-parser's `deconstructPacket` writes them; a head that
+    announces attachments it never places (or places one twice) is refused before any of
+    them is waited for."""
+    nums: list[Any] = []
+
+    def collect(value: Any) -> None:
+        if isinstance(value, list):
+            for item in value:
+                collect(item)
+        elif isinstance(value, dict):
+            if value.get("_placeholder") is True:
+                nums.append(value.get("num"))
+            else:
+                for item in value.values():
+                    collect(item)
+
+    collect(payload)
+    if any(type(n) is not int for n in nums) or sorted(nums) != list(range(attachments)):
+        raise ProtocolError(f"the placeholders do not name the {attachments} attachments")
+    return attachments
+
+
+def assemble(head: BinaryHead, attachments: list[bytes]) -> Event | Ack:
+    """The EVENT or ACK of a binary packet, each placeholder replaced by its attachment, as
+    socket.io-parser's `reconstructPacket` does (a placeholder with no such attachment is
+    refused)."""
+    if len(attachments) != head.attachments:
+        raise ProtocolError(f"expected {head.attachments} attachments, got {len(attachments)}")
+
+    def filled(value: Any) -> Any:  # as deep as the payload, which _parse_json bounded
+        if isinstance(value, list):
+            return [filled(item) for item in value]
+        if isinstance(value, dict):
+            if value.get("_placeholder") is True:
+                num = value.get("num")
+                if type(num) is not int or not 0 <= num < len(attachments):
+                    raise ProtocolError("a placeholder names no attachment")
+                return attachments[num]
+            return {key: filled(item) for key, item in value.items()}
+        return value
+
+    args = filled(head.payload)
+    if head.kind == "5":
+        return Event(_event_name(args[0]), tuple(args[1:]), head.ack_id, head.namespace)
+    assert head.ack_id is not None  # decode refuses a BINARY_ACK without one
+    return Ack(tuple(args), head.ack_id, head.namespace)
+
+
+def _with_placeholders(value: Any, attachments: list[bytes]) -> Any:
+    """`value` with each bytes value replaced by a placeholder, appended to `attachments`
+    (socket.io-parser's `deconstructPacket`)."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        attachments.append(bytes(value))
+        return {"_placeholder": True, "num": len(attachments) - 1}
+    if isinstance(value, list | tuple):
+        return [_with_placeholders(item, attachments) for item in value]
+    if isinstance(value, dict):
+        return {key: _with_placeholders(item, attachments) for key, item in value.items()}
+    return value
+
+
+def has_binary(value: Any) -> bool:
+    if isinstance(value, bytes | bytearray | memoryview):
+        return True
+    if isinstance(value, list | tuple):
+        return any(has_binary(item) for item in value)
+    if isinstance(value, dict):
+        return any(has_binary(item) for item in value.values())
+    return False
 
 
 def _event_name(value: Any) -> str:
@@ -395,7 +515,29 @@ def encode(packet: Packet) -> str:
 
 
 def encode_event(name: str, *args: Any) -> str:
-    """`encode(Event(name, args))` for the hot path: main namespace, no ack."""
+    """`encode(Event(name, args))` for the hot path: main namespace, no ack, no bytes."""
     if name in RESERVED_EVENTS:
         raise ValueError(f"{name!r} is a reserved event name")
     return "42" + _dumps([name, *args])
+
+
+def encode_event_frame(name: str, *args: Any) -> Frame:
+    """`encode_event`, or, when the arguments hold bytes, the BINARY_EVENT and its
+    attachments."""
+    if not has_binary(args):
+        return encode_event(name, *args)
+    if name in RESERVED_EVENTS:
+        raise ValueError(f"{name!r} is a reserved event name")
+    attachments: list[bytes] = []
+    payload = _with_placeholders([name, *args], attachments)
+    if len(attachments) > MAX_ATTACHMENTS:
+        raise ValueError(f"more than {MAX_ATTACHMENTS} bytes values in one event")
+    return [f"45{len(attachments)}-" + _dumps(payload), *attachments]
+
+
+def frame_size(frame: Frame) -> int:
+    """The bytes a frame carries (what it costs each room it is published to)."""
+    if isinstance(frame, str):
+        return len(frame.encode("utf-8", "replace"))
+    return sum(len(part.encode("utf-8", "replace") if isinstance(part, str) else part)
+               for part in frame)  # fmt: skip

@@ -83,7 +83,12 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
     id_user: str | None = None
     # Frames for this socket that arrived before its CONNECT reply and handshake went out
     # (room events during the room subscription at CONNECT); None once those are sent.
-    held: list[str] | None = None
+    held: list[codec.Frame] | None = None
+    # A BINARY_EVENT or BINARY_ACK whose attachments are still arriving, those that came,
+    # and the bytes of both so far (all of it counts against maxPayload, as one message).
+    binary_head: codec.BinaryHead | None = None
+    attachments: list[bytes]
+    binary_size = 0
     write_frame: FrameWriter | None = None  # under daphne: text frames bypass the ASGI send
     address: str | None = None  # counted in OPEN_CONNECTIONS while this connection is open
     # Under daphne: what the connection has queued to send, checked after every frame
@@ -170,10 +175,9 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
             await self._over_budget("byte")
             return
         try:
-            if text_data is None:
-                raise codec.ProtocolError("binary frames are not supported")
-            packet = codec.decode(text_data, max_payload=settings.SOCKETIO_MAX_PAYLOAD)
-            await self.handle(packet)
+            packet = self._packet(text_data, bytes_data)
+            if packet is not None:
+                await self.handle(packet)
         except codec.ProtocolError as exc:
             if isinstance(exc, codec.RefusedPayload) and await self.refuse_payload(exc):
                 return
@@ -183,6 +187,38 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
             elif text_data is not None and text_data.startswith("40"):  # so is a CONNECT
                 await self._send_packet(codec.ConnectError(f"{exc}: disconnecting"))
             await self._close()
+
+    def _packet(self, text_data: str | None, bytes_data: bytes | None) -> codec.Packet | None:
+        """The packet a frame completes, or None while a binary packet's attachments are
+        still coming: a text frame is a packet, or the head of a binary one; each binary
+        frame is the next attachment of the head before it (socket.io-parser refuses
+        text in between, and so do we)."""
+        max_payload = settings.SOCKETIO_MAX_PAYLOAD
+        if text_data is None:
+            head = self.binary_head
+            if head is None:
+                raise codec.ProtocolError("a binary frame that no binary packet announced")
+            self.binary_size += len(bytes_data or b"")
+            if self.binary_size > max_payload:
+                raise codec.ProtocolError(f"binary packet exceeds maxPayload {max_payload}")
+            self.attachments.append(bytes_data or b"")
+            if len(self.attachments) < head.attachments:
+                return None
+            attachments, self.binary_head, self.attachments = self.attachments, None, []
+            return codec.assemble(head, attachments)
+        if self.binary_head is not None:
+            raise codec.ProtocolError("a text frame where a binary attachment was expected")
+        packet = codec.decode(text_data, max_payload=max_payload)
+        if isinstance(packet, codec.BinaryHead):
+            if self.sid is None or packet.namespace != codec.DEFAULT_NAMESPACE:
+                # refused now, as its EVENT or ACK would be, not after its attachments
+                raise codec.ProtocolError(
+                    f"unexpected binary packet on namespace {packet.namespace}"
+                )
+            self.binary_head, self.attachments = packet, []
+            self.binary_size = len(text_data)
+            return None
+        return packet
 
     async def disconnect(self, code: int) -> None:
         self._release()
@@ -374,8 +410,8 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
         if sock is None:
             return GONE
         if sock.rooms:
-            frame = codec.encode_event("identity-change", body)
-            size = len(frame.encode("utf-8", "replace"))  # what Redis carries per room
+            frame = codec.encode_event_frame("identity-change", body)
+            size = codec.frame_size(frame)  # what Redis carries per room
             if not self.fanout_budget.take(size * len(sock.rooms)):
                 message = "identity-change fan-out budget exceeded: event dropped"
                 await self._emit("error", {"message": message})
@@ -445,26 +481,41 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
 
     # ---- sending and closing ------------------------------------------------------------
 
-    def _deliver_now(self, frame: str) -> bool:
+    def _deliver_now(self, frame: codec.Frame) -> bool:
         """The frame written at once, unless frames are held or it must take the ASGI path
         (then `_deliver` does it)."""
+        if not isinstance(frame, str):
+            return False  # a binary event's frames go together through `_deliver`
         if self.held is None and self.write_frame is not None and self.write_frame(frame):
             if self.outgoing is not None and self.outgoing.queued() > self.max_buffered:
                 self._cut_off()
             return True
         return False
 
-    async def _deliver(self, frame: str) -> None:
+    async def _deliver(self, frame: codec.Frame) -> None:
         if self.held is not None:
             self.held.append(frame)
             return
-        await self._send_text(frame)
+        await self._send_frame(frame)
 
     async def _release_held(self) -> None:
         """Send the frames held during CONNECT, in order, before any later one."""
         while self.held:
-            await self._send_text(self.held.pop(0))
+            await self._send_frame(self.held.pop(0))
         self.held = None
+
+    async def _send_frame(self, frame: codec.Frame) -> None:
+        if isinstance(frame, str):
+            await self._send_text(frame)
+            return
+        if self.write_frame is dropped:  # cut off: frames go nowhere
+            return
+        # a binary event: its text frame and attachments through the ASGI send, in order
+        for part in frame:
+            key = "text" if isinstance(part, str) else "bytes"
+            await self.base_send({"type": "websocket.send", key: part})
+        if self.outgoing is not None and self.outgoing.queued() > self.max_buffered:
+            self._cut_off()
 
     async def _send_text(self, text: str) -> None:
         """One text frame: onto the connection itself where it can (rooms/server/ws_frames.py),

@@ -158,7 +158,7 @@ async def told_why_and_closed(client: Client) -> str:
         ("42[]", "array"),
         ('42["disconnect"]', "reserved"),  # reserved event name
         ("42[null]", "name"),
-        ('451-["x",{"_placeholder":true,"num":0}]', "binary"),  # BINARY_EVENT: not supported
+        ('451-["x",1]', "placeholders"),  # a BINARY_EVENT that places no attachment
         ("43", "id"),  # ACK without an id
         ("4", "packet"),
         ("9", "packet"),
@@ -187,10 +187,37 @@ async def test_protocol_error_closes_the_socket_and_tells_its_rooms(
 async def test_binary_frame_closes_the_socket_and_tells_its_rooms(
     connect: ClientFactory, node: WorkerNode
 ) -> None:
-    """Binary WebSocket frames (attachments) are not supported: the connection is closed."""
+    """A binary WebSocket frame that no binary packet announced is a protocol error: the
+    connection is closed."""
     leaver, watchers = await two_rooms_with_a_leaver(connect)
     await leaver.comm.send_to(bytes_data=b"\x04binary")
-    assert "binary frames are not supported" in await told_why_and_closed(leaver)
+    assert "no binary packet announced" in await told_why_and_closed(leaver)
+    await assert_departed(node, leaver, watchers)
+
+
+async def test_a_text_frame_among_a_binary_packets_attachments_closes_the_socket(
+    connect: ClientFactory, node: WorkerNode
+) -> None:
+    """socket.io-parser refuses plain text while it reconstructs a packet, and so do we."""
+    leaver, watchers = await two_rooms_with_a_leaver(connect)
+    await leaver.send('452-["identity-change",{"a":{"_placeholder":true,"num":0},'
+                      '"b":{"_placeholder":true,"num":1}}]')  # fmt: skip
+    await leaver.comm.send_to(bytes_data=b"first")
+    await leaver.send('42["join","Elsewhere"]')
+    assert "binary attachment was expected" in await told_why_and_closed(leaver)
+    await assert_departed(node, leaver, watchers)
+
+
+async def test_binary_attachments_count_against_max_payload(
+    settings: Settings, connect: ClientFactory, node: WorkerNode
+) -> None:
+    """A binary packet is one message: its head and attachments together stay within
+    maxPayload, or the connection is closed."""
+    settings.SOCKETIO_MAX_PAYLOAD = 1000
+    leaver, watchers = await two_rooms_with_a_leaver(connect)
+    await leaver.send('451-["identity-change",{"a":{"_placeholder":true,"num":0}}]')
+    await leaver.comm.send_to(bytes_data=b"x" * 1000)
+    assert "exceeds maxPayload 1000" in await told_why_and_closed(leaver)
     await assert_departed(node, leaver, watchers)
 
 

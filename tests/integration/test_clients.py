@@ -197,3 +197,35 @@ async def test_python_and_node_clients_see_each_other(shared_cluster: Cluster) -
             await process.wait()
         await py.close()
     await rosters_empty(shared_cluster, [room])
+
+
+@needs_node
+async def test_binary_identity_change_between_python_and_node_clients(
+    shared_cluster: Cluster,
+) -> None:
+    """Each official client emits an identity-change holding binary data (python-socketio:
+    bytes, socket.io-client: a Buffer, each sent as a binary event with an attachment); the
+    other receives it as binary data, stamped with the sender's id_user, through the bus."""
+    room = new_room("binary")
+    py = await Client().open(f"{shared_cluster.url}?id_user=3&room={room}")
+    process = await run_node("binary", shared_cluster.url, room)
+    try:
+        assert process.stdout is not None
+        ready = json.loads(await asyncio.wait_for(process.stdout.readline(), 15))
+        assert await py.next("socket-connected") == ready["id"]
+        await py.sio.emit("identity-change", {"name": "from-python", "avatar": b"\x00\x01\xfe\xff"})
+        assert await py.next("identity-change") == {
+            "name": "from-node",
+            "avatar": b"\x00\x01\x02\xff",
+            "id_user": "4",
+        }
+        (result,) = await node_lines(process)
+        assert result["error"] is None, result
+        buffer = {"type": "Buffer", "data": [0, 1, 254, 255]}  # a Buffer's JSON form
+        assert result["identity"] == [{"name": "from-python", "avatar": buffer, "id_user": "3"}]
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+        await py.close()
+    await rosters_empty(shared_cluster, [room])

@@ -165,9 +165,17 @@ INVALID_FRAMES: dict[str, str] = {
     "empty Socket.IO packet": "4",
     "unknown Socket.IO type (conformance 4abc)": "4abc",
     "Socket.IO type 7": "47",
-    "binary event": '451-["x",{"_placeholder":true,"num":0}]',
-    "binary ack": "461-0[]",
     "binary event without attachment count": "45",
+    "binary event with an empty attachment count": '45-["x",{"_placeholder":true,"num":0}]',
+    "binary event of 0 attachments": '450-["x"]',
+    "binary event of 11 attachments": '4511-["x"]',
+    "binary event placing no attachment": '451-["x",1]',
+    "binary event placing one attachment twice": '452-["x",{"_placeholder":true,"num":0},'
+    '{"_placeholder":true,"num":0}]',
+    "binary event with a non-integer placeholder": '451-["x",{"_placeholder":true,"num":"0"}]',
+    "binary event with no name": '451-[{"_placeholder":true,"num":0}]',
+    "binary ack without ack id": '461-[{"_placeholder":true,"num":0}]',
+    "binary ack payload not an array": '461-0{"_placeholder":true,"num":0}',
     "event payload is an object (conformance 42{})": "42{}",
     "letters where the ack id goes (conformance 42abc)": '42abc["message-with-ack",1]',
     "letters after the ack id": '421a["x"]',
@@ -222,7 +230,8 @@ def test_invalid_frame_raises_protocol_error(frame: str) -> None:
     ("frame", "message"),
     [
         ("", "empty"),
-        ("45", "binary packets are not supported"),
+        ("45", "attachment count"),
+        ('451-["x",1]', "placeholders do not name the 1 attachments"),
         ('42["connect"]', "reserved"),
         ('4212345678901["x"]', "ack id"),
         ('42["x",' + "[" * 100 + "]" * 100 + "]", "nested"),
@@ -403,3 +412,58 @@ def test_module_has_no_django_or_asyncio_imports() -> None:
     with open(codec.__file__, encoding="utf-8") as source:
         imports = [line for line in source if line.startswith(("import ", "from "))]
     assert not [line for line in imports if "django" in line or "asyncio" in line]
+
+
+# ---- binary packets: a head, then its attachments as binary frames ----------------------
+
+
+def test_a_binary_event_is_its_head_then_its_attachments() -> None:
+    """As socket.io-client sends `emit("x", {a: Buffer, b: [Buffer]})`: the head places each
+    attachment; `assemble` puts them back where the placeholders were."""
+    frame = '452-["x",{"a":{"_placeholder":true,"num":0},"b":[{"_placeholder":true,"num":1}]}]'
+    head = decode(frame)
+    assert head == codec.BinaryHead("5", 2, ["x", {"a": placeholder(0), "b": [placeholder(1)]}])
+    assert isinstance(head, codec.BinaryHead)
+    assert codec.assemble(head, [b"\x00", b"\xff"]) == Event("x", ({"a": b"\x00", "b": [b"\xff"]},))
+
+
+def test_a_binary_ack_and_an_event_on_a_namespace_with_an_ack_id() -> None:
+    ack = decode('461-/admin,7[{"_placeholder":true,"num":0}]')
+    assert isinstance(ack, codec.BinaryHead)
+    assert codec.assemble(ack, [b"ok"]) == Ack((b"ok",), 7, "/admin")
+    event = decode('451-3["x",{"_placeholder":true,"num":0}]')
+    assert isinstance(event, codec.BinaryHead)
+    assert codec.assemble(event, [b""]) == Event("x", (b"",), 3)
+
+
+def test_assemble_wants_exactly_the_announced_attachments() -> None:
+    head = decode('451-["x",{"_placeholder":true,"num":0}]')
+    assert isinstance(head, codec.BinaryHead)
+    for attachments in ([], [b"a", b"b"]):
+        with pytest.raises(ProtocolError, match="expected 1 attachments"):
+            codec.assemble(head, attachments)
+
+
+def test_an_event_with_bytes_is_encoded_as_the_official_clients_send_it() -> None:
+    """socket.io-parser's deconstructPacket: placeholders numbered in order, the attachments
+    after the text frame; without bytes, the plain text frame."""
+    frame = codec.encode_event_frame("identity-change", {"a": b"\x01", "b": [b"\x02"], "n": 1})
+    assert frame == [
+        '452-["identity-change",{"a":{"_placeholder":true,"num":0},'
+        '"b":[{"_placeholder":true,"num":1}],"n":1}]',
+        b"\x01",
+        b"\x02",
+    ]
+    assert codec.encode_event_frame("x", {"n": 1}) == codec.encode_event("x", {"n": 1})
+    assert codec.frame_size(frame) == len(frame[0]) + 2
+    head = decode(frame[0])
+    assert isinstance(head, codec.BinaryHead)
+    assert codec.assemble(head, [b"\x01", b"\x02"]) == Event(
+        "identity-change", ({"a": b"\x01", "b": [b"\x02"], "n": 1},)
+    )
+    with pytest.raises(ValueError, match="more than 10"):
+        codec.encode_event_frame("x", [b"."] * 11)
+
+
+def placeholder(num: int) -> dict[str, object]:
+    return {"_placeholder": True, "num": num}

@@ -9,6 +9,8 @@
 //   node tests/integration/js/scenario.js mixed <server url> <room>
 //       id_user 4 in <room>: prints {"ready": true, "id": ...}, waits for one identity-change,
 //       answers with its own, and leaves
+//   node tests/integration/js/scenario.js binary <server url> <room>
+//       as mixed, its identity-change holding a Buffer (a binary event with an attachment)
 const { io } = require('socket.io-client');
 
 const [mode, url, room] = process.argv.slice(2);
@@ -116,6 +118,18 @@ async function mixed(out) {
   n.disconnect();
 }
 
+async function binary(out) {
+  const n = client({ query: { id_user: '4', room } });
+  observe(n, out);
+  await connected(n);
+  await until('handshake', () => out.handshake);
+  print({ ready: true, id: n.id });
+  await until('identity-change from the Python client', () => out.identity.length > 0);
+  n.emit('identity-change', { name: 'from-node', avatar: Buffer.from([0, 1, 2, 255]) });
+  await sleep(QUIET_MS);
+  n.disconnect();
+}
+
 async function main() {
   const out = { error: null };
   const guard = setTimeout(() => {
@@ -125,6 +139,7 @@ async function main() {
   try {
     if (mode === 'scenario') await scenario(out);
     else if (mode === 'mixed') await mixed(out);
+    else if (mode === 'binary') await binary(out);
     else throw new Error(`unknown mode ${mode}`);
   } catch (err) {
     out.error = String(err && err.stack ? err.stack : err);
