@@ -50,17 +50,22 @@ def landing(request: HttpRequest) -> HttpResponse:
 
     The form submits here (GET ?id_user=&room=) and is redirected to the room page, so it
     works without JavaScript and the room name is percent-encoded in one place.
+    In signed mode the page is the login's user: no user to pick, a link to log in instead.
     """
+    signed = identity.signed_mode()
+    base = {"users": _user_links(DEFAULT_ROOM), "signed": signed}
+    if signed:
+        base["login_url"] = f"{reverse('login')}?{urlencode({'next': reverse('landing')})}"
     room = request.GET.get("room")
     if room is not None:
         try:
             room = validate_room(room.strip())
         except InvalidRoom as exc:
-            context = {"room": room, "error": str(exc), "users": _user_links(DEFAULT_ROOM)}
+            context = {**base, "room": room, "error": str(exc)}
             return render(request, "rooms/landing.html", context, status=400)
-        return HttpResponseRedirect(room_page_url(room, request.GET.get("id_user") or None))
-    context = {"room": DEFAULT_ROOM, "users": _user_links(DEFAULT_ROOM)}
-    return render(request, "rooms/landing.html", context)
+        id_user = None if signed else request.GET.get("id_user") or None
+        return HttpResponseRedirect(room_page_url(room, id_user))
+    return render(request, "rooms/landing.html", {**base, "room": DEFAULT_ROOM})
 
 
 def room_page(request: HttpRequest, room: str) -> HttpResponse:
@@ -93,11 +98,21 @@ def _signed_room_page(request: HttpRequest, room: str) -> HttpResponse:
     user = services.user_of_account(request.user)
     if user is None:
         return render(request, "rooms/no_account_user.html", status=403)
-    return _render_room(request, room, user, token=identity.make_token(user.id_user))
+    claimed = request.GET.get("id_user")
+    identity_note = {
+        "account": request.user.get_username(),
+        "ignored_id_user": claimed if claimed and claimed != user.id_user else None,
+    }
+    token = identity.make_token(user.id_user)
+    return _render_room(request, room, user, token=token, identity_note=identity_note)
 
 
 def _render_room(
-    request: HttpRequest, room: str, user: PlaygroundUser, token: str | None = None
+    request: HttpRequest,
+    room: str,
+    user: PlaygroundUser,
+    token: str | None = None,
+    identity_note: dict[str, Any] | None = None,
 ) -> HttpResponse:
     config = {
         "room": room,
@@ -114,5 +129,6 @@ def _render_room(
         "hue": avatar_hue(user.id_user),
         "config": config,
         "name_max_length": NAME_MAX_LENGTH,
+        "identity_note": identity_note,  # signed mode: whose identity the page uses
     }
     return render(request, "rooms/room.html", context)

@@ -437,6 +437,15 @@
     scheduleRefresh();
   });
 
+  // A page the tab leaves for another may be kept whole in the back/forward cache, its
+  // socket open and still in the room until the ping timeout: the socket is closed when the
+  // page is hidden that way, and connected again when the cache shows the page again
+  // (https://web.dev/articles/bfcache#optimize-your-pages-for-bfcache).
+  window.addEventListener('pagehide', () => socket.disconnect());
+  window.addEventListener('pageshow', (event) => {
+    if (event.persisted) socket.connect();
+  });
+
   showMyName(savedName);
   setSaveState('idle');
 })();

@@ -1,8 +1,10 @@
-"""The room page at its edges: a room name as long as allowed, and a cluster that is down."""
+"""The room page at its edges: a room name as long as allowed, a cluster that is down, and a
+page the tab leaves for another and comes back to."""
 
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Callable
 from urllib.parse import quote
 
@@ -10,7 +12,7 @@ import pytest
 
 from tests.browser.chrome import Page
 from tests.browser.test_pages import room_url, select_all_and_type, wait_connected
-from tests.integration.servers import Cluster
+from tests.integration.servers import Cluster, http, wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -106,3 +108,30 @@ def test_cluster_down_the_page_says_why_and_since_when(
         "the page reconnected",
     )
     assert page.js("return document.getElementById('status-detail').hidden") is True
+
+
+def test_a_page_left_for_another_leaves_its_room_at_once_and_rejoins_when_shown_again(
+    shared_cluster: Cluster, open_page: OpenPage
+) -> None:
+    """Another page opened in the same tab takes the room page's socket out of its room at
+    once, not at the ping timeout (the back/forward cache keeps a left page, and its open
+    socket, alive); going back connects it again."""
+    room = f"left-{uuid.uuid4().hex[:8]}"
+    page = open_page(room_url(shared_cluster, room, "1"), "john")
+    wait_connected(page)
+    assert [e["id_user"] for e in users_in(shared_cluster, room)] == ["1"]
+    page.driver.get(f"{shared_cluster.url}/")
+    wait_until(lambda: users_in(shared_cluster, room) == [], 3, "the room to empty")
+    page.driver.back()
+    wait_connected(page)
+    wait_until(
+        lambda: [e["id_user"] for e in users_in(shared_cluster, room)] == ["1"],
+        5,
+        "the page back in its room",
+    )
+
+
+def users_in(cluster: Cluster, room: str) -> list[dict[str, str]]:
+    status, _, body = http(f"{cluster.url}/{quote(room, safe='')}/users")
+    assert status == 200, (status, body)
+    return list(body)

@@ -4,6 +4,7 @@ that link Django logins to playground users."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
@@ -135,3 +136,37 @@ def test_room_page_sends_a_visitor_to_log_in_and_serves_the_logged_in_user(
     assert identity.verify_token(config["token"]) == "3"
     client.force_login(User.objects.create_user("nobody"))
     assert client.get("/ui/Maths").status_code == 403
+
+
+def test_the_signed_landing_page_offers_login_not_users(client: Client) -> None:
+    """No user to pick or "open as" link: a room page is the login's user; the form opens
+    the room without an id_user, and a login link comes back to the landing page."""
+    page = client.get("/ui/").content.decode()
+    assert "data-open-as" not in page and 'id="pick-user"' not in page
+    assert 'href="/accounts/login/?next=%2Fui%2F"' in page
+    response = client.get("/ui/", {"room": "Maths", "id_user": "2"})
+    assert (response.status_code, response["Location"]) == (302, "/ui/Maths")
+
+
+def test_the_signed_room_page_says_whose_identity_it_uses(client: Client) -> None:
+    """Logged in as an account linked to user 3, `?id_user=2` gives user 3's page, and the
+    page says so instead of silently."""
+    client.force_login(linked_account("mike", 3))
+    page = text_of(client.get("/ui/Maths", {"id_user": "2"}))
+    assert "Logged in as <strong>mike</strong>: this page is Mike (id_user 3), not id_user 2" in (
+        page
+    )
+    plain = text_of(client.get("/ui/Maths"))
+    assert "this page is Mike (id_user 3)." in plain and "not id_user" not in plain
+
+
+def text_of(response: Any) -> str:
+    """The page with its whitespace runs made single spaces."""
+    return " ".join(response.content.decode().split())
+
+
+def test_the_open_landing_page_offers_every_user(client: Client, settings: Settings) -> None:
+    settings.IDENTITY_MODE = "open"
+    page = client.get("/ui/").content.decode()
+    assert page.count("data-open-as") == 12  # the two "as" buttons and ten rows
+    assert 'id="pick-user"' in page and "login" not in page
