@@ -32,6 +32,7 @@ ROSTER_JSON = "roster_json"  # {room}: the room's roster entries, JSON encoded
 STATS = "stats"  # {}: the worker's /workers entry
 SOCKETS_PER_USER = "sockets_per_user"  # {}: {id_user: sockets} (the admin's "online now")
 RENAME_REACH = "rename_reach"  # {id_user}: room events a rename of that user costs here
+ROOMS = "rooms"  # {prefix, most}: [(room, sockets)], this worker's largest rooms with prefix
 
 
 def query(kind: str, args: dict[str, Any], *, reply_to: str, origin: str) -> dict[str, Any]:

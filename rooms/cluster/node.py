@@ -16,6 +16,7 @@ given, which is the codec's.
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
 import os
 import socket
@@ -55,6 +56,20 @@ class Roster:
     entries: list[RosterEntry]
     expected: int
     responded: int
+
+
+@dataclass(frozen=True)
+class Rooms:
+    """The rooms in use across the cluster, [(room, sockets)], largest first."""
+
+    sizes: list[tuple[str, int]]
+    expected: int
+    responded: int
+
+
+ROOMS_PER_WORKER_REPLY = 10_000
+"""The largest rooms each worker reports to GET /rooms: the sums are exact while no worker
+holds more rooms than this under the prefix asked, and a reply stays a few hundred KB."""
 
 
 @dataclass(frozen=True)
@@ -262,6 +277,17 @@ class WorkerNode:
         body = b"[" + b",".join(part for part in replies.values() if part) + b"]"
         return RosterJson(json=body, expected=expected, responded=len(replies))
 
+    async def rooms(self, prefix: str, limit: int) -> Rooms:
+        """The `limit` largest rooms across the cluster whose name starts with `prefix`."""
+        most = max(limit, ROOMS_PER_WORKER_REPLY)
+        replies, expected = await self.gather(events.ROOMS, prefix=prefix, most=most)
+        totals: dict[str, int] = {}
+        for sizes in replies.values():
+            for room, sockets in sizes:
+                totals[room] = totals.get(room, 0) + sockets
+        largest = heapq.nsmallest(limit, totals.items(), key=lambda size: (-size[1], size[0]))
+        return Rooms(sizes=largest, expected=expected, responded=len(replies))
+
     async def workers(self) -> tuple[list[dict[str, Any]], int]:
         replies, expected = await self.gather(events.STATS)
         return sorted(replies.values(), key=lambda w: (w["host"], w["procid"])), expected
@@ -275,6 +301,8 @@ class WorkerNode:
             return self.stats()
         if kind == events.SOCKETS_PER_USER:  # the admin's "online now" (rooms.runtime)
             return self.registry.sockets_per_user()
+        if kind == events.ROOMS:
+            return self.registry.room_sizes(args["prefix"], args["most"])
         if kind == events.RENAME_REACH:  # the room events _forward_rename would publish here
             return len(self.registry.rooms_of_user(args["id_user"]))
         raise ValueError(f"unknown query kind {kind!r}")

@@ -5,6 +5,7 @@ Rosters are answered from here and nowhere else: no presence state is stored in 
 
 from __future__ import annotations
 
+import heapq
 import os
 import secrets
 from collections.abc import Awaitable, Callable, Iterable
@@ -144,6 +145,12 @@ class Registry:
                 entry = self._entry_json[sid] = orjson.dumps(fields)
             parts.append(entry)
         return b",".join(parts)
+
+    def room_sizes(self, prefix: str, most: int) -> list[tuple[str, int]]:
+        """(room, sockets here) of the `most` largest rooms whose name starts with `prefix`,
+        largest first, then by name."""
+        sizes = [(room, len(sids)) for room, sids in self._rooms.items() if room.startswith(prefix)]
+        return heapq.nsmallest(most, sizes, key=lambda size: (-size[1], size[0]))
 
     def sockets_per_user(self) -> dict[str, int]:
         """How many of this worker's sockets each connected user has."""

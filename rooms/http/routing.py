@@ -5,12 +5,23 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from rooms.http.views import EngineIOHttpRefusal, HealthView, RoomUsersView, WorkersView
+from rooms.http.views import (
+    EngineIOHttpRefusal,
+    HealthView,
+    RoomsView,
+    RoomUsersView,
+    WorkersView,
+)
 
 # /<room>/users on the raw, still percent-encoded path, so that a room name holding "/"
 # (sent as %2F) stays one segment. /ui/users is the page of room "users", not a roster.
 _ROSTER_PATH = re.compile(rb"/(?!ui/users$)([^/]++)/users")
-_FIXED_VIEWS = {"/socket.io/": EngineIOHttpRefusal, "/workers": WorkersView, "/healthz": HealthView}
+_FIXED_VIEWS = {
+    "/socket.io/": EngineIOHttpRefusal,
+    "/workers": WorkersView,
+    "/rooms": RoomsView,
+    "/healthz": HealthView,
+}
 _FIXED_RAW_PATHS = frozenset(path.encode() for path in _FIXED_VIEWS)
 
 

@@ -5,7 +5,8 @@ from django.views.generic import RedirectView
 
 from rooms.http import pages
 
-# /<room>/users, /workers, /healthz and /socket.io/ are Channels consumers (rooms.routing).
+# /<room>/users, /workers, /rooms, /healthz and /socket.io/ are served before Django
+# (rooms.http.routing).
 urlpatterns: list[URLPattern] = [
     path("", RedirectView.as_view(pattern_name="landing"), name="home"),
     path("ui", RedirectView.as_view(pattern_name="landing")),

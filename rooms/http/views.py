@@ -43,8 +43,8 @@ from django.http import HttpRequest, HttpResponse
 from django.middleware.security import SecurityMiddleware
 
 from rooms.bus.directory import ClusterUnavailable
-from rooms.cluster.names import InvalidRoom, validate_room
-from rooms.cluster.node import Roster, RosterJson, WorkerNode
+from rooms.cluster.names import MAX_ROOM_LENGTH, InvalidRoom, validate_room
+from rooms.cluster.node import Rooms, Roster, RosterJson, WorkerNode
 from users.models import PlaygroundUser
 from users.services import user_names
 
@@ -164,7 +164,7 @@ class JsonHttpHandler:
         return values[0] in ("1", "true", "yes")
 
 
-def workers_headers(roster: Roster | RosterJson) -> dict[str, str]:
+def workers_headers(roster: Roster | RosterJson | Rooms) -> dict[str, str]:
     """How many workers were asked and how many answered: fewer answers = a partial roster."""
     return {
         "X-Workers-Expected": str(roster.expected),
@@ -198,6 +198,31 @@ class RoomUsersView(JsonHttpHandler):
             for sid, uid, procid in roster.entries
         ]
         await self.respond(200, entries, workers_headers(roster))
+
+
+ROOMS_DEFAULT_LIMIT = 100
+ROOMS_MAX_LIMIT = 1000
+
+
+class RoomsView(JsonHttpHandler):
+    """GET /rooms[?limit=N&prefix=P]: the rooms in use across the cluster, with how many
+    sockets each holds on all workers, largest first (then by name): at most `limit`
+    (100 by default, 1000 at most), only those whose name starts with `prefix`."""
+
+    async def get(self) -> None:
+        query = parse_qs(self.scope.get("query_string", b"").decode("utf-8", "replace"))
+        prefix = query.get("prefix", [""])[0]
+        raw_limit = query.get("limit", [str(ROOMS_DEFAULT_LIMIT)])[0]
+        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= ROOMS_MAX_LIMIT:
+            await self.respond(400, {"error": f"limit must be 1 to {ROOMS_MAX_LIMIT}"})
+            return
+        if len(prefix) > MAX_ROOM_LENGTH:
+            error = f"prefix longer than {MAX_ROOM_LENGTH} characters"
+            await self.respond(400, {"error": error})
+            return
+        rooms = await (await self.node()).rooms(prefix, int(raw_limit))
+        body = [{"room": room, "sockets": sockets} for room, sockets in rooms.sizes]
+        await self.respond(200, body, workers_headers(rooms))
 
 
 PUBLIC_WORKER_FIELDS = ("procid", "sockets", "rooms")

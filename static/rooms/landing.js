@@ -1,10 +1,12 @@
 /* The landing page: keeps the "open as" links on the chosen room, and shows the live
- * cluster (GET /workers) and the users' current names (GET /users) every few seconds. */
+ * cluster (GET /workers), the rooms in use (GET /rooms) and the users' current names
+ * (GET /users) every few seconds. */
 (function () {
   'use strict';
 
   const POLL_MS = 3000;
   const FETCH_TIMEOUT_MS = 2500;
+  const ROOMS_SHOWN = 20;
 
   const $ = (id) => document.getElementById(id);
   const form = $('open-form');
@@ -82,6 +84,26 @@
       new Date().toLocaleTimeString();
   }
 
+  // The rooms in use across the cluster (GET /rooms), each a link to its page as the user
+  // picked in the form (in signed mode the page is the login's user: no id_user).
+  function renderRooms(rooms) {
+    const pick = $('pick-user');
+    const items = rooms.map((r) => {
+      const li = document.createElement('li');
+      li.dataset.room = r.room;
+      const a = document.createElement('a');
+      a.href = roomBase + encodeURIComponent(r.room) + (pick ? '?id_user=' + encodeURIComponent(pick.value) : '');
+      a.textContent = r.room;
+      const count = document.createElement('span');
+      count.className = 'muted';
+      count.textContent = ' · ' + r.sockets + (r.sockets === 1 ? ' socket' : ' sockets');
+      li.append(a, count);
+      return li;
+    });
+    $('rooms-list').replaceChildren(...items);
+    $('rooms-empty').hidden = rooms.length > 0;
+  }
+
   function renderNames(users) {
     users.forEach((u) => {
       const row = document.querySelector('#users-body tr[data-id-user="' + CSS.escape(u.id_user) + '"]');
@@ -95,9 +117,12 @@
     if (!document.hidden) {
       const error = $('cluster-error');
       try {
-        const [workers, users] = await Promise.all([getJson('/workers'), getJson('/users')]);
+        const [workers, users, rooms] = await Promise.all([
+          getJson('/workers'), getJson('/users'), getJson('/rooms?limit=' + ROOMS_SHOWN),
+        ]);
         renderWorkers(workers);
         renderNames(users);
+        renderRooms(rooms);
         error.hidden = true;
       } catch (err) {
         error.textContent =

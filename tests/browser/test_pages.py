@@ -242,7 +242,8 @@ def test_unknown_user_gets_the_valid_users_to_choose_from(
 
 
 def test_landing_lists_users_and_live_workers(shared_cluster: Cluster, open_page: OpenPage) -> None:
-    """The landing page lists the users, the live workers (refreshed), and opens rooms."""
+    """The landing page lists the users, the live workers and the rooms in use (refreshed),
+    and opens rooms."""
     page = open_page(f"{shared_cluster.url}/ui/", "landing", height=1180)
     names = page.texts("#users-body .user-name")
     assert names == [u["name"] for u in http(f"{shared_cluster.url}/users")[2]]
@@ -266,6 +267,13 @@ def test_landing_lists_users_and_live_workers(shared_cluster: Cluster, open_page
     other = open_page(room_url(shared_cluster, "maths 101", "3"), "mike")
     wait_connected(other)
     page.wait(5).until(lambda _: sockets_shown() == baseline + 1, "the new socket counted")
+    # ... and its room among the rooms in use, a link to its page as the user picked
+    page.wait(5).until(
+        lambda _: page.texts('#rooms-list li[data-room="maths 101"]') == ["maths 101 · 1 socket"],
+        "the room in use listed",
+    )
+    link = page.attrs('#rooms-list li[data-room="maths 101"] a', "href")
+    assert link == ["/ui/maths%20101?id_user=1"]
     page.screenshot("landing")
 
     # The form opens the room as the chosen user.

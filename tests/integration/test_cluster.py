@@ -13,6 +13,7 @@ import os
 import re
 import signal
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable
 from itertools import groupby
 from urllib.parse import quote
@@ -139,6 +140,30 @@ async def test_workers_and_healthz(cluster4: Cluster) -> None:
         assert worker["event_loop"] == "uvloop.Loop", worker  # rooms.runner.worker_main
     status, _, body = http(f"{cluster4.url}/healthz")
     assert (status, body["ok"]) == (200, True)
+
+
+async def test_rooms_lists_the_rooms_in_use_with_their_counts_across_workers(
+    cluster4: Cluster,
+) -> None:
+    """GET /rooms sums each room's sockets over the workers, largest first; `prefix` and
+    `limit` narrow it; a bad limit is 400."""
+    tag = f"in-use-{uuid.uuid4().hex[:8]}"
+    big = await spread_clients(cluster4.url, f"{tag}-big", 8)
+    small = await connect_many(cluster4.url, [("1", f"{tag}-small"), ("2", f"{tag}-small")])
+    try:
+        status, headers, body = http(f"{cluster4.url}/rooms?prefix={tag}")
+        assert status == 200
+        assert body == [
+            {"room": f"{tag}-big", "sockets": 8},
+            {"room": f"{tag}-small", "sockets": 2},
+        ]
+        assert headers["X-Workers-Expected"] == headers["X-Workers-Responded"] == "4"
+        assert http(f"{cluster4.url}/rooms?prefix={tag}&limit=1")[2] == body[:1]
+        assert http(f"{cluster4.url}/rooms?prefix={tag}-small")[2] == body[1:]
+        for limit in ("0", "1001", "x"):
+            assert http(f"{cluster4.url}/rooms?limit={limit}")[0] == 400
+    finally:
+        await close_all([*big, *small])
 
 
 async def test_django_code_reaches_and_asks_every_worker(cluster4: Cluster) -> None:

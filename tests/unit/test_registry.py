@@ -8,7 +8,7 @@ from rooms.cluster.names import room_group
 from rooms.cluster.registry import LocalSocket, Registry
 
 
-async def nowhere(frame: str) -> None:
+async def nowhere(frame: object) -> None:
     return None
 
 
@@ -55,3 +55,15 @@ def test_a_group_names_its_room_while_the_room_has_sockets_here() -> None:
     assert registry.room_of_group(room_group("Maths")) is None
     assert registry.room_of_group(room_group("Mathématiques")) is None
     assert registry._hashed_groups == {}
+
+
+def test_room_sizes_are_the_largest_rooms_under_a_prefix() -> None:
+    registry = registry_with(
+        ("s1", "1", ["maths", "music", "art"]),
+        ("s2", "2", ["maths", "music"]),
+        ("s3", "3", ["maths"]),
+    )
+    assert registry.room_sizes("", 10) == [("maths", 3), ("music", 2), ("art", 1)]
+    assert registry.room_sizes("m", 1) == [("maths", 3)]
+    assert registry.room_sizes("mu", 10) == [("music", 2)]
+    assert registry.room_sizes("x", 10) == []
