@@ -215,18 +215,27 @@ BUS_MAX_OUTGOING_BYTES: int = env.int("BUS_MAX_OUTGOING_BYTES", default=16 * 102
 # (rooms.cluster.departures.DEFAULT_MAX_QUEUED)
 BUS_MAX_HELD_DEPARTURES: int = env.int("BUS_MAX_HELD_DEPARTURES", default=1_000_000)
 
+# plain: "LEVEL logger: message" lines (runcluster prefixes each worker's with [w<slot> <pid>]);
+# json: one JSON object per line, for a log pipeline (identity_playground/log_filters.py)
+LOG_FORMAT: str = env.str("LOG_FORMAT", default="plain")
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be plain or json, not {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(levelname)s %(name)s: %(message)s"}},
+    "formatters": {
+        "plain": {"format": "%(levelname)s %(name)s: %(message)s"},
+        "json": {"()": "identity_playground.log_filters.JsonLines"},
+    },
     "filters": {
-        "security_as_warnings": {"()": "identity_playground.log_filters.SecurityRecordsAsWarnings"}
+        "security_as_warnings": {"()": "identity_playground.log_filters.SecurityRecordsAsWarnings"},
+        "worker_fields": {"()": "identity_playground.log_filters.WorkerFields"},
     },
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
-            "formatter": "plain",
-            "filters": ["security_as_warnings"],
+            "formatter": LOG_FORMAT,
+            "filters": ["security_as_warnings", "worker_fields"],
         }
     },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},

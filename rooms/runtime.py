@@ -21,6 +21,7 @@ from channels.layers import channel_layers, get_channel_layer
 from django.conf import settings
 from django.utils.module_loading import import_string
 
+from identity_playground import log_filters
 from rooms.bus import blocking
 from rooms.bus.connection import RedisTls
 from rooms.bus.directory import RedisDirectory
@@ -86,6 +87,12 @@ def redis_directory(*, counts_subscribers: bool) -> RedisDirectory:
 
 
 def build_node() -> WorkerNode:
+    node = _new_node()
+    log_filters.set_procid(node.procid)  # every log line of this process names it
+    return node
+
+
+def _new_node() -> WorkerNode:
     common: dict[str, Any] = {
         "encode_event": codec.encode_event_frame,
         "gather_deadline": settings.CLUSTER_GATHER_DEADLINE,

@@ -132,6 +132,9 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
             return
         self.address = address
         self.eio_sid = new_socket_id()
+        # what this connection's log records are about (LOG_FORMAT=json shows it as a field)
+        self.log_fields = {"socket": self.eio_sid}
+        self.log = logging.LoggerAdapter(logger, self.log_fields)
         self.pong = asyncio.Event()
         self.identity_budget = TokenBucket(settings.SOCKETIO_IDENTITY_CHANGE_RATE)
         # bytes x rooms a second that its identity-changes may make the cluster carry (one
@@ -181,7 +184,7 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
         except codec.ProtocolError as exc:
             if isinstance(exc, codec.RefusedPayload) and await self.refuse_payload(exc):
                 return
-            logger.info("closing %s: %s", self.sid or self.eio_sid, exc)
+            self.log.info("closing %s: %s", self.sid or self.eio_sid, exc)
             if self.sid is not None:  # a connected socket is told why
                 await self._emit("error", {"message": f"{exc}: disconnecting"})
             elif text_data is not None and text_data.startswith("40"):  # so is a CONNECT
@@ -235,7 +238,7 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
         """More frames than SOCKETIO_FRAME_RATE allows, or more bytes than
         SOCKETIO_BYTE_RATE (each costs a decode, and events cost the cluster more): the
         client is told why, then disconnected."""
-        logger.info("closing %s: over its %s budget", self.sid or self.eio_sid, unit)
+        self.log.info("closing %s: over its %s budget", self.sid or self.eio_sid, unit)
         if self.sid is not None:
             await self._emit("error", {"message": f"too many {unit}s: disconnecting"})
         await self._close()
@@ -341,6 +344,7 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
                 await self._refuse_connect(str(exc))
                 return
         self.sid, self.id_user = new_socket_id(), id_user
+        self.log_fields["socket"] = self.sid
         self.held = []
         self.node.add(
             LocalSocket(
@@ -369,7 +373,7 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
         this worker (many connections trying users)."""
         per_minute = settings.SOCKETIO_CONNECT_REFUSALS_PER_MINUTE
         if ratelimit.REFUSED_CONNECTS.retry_after(self.address or "", per_minute):
-            logger.info("closing %s: too many refused CONNECTs from its address", self.eio_sid)
+            self.log.info("closing %s: too many refused CONNECTs from its address", self.eio_sid)
             message = "too many refused CONNECTs from this address"
             await self._send_packet(codec.ConnectError(message, namespace))
             await self._close()
@@ -377,7 +381,7 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
         await self._send_packet(codec.ConnectError(message, namespace))
         self.connect_refusals += 1
         if self.connect_refusals >= settings.SOCKETIO_MAX_CONNECT_ATTEMPTS:
-            logger.info("closing %s: %d CONNECTs refused", self.eio_sid, self.connect_refusals)
+            self.log.info("closing %s: %d CONNECTs refused", self.eio_sid, self.connect_refusals)
             await self._close()
 
     async def on_event(self, event: codec.Event) -> None:
@@ -468,7 +472,7 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
             try:
                 await asyncio.wait_for(self.pong.wait(), timeout)
             except TimeoutError:
-                logger.info("closing %s: ping timeout", self.sid or self.eio_sid)
+                self.log.info("closing %s: ping timeout", self.sid or self.eio_sid)
                 await self._close()
                 return
 
@@ -476,7 +480,7 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
         """A client that never sends CONNECT does not hold a connection forever."""
         await asyncio.sleep(settings.SOCKETIO_CONNECT_TIMEOUT_S)
         if self.sid is None:
-            logger.info("closing %s: no CONNECT packet in time", self.eio_sid)
+            self.log.info("closing %s: no CONNECT packet in time", self.eio_sid)
             await self._close()
 
     # ---- sending and closing ------------------------------------------------------------
@@ -533,7 +537,7 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
         with a WebSocket close frame, which would only queue behind the rest."""
         if self.outgoing is None:
             return
-        logger.info(
+        self.log.info(
             "closing %s: outgoing buffer over %d bytes", self.sid or self.eio_sid, self.max_buffered
         )
         self.outgoing.abort()
