@@ -11,6 +11,7 @@
   const REFRESH_DEBOUNCE_MS = 120;
   const FETCH_TIMEOUT_MS = 5000;
   const RETRY_MS = 1500;
+  const EVENT_LOG_MAX = 50; // entries the event log keeps, newest first
 
   const config = JSON.parse(document.getElementById('room-config').textContent);
   const $ = (id) => document.getElementById(id);
@@ -30,6 +31,8 @@
     count: $('members-count'),
     empty: $('members-empty'),
     partial: $('partial'),
+    eventLog: $('event-log'),
+    eventLogEmpty: $('event-log-empty'),
   };
   const rosterUrl = '/' + encodeURIComponent(config.room) + '/users?hydrate=1';
   const userUrl = '/users/' + encodeURIComponent(config.id_user);
@@ -113,6 +116,49 @@
     el.notice.hidden = !node;
   }
 
+  // ---- the event log --------------------------------------------------------------------
+  // Who joined, left or was renamed, and which worker went down, newest first. Events name
+  // sockets and users by id: a name comes from the roster, the one before the event for a
+  // departure or a rename's old name, the next one for an arrival or a rename's new name.
+
+  const arrivals = new Map(); // id_socket -> refreshes waited for its name
+  const renames = new Map(); // id_user -> the name before the rename
+
+  function nameOf(idUser) {
+    const row = members.find((m) => m.id_user === idUser && m.data && m.data.name);
+    return row ? row.data.name : 'user ' + idUser;
+  }
+
+  function logEvent(kind, text) {
+    const li = document.createElement('li');
+    li.dataset.kind = kind;
+    const time = document.createElement('time');
+    const now = new Date();
+    time.dateTime = now.toISOString();
+    time.textContent = clock(now);
+    const what = document.createElement('span');
+    what.className = 'what';
+    what.textContent = text;
+    li.append(time, ' ', what);
+    el.eventLog.prepend(li);
+    while (el.eventLog.children.length > EVENT_LOG_MAX) el.eventLog.lastElementChild.remove();
+    el.eventLogEmpty.hidden = true;
+  }
+
+  function logResolved() {
+    for (const [idSocket, waited] of arrivals) {
+      const row = members.find((m) => m.id_socket === idSocket);
+      if (row) logEvent('joined', nameOf(row.id_user) + ' joined');
+      if (row || waited >= 3) arrivals.delete(idSocket);
+      else arrivals.set(idSocket, waited + 1);
+    }
+    for (const [idUser, before] of renames) {
+      const after = nameOf(idUser);
+      if (after !== before) logEvent('renamed', before + ' renamed to ' + after);
+    }
+    renames.clear();
+  }
+
   // ---- the roster -----------------------------------------------------------------------
 
   let refreshTimer = null;
@@ -136,6 +182,7 @@
       if (!response.ok) throw new Error('HTTP ' + response.status);
       const rows = await response.json();
       members = rows;
+      logResolved();
       showPartial(
         Number(response.headers.get('X-Workers-Expected')),
         Number(response.headers.get('X-Workers-Responded')),
@@ -421,10 +468,19 @@
     showNotice(message);
   });
 
-  socket.on('socket-connected', () => scheduleRefresh());
-  socket.on('socket-disconnected', () => scheduleRefresh());
+  socket.on('socket-connected', (idSocket) => {
+    arrivals.set(String(idSocket), 0);
+    scheduleRefresh();
+  });
+  socket.on('socket-disconnected', (idSocket) => {
+    const row = members.find((m) => m.id_socket === String(idSocket));
+    logEvent('left', (row ? nameOf(row.id_user) : 'socket ' + idSocket) + ' left');
+    scheduleRefresh();
+  });
 
   socket.on('identity-change', (payload) => {
+    const idUser = payload && payload.id_user !== undefined ? String(payload.id_user) : null;
+    if (idUser !== null && !renames.has(idUser)) renames.set(idUser, nameOf(idUser));
     scheduleRefresh();
     if (payload && String(payload.id_user) === config.id_user) reloadMyName();
   });
@@ -432,6 +488,7 @@
   // A worker died: its sockets are gone at once, whatever a roster fetched earlier said.
   socket.on('worker-down', (payload) => {
     const procid = payload && payload.procid;
+    logEvent('worker-down', 'worker ' + procid + ' went down');
     members = members.filter((m) => m.procid !== procid);
     render();
     scheduleRefresh();

@@ -109,7 +109,8 @@ def select_all_and_type(page: Page, element_id: str, text: str) -> None:
 def test_two_users_see_each_other_rename_live_and_leave(
     shared_cluster: Cluster, open_page: OpenPage
 ) -> None:
-    """Two users in one room see each other with names; renames and departures show live.
+    """Two users in one room see each other with names; renames and departures show live,
+    and in the event log.
 
     The room name needs percent-encoding everywhere (page URL, roster URL, socket query).
     """
@@ -176,6 +177,17 @@ def test_two_users_see_each_other_rename_live_and_leave(
     mary.close()
     john2.close()
     wait_roster(john, [("1", "John Renamed", john_sid)], timeout=10)
+
+    # John's event log, newest first, has what happened since: Mary's rename in her browser,
+    # the second tab's arrival, and both departures.
+    def logged() -> list[str]:
+        return john.texts("#event-log .what")
+
+    john.wait(5).until(lambda _: len(logged()) >= 4, "the events logged")
+    events = logged()
+    assert events.index("Mary renamed to Mary Q") > events.index("John Renamed joined")
+    assert sorted(events[:2]) == ["John Renamed left", "Mary Q left"]
+    assert all(john.texts("#event-log time"))
     john.screenshot("room-after-others-left")
 
 
