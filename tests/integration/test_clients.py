@@ -7,9 +7,11 @@ see each other's sockets.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import shutil
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -172,31 +174,41 @@ async def test_node_socketio_client_full_scenario(shared_cluster: Cluster) -> No
     await rosters_empty(shared_cluster, [room, room + "-other"])
 
 
-@needs_node
-async def test_python_and_node_clients_see_each_other(shared_cluster: Cluster) -> None:
-    """A python-socketio client and a socket.io-client in one room see each other arrive
-    and each gets the other's identity-change, stamped with the sender's id_user."""
-    room = new_room("mixed")
-    py = await Client().open(f"{shared_cluster.url}?id_user=3&room={room}")
-    process = await run_node("mixed", shared_cluster.url, room)
+@contextlib.asynccontextmanager
+async def python_beside_node(
+    cluster: Cluster, mode: str, room: str
+) -> AsyncIterator[tuple[Client, asyncio.subprocess.Process, dict[str, Any]]]:
+    """A python-socketio client (user 3) in `room`, then js/scenario.js in `mode` (user 4)
+    once it printed that it is ready: (the client, the script, its ready line). Both are
+    gone afterwards, and the room empty."""
+    py = await Client().open(f"{cluster.url}?id_user=3&room={room}")
+    process = await run_node(mode, cluster.url, room)
     try:
         assert process.stdout is not None
         ready = json.loads(await asyncio.wait_for(process.stdout.readline(), 15))
         assert ready["ready"] is True
         assert await py.next("socket-connected") == ready["id"]
-        await py.sio.emit("identity-change", {"name": "from-python", "id_user": "9"})
-        assert await py.next("identity-change") == {"name": "from-node", "id_user": "4"}
-        (result,) = await node_lines(process)
-        assert result["error"] is None, result
-        assert result["identity"] == [{"name": "from-python", "id_user": "3"}]
-        assert result["handshake"]["procid"] in await live_procids(shared_cluster)
-        assert await py.next("socket-disconnected") == ready["id"]
+        yield py, process, ready
     finally:
         if process.returncode is None:
             process.kill()
             await process.wait()
         await py.close()
-    await rosters_empty(shared_cluster, [room])
+    await rosters_empty(cluster, [room])
+
+
+@needs_node
+async def test_python_and_node_clients_see_each_other(shared_cluster: Cluster) -> None:
+    """A python-socketio client and a socket.io-client in one room see each other arrive
+    and each gets the other's identity-change, stamped with the sender's id_user."""
+    async with python_beside_node(shared_cluster, "mixed", new_room("mixed")) as (py, node, ready):
+        await py.sio.emit("identity-change", {"name": "from-python", "id_user": "9"})
+        assert await py.next("identity-change") == {"name": "from-node", "id_user": "4"}
+        (result,) = await node_lines(node)
+        assert result["error"] is None, result
+        assert result["identity"] == [{"name": "from-python", "id_user": "3"}]
+        assert result["handshake"]["procid"] in await live_procids(shared_cluster)
+        assert await py.next("socket-disconnected") == ready["id"]
 
 
 @needs_node
@@ -206,26 +218,14 @@ async def test_binary_identity_change_between_python_and_node_clients(
     """Each official client emits an identity-change holding binary data (python-socketio:
     bytes, socket.io-client: a Buffer, each sent as a binary event with an attachment); the
     other receives it as binary data, stamped with the sender's id_user, through the bus."""
-    room = new_room("binary")
-    py = await Client().open(f"{shared_cluster.url}?id_user=3&room={room}")
-    process = await run_node("binary", shared_cluster.url, room)
-    try:
-        assert process.stdout is not None
-        ready = json.loads(await asyncio.wait_for(process.stdout.readline(), 15))
-        assert await py.next("socket-connected") == ready["id"]
+    async with python_beside_node(shared_cluster, "binary", new_room("binary")) as (py, node, _):
         await py.sio.emit("identity-change", {"name": "from-python", "avatar": b"\x00\x01\xfe\xff"})
         assert await py.next("identity-change") == {
             "name": "from-node",
             "avatar": b"\x00\x01\x02\xff",
             "id_user": "4",
         }
-        (result,) = await node_lines(process)
+        (result,) = await node_lines(node)
         assert result["error"] is None, result
         buffer = {"type": "Buffer", "data": [0, 1, 254, 255]}  # a Buffer's JSON form
         assert result["identity"] == [{"name": "from-python", "avatar": buffer, "id_user": "3"}]
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-        await py.close()
-    await rosters_empty(shared_cluster, [room])

@@ -105,7 +105,7 @@ async function scenario(out) {
   c.close();
 }
 
-async function mixed(out) {
+async function mixed(out, extra = { id_user: '9' }) {
   const n = client({ query: { id_user: '4', room } });
   observe(n, out);
   await connected(n);
@@ -113,19 +113,7 @@ async function mixed(out) {
   await until('handshake', () => out.handshake);
   print({ ready: true, id: n.id });
   await until('identity-change from the Python client', () => out.identity.length > 0);
-  n.emit('identity-change', { name: 'from-node', id_user: '9' });
-  await sleep(QUIET_MS);
-  n.disconnect();
-}
-
-async function binary(out) {
-  const n = client({ query: { id_user: '4', room } });
-  observe(n, out);
-  await connected(n);
-  await until('handshake', () => out.handshake);
-  print({ ready: true, id: n.id });
-  await until('identity-change from the Python client', () => out.identity.length > 0);
-  n.emit('identity-change', { name: 'from-node', avatar: Buffer.from([0, 1, 2, 255]) });
+  n.emit('identity-change', { name: 'from-node', ...extra });
   await sleep(QUIET_MS);
   n.disconnect();
 }
@@ -139,7 +127,7 @@ async function main() {
   try {
     if (mode === 'scenario') await scenario(out);
     else if (mode === 'mixed') await mixed(out);
-    else if (mode === 'binary') await binary(out);
+    else if (mode === 'binary') await mixed(out, { avatar: Buffer.from([0, 1, 2, 255]) });
     else throw new Error(`unknown mode ${mode}`);
   } catch (err) {
     out.error = String(err && err.stack ? err.stack : err);
