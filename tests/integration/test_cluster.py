@@ -154,7 +154,7 @@ async def test_rooms_lists_the_rooms_in_use_with_their_counts_across_workers(
         status, headers, body = http(f"{cluster4.url}/rooms?prefix={tag}")
         assert status == 200
         assert body == [
-            {"room": f"{tag}-big", "sockets": 8},
+            {"room": f"{tag}-big", "sockets": len(big)},  # spread_clients may open more than 8
             {"room": f"{tag}-small", "sockets": 2},
         ]
         assert headers["X-Workers-Expected"] == headers["X-Workers-Responded"] == "4"
