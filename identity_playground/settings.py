@@ -302,6 +302,9 @@ SOCKETIO_MAX_BUFFERED_BYTES: int = env.int("SOCKETIO_MAX_BUFFERED_BYTES", defaul
 # DEBUG off: `Authorization: Bearer <token>`, or HTTP Basic with it as the password. Empty:
 # only staff sessions see them. Use a long random value (e.g. `openssl rand -hex 32`)
 WORKERS_TOKEN: str = env.str("WORKERS_TOKEN", default="")
+# a secret a Prometheus scraper sends to read /metrics with DEBUG off, as WORKERS_TOKEN is
+# sent. Empty: only staff sessions read it
+METRICS_TOKEN: str = env.str("METRICS_TOKEN", default="")
 # how long a roster waits for a live but silent (hung) worker
 CLUSTER_GATHER_DEADLINE: float = env.float("CLUSTER_GATHER_DEADLINE", default=1.0)
 # how often each worker beats its heartbeat and looks for dead peers (worker-down latency)

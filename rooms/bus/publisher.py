@@ -30,6 +30,7 @@ from rooms.bus.connection import (
 )
 from rooms.bus.names import BusNames, shard_index
 from rooms.bus.serialization import serialize
+from rooms.metrics.series import BUS_RECONNECTS
 
 logger = logging.getLogger(__name__)
 
@@ -122,10 +123,13 @@ class RedisPublisher:
         for shard in set(shards):
             connection = self._connections[shard]
             if connection is None or connection.closed:
+                lost = connection is not None
                 try:
                     connection = await self._connect(shard)
                 except (OSError, TimeoutError, ReplyError):  # Redis away: tried again later
                     connection = None
+                if lost and connection is not None:
+                    BUS_RECONNECTS.labels("publish").inc()
             connections[shard] = connection
         published: list[asyncio.Future[Any] | None] = []
         for name, shard, (_, message) in zip(names, shards, messages, strict=True):

@@ -35,6 +35,7 @@ from rooms.bus.connection import (
 )
 from rooms.bus.names import BusNames, shard_index
 from rooms.bus.serialization import deserialize
+from rooms.metrics.series import BUS_RECONNECTS
 
 logger = logging.getLogger(__name__)
 
@@ -225,6 +226,7 @@ class ShardSubscriptions:
             try:
                 await self._connected()
                 logger.info("subscriptions on %s restored", safe_url(self.url))
+                BUS_RECONNECTS.labels("subscribe").inc()
                 continue  # checked again: it may have been lost on the way here
             except (OSError, TimeoutError, ReplyError) as exc:
                 logger.warning("cannot resubscribe on %s: %s", safe_url(self.url), exc)

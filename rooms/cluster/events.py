@@ -33,6 +33,8 @@ STATS = "stats"  # {}: the worker's /workers entry
 SOCKETS_PER_USER = "sockets_per_user"  # {}: {id_user: sockets} (the admin's "online now")
 RENAME_REACH = "rename_reach"  # {id_user}: room events a rename of that user costs here
 ROOMS = "rooms"  # {prefix, most}: [(room, sockets)], this worker's largest rooms with prefix
+METRICS = "metrics"  # {}: the worker's Prometheus series (rooms.metrics.exposition.snapshot)
+ROSTER_KINDS = frozenset((ROSTER, ROSTER_JSON))  # counted by outcome in GET /metrics
 
 
 def query(kind: str, args: dict[str, Any], *, reply_to: str, origin: str) -> dict[str, Any]:

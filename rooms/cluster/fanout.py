@@ -11,6 +11,7 @@ from rooms.bus.publisher import Publisher
 from rooms.cluster.events import Frame, new_event_id, room_emit
 from rooms.cluster.names import room_group
 from rooms.cluster.registry import LocalSocket, Registry
+from rooms.metrics.series import EVENTS_DELIVERED
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +74,7 @@ class RoomFanout:
         """A room event from the bus, to this worker's sockets in that room."""
         frame: Frame = message["frame"]
         served = self._served_set(message.get("event"))
+        delivered = 0
         for sock in self.registry.in_room(message["room"]):
             if sock.id_socket == message["except"]:
                 continue
@@ -81,8 +83,10 @@ class RoomFanout:
                     continue
                 served.add(sock.id_socket)
                 self._remembered += 1
+            delivered += 1
             if not sock.deliver_now(frame):
                 await deliver(sock, frame)
+        EVENTS_DELIVERED.inc(delivered)
         self._forget_oldest()
 
     def _served_set(self, event: str | None) -> set[str] | None:
@@ -100,8 +104,10 @@ class RoomFanout:
 
     async def to_all(self, frame: Frame) -> None:
         """One frame to every socket of this worker."""
-        for sock in self.registry.all():
+        sockets = self.registry.all()  # a copy: sockets may leave meanwhile
+        for sock in sockets:
             await deliver(sock, frame)
+        EVENTS_DELIVERED.inc(len(sockets))
 
 
 async def deliver(sock: LocalSocket, frame: Frame) -> None:

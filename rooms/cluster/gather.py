@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +18,7 @@ from rooms.bus.publisher import Publisher
 from rooms.cluster import events
 from rooms.cluster.events import CLUSTER_GROUP
 from rooms.cluster.membership import Directory
+from rooms.metrics.series import GATHER_SECONDS, ROSTER_REQUESTS
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +68,13 @@ class Gathered:
         read)."""
         expected = self.expected or set()
         return {procid: reply for procid, reply in self.replies.items() if procid in expected}
+
+    def outcome(self) -> str:
+        """complete, declined (a worker could not answer) or partial (one did not in time)."""
+        expected = self.expected or set()
+        if expected <= self.replies.keys():
+            return "complete"
+        return "declined" if self.declined & expected else "partial"
 
     def _check(self) -> None:
         if self.expected is None:
@@ -128,7 +137,12 @@ class Gatherer:
             gathered.add(message["procid"], message["payload"])
 
     async def gather(self, kind: str, **args: Any) -> tuple[dict[str, Any], int]:
-        """Ask every live worker one question; (replies by procid, workers expected).
+        """Ask every live worker one question; (replies by procid, workers expected)."""
+        replies, expected = await self.gather_from(kind, **args)
+        return replies, len(expected)
+
+    async def gather_from(self, kind: str, **args: Any) -> tuple[dict[str, Any], set[str]]:
+        """Ask every live worker one question; (replies by procid, procids expected).
 
         Whom to wait for comes without a directory read in the usual case: PUBLISH says how
         many workers' subscriptions it reached, and when that matches the live peers this
@@ -142,6 +156,7 @@ class Gatherer:
         every expected worker answered or the deadline passed; this worker answers itself
         without a round trip.
         """
+        started = time.perf_counter()
         message = events.query(kind, args, reply_to=self.reply_to, origin=self.procid)
         request = message["request"]
         gathered = Gathered()
@@ -172,4 +187,7 @@ class Gatherer:
             del self._pending[request]
         replies = gathered.answers()
         replies[self.procid] = self.answer(kind, args)
-        return replies, len(others) + 1
+        GATHER_SECONDS.labels(kind).observe(time.perf_counter() - started)
+        if kind in events.ROSTER_KINDS:
+            ROSTER_REQUESTS.labels(gathered.outcome()).inc()
+        return replies, others | {self.procid}

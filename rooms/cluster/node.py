@@ -36,6 +36,8 @@ from rooms.cluster.known_users import KNOWN_USERS
 from rooms.cluster.membership import Directory, Janitor
 from rooms.cluster.names import room_group
 from rooms.cluster.registry import LocalSocket, Registry, make_procid
+from rooms.metrics import series
+from rooms.metrics.exposition import Snapshot, snapshot
 
 logger = logging.getLogger(__name__)
 
@@ -209,6 +211,7 @@ class WorkerNode:
 
     def add(self, sock: LocalSocket) -> None:
         self.registry.add(sock)
+        series.CONNECTS.inc()
 
     def remove(self, id_socket: str) -> list[str]:
         """Forget a socket at once; its rooms hear `socket-disconnected` and the rooms it
@@ -218,6 +221,7 @@ class WorkerNode:
         sock = self.registry.remove(id_socket)
         if sock is None:
             return []
+        series.DISCONNECTS.inc()
         rooms = sorted(sock.rooms)
         self.departures.rooms_emptied(r for r in rooms if not self.registry.has_room(r))
         self.departures.announce(rooms, self.encode_event("socket-disconnected", id_socket))
@@ -288,6 +292,10 @@ class WorkerNode:
         largest = heapq.nsmallest(limit, totals.items(), key=lambda size: (-size[1], size[0]))
         return Rooms(sizes=largest, expected=expected, responded=len(replies))
 
+    async def metrics(self) -> tuple[dict[str, Snapshot], set[str]]:
+        """Every live worker's Prometheus series (by procid), and the procids expected."""
+        return await self.gatherer.gather_from(events.METRICS)
+
     async def workers(self) -> tuple[list[dict[str, Any]], int]:
         replies, expected = await self.gather(events.STATS)
         return sorted(replies.values(), key=lambda w: (w["host"], w["procid"])), expected
@@ -303,6 +311,10 @@ class WorkerNode:
             return self.registry.sockets_per_user()
         if kind == events.ROOMS:
             return self.registry.room_sizes(args["prefix"], args["most"])
+        if kind == events.METRICS:
+            series.SOCKETS.set(len(self.registry))
+            series.ROOMS.set(self.registry.room_count)
+            return snapshot()
         if kind == events.RENAME_REACH:  # the room events _forward_rename would publish here
             return len(self.registry.rooms_of_user(args["id_user"]))
         raise ValueError(f"unknown query kind {kind!r}")

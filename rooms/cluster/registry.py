@@ -8,7 +8,7 @@ from __future__ import annotations
 import heapq
 import os
 import secrets
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import orjson
@@ -166,5 +166,5 @@ class Registry:
         """The rooms of this worker's sockets of `id_user`, sorted, each once."""
         return sorted({room for sock in self.of_user(id_user) for room in sock.rooms})
 
-    def all(self) -> Iterable[LocalSocket]:
+    def all(self) -> list[LocalSocket]:
         return list(self._sockets.values())

@@ -8,6 +8,7 @@ from typing import Any
 from rooms.http.views import (
     EngineIOHttpRefusal,
     HealthView,
+    MetricsView,
     RoomsView,
     RoomUsersView,
     WorkersView,
@@ -21,6 +22,7 @@ _FIXED_VIEWS = {
     "/workers": WorkersView,
     "/rooms": RoomsView,
     "/healthz": HealthView,
+    "/metrics": MetricsView,
 }
 _FIXED_RAW_PATHS = frozenset(path.encode() for path in _FIXED_VIEWS)
 

@@ -45,6 +45,7 @@ from django.middleware.security import SecurityMiddleware
 from rooms.bus.directory import ClusterUnavailable
 from rooms.cluster.names import MAX_ROOM_LENGTH, InvalidRoom, validate_room
 from rooms.cluster.node import Rooms, Roster, RosterJson, WorkerNode
+from rooms.metrics.exposition import cluster_exposition
 from users.models import PlaygroundUser
 from users.services import user_names
 
@@ -146,6 +147,15 @@ class JsonHttpHandler:
     async def respond_json(
         self, status: int, body: bytes, headers: dict[str, str] | None = None
     ) -> None:
+        await self.respond_body(status, body, JSON, headers)
+
+    async def respond_body(
+        self,
+        status: int,
+        body: bytes,
+        content_type: tuple[bytes, bytes],
+        headers: dict[str, str] | None = None,
+    ) -> None:
         extra = [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
         extra += security_headers(self.request)
         length = (b"Content-Length", b"%d" % len(body))  # else HTTP/1.1 answers go chunked
@@ -153,7 +163,7 @@ class JsonHttpHandler:
             {
                 "type": "http.response.start",
                 "status": status,
-                "headers": [JSON, length, *extra],
+                "headers": [content_type, length, *extra],
                 "trailers": False,
             }
         )
@@ -239,12 +249,11 @@ def is_staff_session(request: HttpRequest) -> bool:
     return bool(user.is_active and user.is_staff)
 
 
-def holds_workers_token(request: HttpRequest) -> bool:
-    """Whether the request carries WORKERS_TOKEN: `Authorization: Bearer <token>` (RFC
-    6750 section 2.1), or HTTP Basic with the token as the password and any user name
-    (RFC 7617) for tools that can put credentials only in a URL (http://ops:<token>@host).
+def holds_token(request: HttpRequest, token: str) -> bool:
+    """Whether the request carries `token`: `Authorization: Bearer <token>` (RFC 6750
+    section 2.1), or HTTP Basic with the token as the password and any user name (RFC
+    7617) for tools that can put credentials only in a URL (http://ops:<token>@host).
     No token configured: nobody. Compared in constant time."""
-    token = settings.WORKERS_TOKEN
     scheme, _, credentials = request.headers.get("Authorization", "").strip().partition(" ")
     credentials = credentials.strip()
     if not token or not credentials:
@@ -273,11 +282,36 @@ class WorkersView(JsonHttpHandler):
         headers = {"X-Workers-Expected": str(expected), "X-Workers-Responded": str(len(workers))}
         if not (
             settings.DEBUG
-            or holds_workers_token(self.request)
+            or holds_token(self.request, settings.WORKERS_TOKEN)
             or await database_sync_to_async(is_staff_session)(self.request)
         ):
             workers = [{k: w[k] for k in PUBLIC_WORKER_FIELDS if k in w} for w in workers]
         await self.respond(200, workers, headers)
+
+
+class MetricsView(JsonHttpHandler):
+    """GET /metrics: every live worker's Prometheus series in one scrape, each labelled
+    with its procid (rooms.metrics.exposition). With DEBUG off only staff and a scraper
+    holding METRICS_TOKEN (Bearer, as Prometheus' `authorization` sends it) read it: the
+    figures tell an attacker how the cluster is doing under the attack."""
+
+    async def get(self) -> None:
+        if not (
+            settings.DEBUG
+            or holds_token(self.request, settings.METRICS_TOKEN)
+            or await database_sync_to_async(is_staff_session)(self.request)
+        ):
+            challenge = {"WWW-Authenticate": 'Bearer realm="metrics"'}  # RFC 6750 section 3
+            await self.respond(401, {"error": "a staff session or METRICS_TOKEN"}, challenge)
+            return
+        snapshots, expected = await (await self.node()).metrics()
+        accept = self.request.headers.get("Accept", "")
+        body, content_type = cluster_exposition(snapshots, expected, accept)
+        headers = {
+            "X-Workers-Expected": str(len(expected)),
+            "X-Workers-Responded": str(len(snapshots)),
+        }
+        await self.respond_body(200, body, (b"Content-Type", content_type.encode()), headers)
 
 
 @database_sync_to_async

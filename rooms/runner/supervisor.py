@@ -36,6 +36,7 @@ STACKS_SIGNAL = signal.SIGUSR1
 STACKS_WAIT_SECONDS = 1.0
 # A worker that stopped to be replaced by a fresh process (EX_TEMPFAIL, sysexits.h).
 RECYCLE_EXIT_CODE = 75
+RESTARTS_VARIABLE = "WORKER_RESTARTS"  # how often the worker's slot was restarted before it
 _PR_SET_PDEATHSIG = 1
 
 
@@ -152,10 +153,10 @@ class Supervisor:
             loop.remove_signal_handler(sig)
 
     async def _keep_alive(self, slot: int) -> None:
-        failures = 0
+        failures = restarts = 0
         while not self._stopping.is_set():
             started = time.monotonic()
-            process = await self._spawn(slot)
+            process = await self._spawn(slot, restarts)
             code = await process.wait()
             if self._stopping.is_set():
                 return
@@ -163,17 +164,19 @@ class Supervisor:
                 logger.info("worker w%d (pid %d) recycled; its successor starts", slot, process.pid)
                 failures = 0
                 continue
+            restarts += 1
             failures = failures + 1 if time.monotonic() - started < self.stable_run else 0
             delay = restart_delay(failures)
             logger.warning("worker w%d exited with %s; restarting in %.1f s", slot, code, delay)
             await asyncio.sleep(delay)
 
-    async def _spawn(self, slot: int) -> asyncio.subprocess.Process:
+    async def _spawn(self, slot: int, restarts: int) -> asyncio.subprocess.Process:
+        """A worker for `slot`, told how often the slot was restarted (GET /metrics shows it)."""
         fd = self.listener.fileno()
         process = await asyncio.create_subprocess_exec(
             *worker_command(self.config, fd),
             pass_fds=(fd,),
-            env={**self.env, "WORKER_SLOT": str(slot)},
+            env={**self.env, "WORKER_SLOT": str(slot), RESTARTS_VARIABLE: str(restarts)},
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
             preexec_fn=_die_with_parent,

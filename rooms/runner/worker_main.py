@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import faulthandler
+import os
 import sys
 
 import uvloop
 
-from rooms.runner.supervisor import RECYCLE_EXIT_CODE, STACKS_SIGNAL
+from rooms.runner.supervisor import RECYCLE_EXIT_CODE, RESTARTS_VARIABLE, STACKS_SIGNAL
 
 faulthandler.register(STACKS_SIGNAL, all_threads=True)
 asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
@@ -34,6 +35,7 @@ import identity_playground.asgi  # noqa: E402, F401  (sets Django up, as daphne 
 from identity_playground.client_address import trusted_proxies  # noqa: E402
 from rooms.cluster.registry import worker_slot  # noqa: E402
 from rooms.http.routing import served_without_django  # noqa: E402
+from rooms.metrics.series import WORKER_RESTARTS  # noqa: E402
 from rooms.runner import lifecycle  # noqa: E402
 from rooms.runner.recycling import Recycling  # noqa: E402
 from rooms.runtime import NODE  # noqa: E402
@@ -56,6 +58,7 @@ tuning.install(
     serves_without_django=served_without_django,
     silent_timeout=settings.HTTP_HEAD_TIMEOUT_S,
 )
+WORKER_RESTARTS.labels(str(worker_slot())).set(int(os.environ.get(RESTARTS_VARIABLE, "0")))
 recycling = Recycling(
     growth=settings.WORKER_RECYCLE_RSS_GROWTH,
     idle_s=settings.WORKER_RECYCLE_IDLE_S,

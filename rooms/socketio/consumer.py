@@ -24,6 +24,7 @@ from rooms.cluster.known_users import KNOWN_USERS
 from rooms.cluster.names import InvalidRoom, validate_room
 from rooms.cluster.node import WorkerNode
 from rooms.cluster.registry import LocalSocket
+from rooms.metrics.series import EVENTS_RECEIVED, LIMIT_CLOSES
 from rooms.server import backpressure, ws_frame_budget
 from rooms.server.ws_frames import FrameWriter, frame_writer
 from rooms.socketio import codec
@@ -124,10 +125,12 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
         per_minute = settings.SOCKETIO_CONNECT_REFUSALS_PER_MINUTE
         if ratelimit.REFUSED_CONNECTS.exhausted(address, per_minute):
             logger.info("refusing /socket.io/ connection: too many refused CONNECTs")
+            LIMIT_CLOSES.labels("connect_refusals").inc()
             await self.close()
             return
         if not OPEN_CONNECTIONS.admit(address, settings.SOCKETIO_MAX_CONNECTIONS_PER_ADDRESS):
             logger.info("refusing /socket.io/ connection: too many from one address")
+            LIMIT_CLOSES.labels("connections_per_address").inc()
             await self.close()
             return
         self.address = address
@@ -185,6 +188,7 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
             if isinstance(exc, codec.RefusedPayload) and await self.refuse_payload(exc):
                 return
             self.log.info("closing %s: %s", self.sid or self.eio_sid, exc)
+            LIMIT_CLOSES.labels("protocol_error").inc()
             if self.sid is not None:  # a connected socket is told why
                 await self._emit("error", {"message": f"{exc}: disconnecting"})
             elif text_data is not None and text_data.startswith("40"):  # so is a CONNECT
@@ -239,6 +243,7 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
         SOCKETIO_BYTE_RATE (each costs a decode, and events cost the cluster more): the
         client is told why, then disconnected."""
         self.log.info("closing %s: over its %s budget", self.sid or self.eio_sid, unit)
+        LIMIT_CLOSES.labels(f"{unit}_rate").inc()
         if self.sid is not None:
             await self._emit("error", {"message": f"too many {unit}s: disconnecting"})
         await self._close()
@@ -374,6 +379,7 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
         per_minute = settings.SOCKETIO_CONNECT_REFUSALS_PER_MINUTE
         if ratelimit.REFUSED_CONNECTS.retry_after(self.address or "", per_minute):
             self.log.info("closing %s: too many refused CONNECTs from its address", self.eio_sid)
+            LIMIT_CLOSES.labels("connect_refusals").inc()
             message = "too many refused CONNECTs from this address"
             await self._send_packet(codec.ConnectError(message, namespace))
             await self._close()
@@ -382,9 +388,11 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
         self.connect_refusals += 1
         if self.connect_refusals >= settings.SOCKETIO_MAX_CONNECT_ATTEMPTS:
             self.log.info("closing %s: %d CONNECTs refused", self.eio_sid, self.connect_refusals)
+            LIMIT_CLOSES.labels("connect_attempts").inc()
             await self._close()
 
     async def on_event(self, event: codec.Event) -> None:
+        EVENTS_RECEIVED.inc()
         arg = event.args[0] if event.args else None
         match event.name:
             case "join" | "leave":
@@ -473,6 +481,7 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
                 await asyncio.wait_for(self.pong.wait(), timeout)
             except TimeoutError:
                 self.log.info("closing %s: ping timeout", self.sid or self.eio_sid)
+                LIMIT_CLOSES.labels("ping_timeout").inc()
                 await self._close()
                 return
 
@@ -481,6 +490,7 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
         await asyncio.sleep(settings.SOCKETIO_CONNECT_TIMEOUT_S)
         if self.sid is None:
             self.log.info("closing %s: no CONNECT packet in time", self.eio_sid)
+            LIMIT_CLOSES.labels("connect_timeout").inc()
             await self._close()
 
     # ---- sending and closing ------------------------------------------------------------
@@ -540,6 +550,7 @@ class SocketIOConsumer(DirectDispatch, AsyncWebsocketConsumer):
         self.log.info(
             "closing %s: outgoing buffer over %d bytes", self.sid or self.eio_sid, self.max_buffered
         )
+        LIMIT_CLOSES.labels("outgoing_buffer").inc()
         self.outgoing.abort()
         self.outgoing = None
         self.closing = True

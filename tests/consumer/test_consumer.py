@@ -16,11 +16,22 @@ from rooms.cluster.events import CLUSTER_GROUP
 from rooms.cluster.known_users import KNOWN_USERS
 from rooms.cluster.names import room_group
 from rooms.cluster.node import WorkerNode
+from rooms.metrics.series import REGISTRY
 from rooms.socketio import codec
 from tests.consumer.conftest import Client, ClientFactory, expect, quiet, socket_path
 from users.models import PlaygroundUser
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def counted(name: str, **labels: str) -> float:
+    """This worker's identity_playground_<name>_total, as GET /metrics reports it."""
+    value = REGISTRY.get_sample_value(f"identity_playground_{name}_total", labels)
+    return value or 0.0
+
+
+def limit_closes(reason: str) -> float:
+    return counted("limit_closes", reason=reason)
 
 
 async def roster_of(node: WorkerNode, room: str) -> list[tuple[str, str]]:
@@ -270,7 +281,9 @@ async def test_handshake_names_this_worker(connect: ClientFactory, node: WorkerN
 async def test_second_connect_on_one_connection_closes_it(
     connect: ClientFactory, node: WorkerNode
 ) -> None:
-    """CONNECT on an already connected namespace is a protocol error that drops the socket."""
+    """CONNECT on an already connected namespace is a protocol error that drops the socket
+    (and /metrics counts it)."""
+    closes = limit_closes("protocol_error")
     client = await connect(id_user="1", room="Maths")
     await client.send("40")
     await expect(
@@ -278,17 +291,20 @@ async def test_second_connect_on_one_connection_closes_it(
     )
     await client.assert_closed()
     assert len(node.registry) == 0
+    assert limit_closes("protocol_error") == closes + 1
 
 
 async def test_client_that_never_connects_is_closed(
     settings: Settings, raw_client: Callable[..., Client], node: WorkerNode
 ) -> None:
-    """An Engine.IO session that sends no CONNECT in time is closed."""
+    """An Engine.IO session that sends no CONNECT in time is closed (and counted)."""
     settings.SOCKETIO_CONNECT_TIMEOUT_S = 0.2
+    closes = limit_closes("connect_timeout")
     client = raw_client(socket_path(id_user="1"))
     await client.open()
     await client.assert_closed()
     assert len(node.registry) == 0
+    assert limit_closes("connect_timeout") == closes + 1
 
 
 # ---- rooms ------------------------------------------------------------------------------
@@ -428,11 +444,16 @@ async def test_identity_change_reaches_each_other_member_once_with_the_senders_i
     await expect(both, "socket-connected", sender.sid)
     await expect(both, "socket-connected", sender.sid)  # once per room it joined
 
+    received, delivered = counted("events_received"), counted("events_delivered")
     reply = await sender.call("identity-change", {"name": "Johnny", "id_user": "9", "n": [1]})
     assert reply == {"ok": True}
     for receiver in (maths, physics, both):
         await expect(receiver, "identity-change", {"name": "Johnny", "id_user": "1", "n": [1]})
     await quiet(maths, physics, both, stranger, sender)
+    assert (counted("events_received"), counted("events_delivered")) == (
+        received + 1,
+        delivered + 3,
+    )
 
 
 async def test_identity_change_without_an_ack_is_relayed_too(connect: ClientFactory) -> None:

@@ -13,6 +13,7 @@ import os
 import re
 import signal
 import time
+import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Callable
 from itertools import groupby
@@ -21,6 +22,8 @@ from urllib.parse import quote
 import pytest
 import redis
 from django.conf import settings
+from prometheus_client.metrics_core import Metric
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.recording import Client, close_all, connect_many, spread_clients
 from tests.integration.servers import LAYER_BACKENDS, Cluster, RedisServer, http, wait_until
@@ -164,6 +167,49 @@ async def test_rooms_lists_the_rooms_in_use_with_their_counts_across_workers(
             assert http(f"{cluster4.url}/rooms?limit={limit}")[0] == 400
     finally:
         await close_all([*big, *small])
+
+
+def scrape(cluster: Cluster, headers: dict[str, str] | None = None) -> dict[str, Metric]:
+    """GET /metrics, parsed by prometheus-client's own parser: {family name: family}."""
+    request = urllib.request.Request(f"{cluster.url}/metrics", headers=headers or {})
+    with urllib.request.urlopen(request, timeout=5) as response:
+        assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        text = response.read().decode()
+    return {family.name: family for family in text_string_to_metric_families(text)}
+
+
+def sockets_per_worker(families: dict[str, Metric]) -> dict[str, float]:
+    return {s.labels["procid"]: s.value for s in families["identity_playground_sockets"].samples}
+
+
+async def test_one_scrape_shows_every_worker(cluster4: Cluster) -> None:
+    """GET /metrics on any worker: each live worker's series labelled with its procid, the
+    sockets summing to those open, every worker up, and the series an operator alerts on."""
+    clients = await spread_clients(cluster4.url, f"scraped-{uuid.uuid4().hex[:8]}", 8)
+    try:
+        await asyncio.to_thread(  # sockets other tests of the module closed are gone
+            wait_until,
+            lambda: sum(w["sockets"] for w in http(f"{cluster4.url}/workers")[2]) == len(clients),
+            10,
+            "only this test's sockets to be open",
+        )
+        families = scrape(cluster4)
+        procids = {w["procid"] for w in http(f"{cluster4.url}/workers")[2]}
+        assert sockets_per_worker(families).keys() == procids and len(procids) == 4
+        assert sum(sockets_per_worker(families).values()) == len(clients)
+        up = families["identity_playground_worker_up"].samples
+        assert {(s.labels["procid"], s.value) for s in up} == {(p, 1.0) for p in procids}
+        connects = families["identity_playground_connects"].samples
+        assert sum(s.value for s in connects) >= len(clients)
+        outcomes = {
+            s.labels["outcome"] for s in families["identity_playground_roster_requests"].samples
+        }
+        assert outcomes == {"complete", "partial", "declined"}
+        for name in ("gather_duration_seconds", "bus_reconnects", "limit_closes", "rooms",
+                     "events_received", "events_delivered", "disconnects"):  # fmt: skip
+            assert f"identity_playground_{name}" in families, name
+    finally:
+        await close_all(clients)
 
 
 async def test_django_code_reaches_and_asks_every_worker(cluster4: Cluster) -> None:
@@ -391,7 +437,7 @@ def test_a_worker_that_keeps_dying_is_restarted_with_backoff(
     """A worker that had run for longer than the stable run (RUNCLUSTER_STABLE_RUN_S) is
     restarted at once; one that keeps dying within it comes back after 0.1, 0.2, 0.4, 0.8,
     1.6 s, never sooner (rooms.runner.supervisor.restart_delay), so a crash loop does not spin;
-    the cluster serves again once the worker is left alone."""
+    the cluster serves again once the worker is left alone, and /metrics counts the restarts."""
     cluster = start_cluster(workers=1, RUNCLUSTER_STABLE_RUN_S=str(STABLE_RUN_SECONDS))
     [first] = cluster.children()
     time.sleep(STABLE_RUN_SECONDS + 0.5)  # the worker started before start_cluster returned
@@ -412,3 +458,5 @@ def test_a_worker_that_keeps_dying_is_restarted_with_backoff(
     assert announced == ["0.0", *map(str, delays)]
     cluster.wait_for_workers(1)
     assert roster(cluster, "after-the-loop")[0] == 200
+    [restarts] = scrape(cluster)["identity_playground_worker_restarts"].samples
+    assert (restarts.labels["slot"], restarts.value) == ("0", 6.0)  # what GET /metrics shows

@@ -1,17 +1,20 @@
-"""/workers' details for an operator's tool under production settings: WORKERS_TOKEN, sent
-as `Authorization: Bearer <token>`, or as the password of HTTP Basic for tools that can put
-credentials only in a URL (http://ops:<token>@host/workers: bench/faults.sh's harness)."""
+"""/workers' details and /metrics for an operator's tools under production settings:
+WORKERS_TOKEN and METRICS_TOKEN, sent as `Authorization: Bearer <token>`, or as the password
+of HTTP Basic for tools that can put credentials only in a URL (http://ops:<token>@host/workers:
+bench/faults.sh's harness)."""
 
 from __future__ import annotations
 
 import base64
 import json
 import secrets
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.conftest import module_cluster
 from tests.integration.servers import Cluster, RedisServer
@@ -19,6 +22,7 @@ from tests.integration.servers import Cluster, RedisServer
 pytestmark = [pytest.mark.integration, pytest.mark.daphne]
 
 TOKEN = secrets.token_urlsafe(32)
+METRICS_TOKEN = secrets.token_urlsafe(32)
 PUBLIC_WORKER_FIELDS = {"procid", "sockets", "rooms"}
 
 
@@ -37,6 +41,7 @@ def cluster(
         SECURE_SSL_REDIRECT="off",
         SECURE_PROXY_SSL_HEADER="off",
         WORKERS_TOKEN=TOKEN,
+        METRICS_TOKEN=METRICS_TOKEN,
     )
 
 
@@ -74,3 +79,23 @@ def test_without_the_token_only_the_public_fields(cluster: Cluster) -> None:
     ):
         listed = workers(cluster, authorization)
         assert listed and all(set(w) == PUBLIC_WORKER_FIELDS for w in listed), authorization
+
+
+def test_metrics_need_their_own_token(cluster: Cluster) -> None:
+    """/metrics answers a scraper holding METRICS_TOKEN with both workers' series; without
+    it (or with WORKERS_TOKEN) 401 with a Bearer challenge, and nothing of the figures."""
+    request = urllib.request.Request(
+        f"{cluster.url}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:
+        text = response.read().decode()
+    up = next(f for f in text_string_to_metric_families(text) if f.name.endswith("_worker_up"))
+    assert len(up.samples) == 2 and all(s.value == 1.0 for s in up.samples)
+    for authorization in (None, f"Bearer {TOKEN}", f"Bearer {METRICS_TOKEN[:-1]}"):
+        headers = {"Authorization": authorization} if authorization else {}
+        refused = urllib.request.Request(f"{cluster.url}/metrics", headers=headers)
+        with pytest.raises(urllib.error.HTTPError) as raised:
+            urllib.request.urlopen(refused, timeout=5)
+        assert raised.value.code == 401, authorization
+        assert raised.value.headers["WWW-Authenticate"].startswith("Bearer")
+        assert b"identity_playground" not in raised.value.read()

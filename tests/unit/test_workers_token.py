@@ -1,4 +1,5 @@
-"""WORKERS_TOKEN: who may read /workers' details besides DEBUG and staff sessions."""
+"""WORKERS_TOKEN and METRICS_TOKEN: who may read /workers' details and /metrics besides
+DEBUG and staff sessions."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import base64
 from django.test import RequestFactory
 from pytest_django.fixtures import Settings
 
-from rooms.http.views import holds_workers_token
+from rooms.http.views import holds_token
 
 TOKEN = "t" * 40
 
@@ -24,13 +25,13 @@ def basic(user: str, password: str) -> str:
 def test_bearer_or_basic_password_matches(settings: Settings) -> None:
     settings.WORKERS_TOKEN = TOKEN
     for authorization in (f"Bearer {TOKEN}", f"bearer  {TOKEN}", basic("ops", TOKEN)):
-        assert holds_workers_token(request_with(authorization)), authorization  # type: ignore[arg-type]
+        assert holds_token(request_with(authorization), settings.WORKERS_TOKEN), authorization  # type: ignore[arg-type]
     for authorization in (None, "", "Bearer", f"Bearer {TOKEN}x", basic(TOKEN, "x"),
                           "Basic ###", basic("ops", "é" + TOKEN)):  # fmt: skip
-        assert not holds_workers_token(request_with(authorization)), authorization  # type: ignore[arg-type]
+        assert not holds_token(request_with(authorization), settings.WORKERS_TOKEN), authorization  # type: ignore[arg-type]
 
 
 def test_no_token_configured_lets_nobody_in(settings: Settings) -> None:
     settings.WORKERS_TOKEN = ""
     for authorization in ("Bearer ", basic("ops", ""), "Bearer x"):
-        assert not holds_workers_token(request_with(authorization))  # type: ignore[arg-type]
+        assert not holds_token(request_with(authorization), settings.WORKERS_TOKEN)  # type: ignore[arg-type]
