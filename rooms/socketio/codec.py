@@ -31,7 +31,7 @@ from rooms.engineio.bounded_json import (
 from rooms.engineio.bounded_json import dumps as _dumps
 from rooms.engineio.bounded_json import parse as _parse_json
 from rooms.engineio.errors import ProtocolError
-from rooms.engineio.packets import Close, Open, Ping, Pong
+from rooms.engineio.packets import MESSAGE, Close, Open, Ping, Pong
 
 __all__ = [
     "MAX_JSON_DEPTH",
@@ -168,8 +168,9 @@ def _has_lone_surrogate(value: Any) -> bool:
 def decode(frame: str, *, max_payload: int = 1_000_000) -> Packet:
     """Decode one WebSocket text frame; raise ProtocolError, and only that, for any bad input.
     A message (`4`) is a Socket.IO packet; any other frame an Engine.IO one."""
-    engineio.check_frame(frame, max_payload)
-    if frame[0] == engineio.MESSAGE:
+    if not frame or len(frame) > max_payload:
+        engineio.check_frame(frame, max_payload)  # raises, saying which
+    if frame[0] == MESSAGE:
         return _decode_socketio(frame)
     return engineio.decode_control(frame)
 
