@@ -4,7 +4,7 @@ Its states and every transition between them are in `TRANSITIONS`, in one place 
 `_state.py` and wsproto's `ConnectionState` keep theirs). A transport feeds it what happened
 (`open`, `receive`, `tick`, `close`, `transport_closed`) with the time `now` on its own clock,
 and acts on what it answers: `SendPacket` (write this packet) and `CloseConnection` (close
-the connection now, for this reason). The session never sleeps or does I/O; its heartbeat is
+the connection at once, for this reason). The session never sleeps or does I/O; its heartbeat is
 two deadlines, and `next_deadline` says when the transport should `tick` it next (as
 aioquic's `get_timer()` does), to be read again after each input.
 
@@ -72,7 +72,7 @@ class SendPacket:
 
 @dataclass(frozen=True, slots=True)
 class CloseConnection:
-    """Close the connection now; the session is CLOSING."""
+    """Close the connection at once; the session is CLOSING."""
 
     reason: str
 

@@ -64,6 +64,9 @@ def new_sid() -> str:
 
 
 class WebSocketTransport(DirectDispatch, AsyncWebsocketConsumer, Generic[M]):
+    """One WebSocket connection carrying one Engine.IO session; a subclass is the layer
+    above, filling in the hooks (every one has a default but `decode_message`)."""
+
     session: Session | None = None  # from the handshake on
     write_frame: FrameWriter | None = None  # under daphne: text frames bypass the ASGI send
     # Under daphne: what the connection has queued to send, checked after every frame
@@ -85,18 +88,18 @@ class WebSocketTransport(DirectDispatch, AsyncWebsocketConsumer, Generic[M]):
         finally:
             self._release()
 
-    # ---- hooks for the layer above (no-op defaults) -------------------------------------
+    # ---- hooks for the layer above ------------------------------------------------------
 
     async def admit(self) -> bool:
         """Whether to accept this handshake (it logs its own refusals)."""
         return True
 
     async def opened(self) -> None:
-        """The session is open: its OPEN packet went out, no frame has come yet."""
+        """The session is open: its OPEN packet went out, and no frame has come in."""
 
     def decode_message(self, text_data: str | None, bytes_data: bytes | None) -> M | None:
-        """What a message frame (`4...` text, or binary) means, or None while it means
-        nothing yet; raise ProtocolError for one that cannot be taken."""
+        """What a message frame (`4...` text, or binary) means, or None while it is
+        incomplete; raise ProtocolError for one that cannot be taken."""
         raise NotImplementedError
 
     async def handle(self, message: M) -> None:
@@ -186,7 +189,7 @@ class WebSocketTransport(DirectDispatch, AsyncWebsocketConsumer, Generic[M]):
         """A packet of Engine.IO's own, for the session."""
         deadline = session.next_deadline
         outputs = session.receive(packet, asyncio.get_running_loop().time())
-        if session.next_deadline != deadline:  # a PONG: the next PING is due from now
+        if session.next_deadline != deadline:  # a PONG: the next PING is due after it
             self._deadline_moved.set()
         if outputs:
             await self._act(outputs)
