@@ -45,6 +45,7 @@ from django.middleware.security import SecurityMiddleware
 from rooms.bus.directory import ClusterUnavailable
 from rooms.cluster.names import MAX_ROOM_LENGTH, InvalidRoom, validate_room
 from rooms.cluster.node import Rooms, Roster, RosterJson, WorkerNode
+from rooms.engineio import handshake
 from rooms.metrics.exposition import cluster_exposition
 from users.models import PlaygroundUser
 from users.services import user_names
@@ -344,9 +345,6 @@ class EngineIOHttpRefusal(JsonHttpHandler):
 
     async def get(self) -> None:
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
-        if query.get("transport", [""])[0] != "websocket":
-            await self.respond(400, {"code": 0, "message": "Transport unknown"})
-        elif query.get("EIO", [""])[0] != "4":
-            await self.respond(400, {"code": 5, "message": "Unsupported protocol version"})
-        else:  # transport=websocket without the Upgrade
-            await self.respond(400, {"code": 3, "message": "Bad request"})
+        # a query the WebSocket transport would serve, sent without the Upgrade: Bad request
+        error = handshake.refusal(query) or handshake.BAD_REQUEST
+        await self.respond(400, {"code": error.code, "message": error.message})

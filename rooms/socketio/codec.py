@@ -1,8 +1,11 @@
-"""Engine.IO v4 + Socket.IO v5 wire format for the WebSocket transport (one packet per frame).
+"""Socket.IO v5 wire format inside Engine.IO v4 messages, for the WebSocket transport.
 
 Sans-I/O, like h11/wsproto: frozen dataclasses in, text frames out. Anything the peer got wrong
 raises `ProtocolError`, so the caller can close that one connection and nothing else.
-Specs: socketio/engine.io-protocol (v4) and socketio/socket.io-protocol (v5).
+Spec: socketio/socket.io-protocol (v5). The Engine.IO packets (OPEN, CLOSE, PING, PONG) are
+those of rooms.engineio.packets, re-exported here so that `decode` and `encode` take any frame: a
+Socket.IO packet is decoded in one pass from its frame, `4` included, with no copy of the
+Engine.IO message's data.
 
 Binary data travels as the official clients send it: a BINARY_EVENT or BINARY_ACK text frame
 whose JSON holds a `{"_placeholder": true, "num": i}` for each bytes value, followed by that
@@ -14,15 +17,32 @@ encoded as such a series of frames (`Frame`).
 
 from __future__ import annotations
 
-import json
-import math
 import re
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
+from rooms.engineio import packets as engineio
+from rooms.engineio.bounded_json import (
+    MAX_JSON_DEPTH,
+    MAX_JSON_ELEMENTS,
+    MAX_JSON_INT_DIGITS,
+    LongInteger,
+)
+from rooms.engineio.bounded_json import dumps as _dumps
+from rooms.engineio.bounded_json import parse as _parse_json
+from rooms.engineio.errors import ProtocolError
+from rooms.engineio.packets import MESSAGE, Close, Open, Ping, Pong
 
-class ProtocolError(ValueError):
-    """The peer sent a frame we cannot or will not decode; close its connection."""
+__all__ = [
+    "MAX_JSON_DEPTH",
+    "MAX_JSON_ELEMENTS",
+    "MAX_JSON_INT_DIGITS",
+    "Close",
+    "Open",
+    "Ping",
+    "Pong",
+    "ProtocolError",
+]
 
 
 class RefusedPayload(ProtocolError):
@@ -45,24 +65,12 @@ class InvalidText(RefusedPayload):
         super().__init__(message, kind, ack_id, namespace)
 
 
-class _LongInteger(ProtocolError):
-    """A JSON integer of more than MAX_JSON_INT_DIGITS digits (becomes a RefusedPayload)."""
-
-
 DEFAULT_NAMESPACE = "/"
 # socket.io-parser refuses these as event names: they mean something to the EventEmitters.
 RESERVED_EVENTS = frozenset(
     {"connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"}
 )
-MAX_JSON_DEPTH = 32
-# Arrays, objects and their elements one frame may hold: decoding 750 KB of nested empty
-# arrays took 140-190 ms of CPU, which a client could repeat every frame.
-MAX_JSON_ELEMENTS = 10_000
 MAX_ACK_ID_DIGITS = 10  # enough for any id a client counter reaches, small enough to bound parsing
-# JSON.stringify writes every number from 1e21 on in exponent form, so no JavaScript client
-# sends a longer integer; int() of a long digit string costs quadratic time, which is why
-# Python refuses past 4,300 digits (CVE-2020-10735) with a ValueError of its own.
-MAX_JSON_INT_DIGITS = 100
 # Binary frames one BINARY_EVENT or BINARY_ACK may announce (each also counts against the
 # connection's frame and byte budgets, and all of them with the head against maxPayload).
 MAX_ATTACHMENTS = 10
@@ -70,35 +78,6 @@ MAX_ATTACHMENTS = 10
 Frame: TypeAlias = str | list[str | bytes]
 """What one event is on the wire: a text frame, or a binary event's text frame followed by
 its attachments, each a binary frame."""
-
-
-@dataclass(frozen=True, slots=True)
-class Open:
-    """Engine.IO OPEN (0): the server's handshake, sent right after the WebSocket upgrade."""
-
-    sid: str
-    ping_interval: int  # ms
-    ping_timeout: int  # ms
-    max_payload: int
-
-
-@dataclass(frozen=True, slots=True)
-class Close:
-    """Engine.IO CLOSE (1): the transport is about to be closed."""
-
-
-@dataclass(frozen=True, slots=True)
-class Ping:
-    """Engine.IO PING (2); in v4 the server sends it and the client answers with a PONG."""
-
-    data: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Pong:
-    """Engine.IO PONG (3), echoing the PING's data."""
-
-    data: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,65 +142,10 @@ Packet: TypeAlias = (
 _ABSENT: Any = object()  # "no JSON payload", distinct from a JSON null
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")  # Python accepts NaN/Infinity; JSON.parse does not
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if math.isinf(value):  # "1e999": we could not encode it back as JSON
-        raise ValueError(f"number out of range: {text[:20]}")
-    return value
-
-
-def _bounded_int(text: str) -> int:
-    if len(text) > MAX_JSON_INT_DIGITS + (text[0] == "-"):
-        raise _LongInteger(f"a JSON integer longer than {MAX_JSON_INT_DIGITS} digits")
-    return int(text)
-
-
-# One encoder/decoder each: json.dumps/loads with options would build a new one per call.
-_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
-_loads = json.JSONDecoder(
-    parse_float=_finite_float, parse_int=_bounded_int, parse_constant=_reject_constant
-).decode
-
-
-# A JSON string, to blank out before counting structure (escapes included). Possessive
-# (Python 3.11), so nothing it consumed is tried again, and its closing quote optional, so
-# an unterminated string is consumed once to the end of the text: a search that fails
-# after each opening quote and starts over at the next costs time quadratic in the text.
-_JSON_STRING = re.compile(r'"(?:[^"\\]++|\\.)*+"?', re.DOTALL)
 # A \u escape of a UTF-16 surrogate, or a surrogate itself (a str frame that never was
 # UTF-8): where a lone surrogate in decoded JSON can come from.
 _MAYBE_SURROGATE = re.compile("\\\\u[dD][89a-fA-F]|[\ud800-\udfff]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def _check_size(text: str) -> None:
-    """Refuse more than MAX_JSON_ELEMENTS before decoding, counting brackets and commas
-    outside strings; the cheap count over the whole text decides whether to look closer."""
-    if text.count("[") + text.count("{") + text.count(",") <= MAX_JSON_ELEMENTS:
-        return
-    bare = _JSON_STRING.sub('""', text)
-    if bare.count("[") + bare.count("{") + bare.count(",") > MAX_JSON_ELEMENTS:
-        raise ProtocolError(f"JSON payload has more than {MAX_JSON_ELEMENTS} elements")
-
-
-def _parse_json(text: str) -> Any:
-    _check_size(text)
-    try:
-        value = _loads(text)  # trailing data raises "Extra data"
-    except RecursionError:
-        raise ProtocolError("JSON payload nested too deeply") from None
-    except _LongInteger:
-        raise
-    except ValueError as exc:
-        raise ProtocolError(f"invalid JSON payload: {exc}") from None
-    # Fewer brackets than the limit cannot nest past it: skips the walk for typical frames.
-    if isinstance(value, list | dict) and text.count("[") + text.count("{") > MAX_JSON_DEPTH:
-        _check_depth(value)
-    return value
 
 
 def _has_lone_surrogate(value: Any) -> bool:
@@ -241,61 +165,14 @@ def _has_lone_surrogate(value: Any) -> bool:
     return False
 
 
-def _check_depth(value: list[Any] | dict[str, Any]) -> None:
-    """Bound nesting iteratively, so a hostile payload cannot blow the stack later."""
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if depth > MAX_JSON_DEPTH:
-            raise ProtocolError(f"JSON payload nested deeper than {MAX_JSON_DEPTH}")
-        children = node.values() if isinstance(node, dict) else node
-        stack.extend((c, depth + 1) for c in children if isinstance(c, list | dict))
-
-
 def decode(frame: str, *, max_payload: int = 1_000_000) -> Packet:
-    """Decode one WebSocket text frame; raise ProtocolError, and only that, for any bad input."""
-    if not frame:
-        raise ProtocolError("empty frame")
-    if len(frame) > max_payload:
-        raise ProtocolError(f"frame of {len(frame)} characters exceeds maxPayload {max_payload}")
-    kind = frame[0]
-    if kind == "4":
+    """Decode one WebSocket text frame; raise ProtocolError, and only that, for any bad input.
+    A message (`4`) is a Socket.IO packet; any other frame an Engine.IO one."""
+    if not frame or len(frame) > max_payload:
+        engineio.check_frame(frame, max_payload)  # raises, saying which
+    if frame[0] == MESSAGE:
         return _decode_socketio(frame)
-    if kind == "2":
-        return Ping(frame[1:])
-    if kind == "3":
-        return Pong(frame[1:])
-    if kind == "1":
-        if len(frame) > 1:
-            raise ProtocolError("CLOSE carries no data")
-        return Close()
-    if kind == "0":
-        return _decode_open(frame[1:])
-    if kind == "5" or kind == "6":
-        raise ProtocolError("Engine.IO UPGRADE/NOOP packets belong to the polling transport")
-    raise ProtocolError(f"unknown Engine.IO packet type {kind!r}")
-
-
-def _decode_open(text: str) -> Open:
-    data = _parse_json(text) if text else None
-    if not isinstance(data, dict):
-        raise ProtocolError("OPEN payload must be a JSON object")
-    sid = data.get("sid")
-    if not isinstance(sid, str) or not isinstance(data.get("upgrades"), list):
-        raise ProtocolError("OPEN needs a string sid and a list of upgrades")
-    return Open(
-        sid,
-        _positive_int(data, "pingInterval"),
-        _positive_int(data, "pingTimeout"),
-        _positive_int(data, "maxPayload"),
-    )
-
-
-def _positive_int(data: dict[str, Any], key: str) -> int:
-    value = data.get(key)
-    if type(value) is not int or value <= 0:  # bool is an int subclass; JSON true is not a number
-        raise ProtocolError(f"OPEN needs a positive integer {key}")
-    return value
+    return engineio.decode_control(frame)
 
 
 def _decode_socketio(frame: str) -> Packet:
@@ -333,7 +210,7 @@ def _decode_socketio(frame: str) -> Packet:
     ack_id = int(frame[start:i]) if i > start else None
     try:
         payload = _parse_json(frame[i:]) if i < n else _ABSENT
-    except _LongInteger as exc:
+    except LongInteger as exc:
         raise RefusedPayload(str(exc), kind, ack_id, namespace) from None
     if (
         payload is not _ABSENT
@@ -495,22 +372,8 @@ def encode(packet: Packet) -> str:
             return _prefix("41", namespace)
         case ConnectError(message, namespace):
             return _prefix("44", namespace) + _dumps({"message": message})
-        case Ping(data):
-            return "2" + data
-        case Pong(data):
-            return "3" + data
-        case Close():
-            return "1"
-        case Open(sid, ping_interval, ping_timeout, max_payload):
-            return "0" + _dumps(
-                {
-                    "sid": sid,
-                    "upgrades": [],  # WebSocket only: nothing to upgrade to
-                    "pingInterval": ping_interval,
-                    "pingTimeout": ping_timeout,
-                    "maxPayload": max_payload,
-                }
-            )
+        case Open() | Close() | Ping() | Pong():
+            return engineio.encode(packet)
     raise TypeError(f"not a packet: {packet!r}")
 
 
