@@ -36,8 +36,9 @@ from rooms.cluster.layer_bus import LayerBus, ask_through_layer
 from rooms.cluster.membership import LocalDirectory
 from rooms.cluster.names import room_group
 from rooms.cluster.node import WorkerNode
+from rooms.http import polling
 from rooms.server import memory, tuning
-from rooms.socketio import codec
+from rooms.socketio import codec, upgrade
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +90,9 @@ def redis_directory(*, counts_subscribers: bool) -> RedisDirectory:
 def build_node() -> WorkerNode:
     node = _new_node()
     log_filters.set_procid(node.procid)  # every log line of this process names it
+    # long-polling requests for this worker's sessions that landed on another worker
+    node.requests.serve(polling.FORWARDED, polling.serve_forwarded)
+    upgrade.serve_upgrades(node)  # WebSockets upgrading sessions across workers
     return node
 
 

@@ -25,6 +25,7 @@ WORKER_DOWN = "worker.down"  # a worker was found dead: each worker tells all it
 SOCKETIO_EMIT = "socketio.emit"  # {event, args}: sent by Django code to a room's group
 QUERY = "cluster.query"  # {kind, args, request, reply_to, origin}: a scatter-gather question
 REPLY = "cluster.reply"  # {request, procid, payload | declined}: one worker's answer to it
+REQUEST = "cluster.request"  # {kind, args, request, reply_to, origin}: a question to one worker
 
 # The kinds of cluster.query (answered by rooms.cluster.node.WorkerNode._answer)
 ROSTER = "roster"  # {room}: [(id_socket, id_user)] of the room's sockets
@@ -48,6 +49,11 @@ def query(kind: str, args: dict[str, Any], *, reply_to: str, origin: str) -> dic
         "reply_to": reply_to,
         "origin": origin,
     }
+
+
+def request(kind: str, args: dict[str, Any], *, reply_to: str, origin: str) -> dict[str, Any]:
+    """A question to one worker (rooms.cluster.requests), answered with a `reply`."""
+    return {**query(kind, args, reply_to=reply_to, origin=origin), "type": REQUEST}
 
 
 def reply(question: dict[str, Any], procid: str) -> dict[str, Any]:

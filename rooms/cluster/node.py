@@ -36,6 +36,7 @@ from rooms.cluster.known_users import KNOWN_USERS
 from rooms.cluster.membership import Directory, Janitor
 from rooms.cluster.names import room_group
 from rooms.cluster.registry import LocalSocket, Registry, make_procid
+from rooms.cluster.requests import Requests, WorkerUnavailable
 from rooms.metrics import series
 from rooms.metrics.exposition import Snapshot, snapshot
 
@@ -124,6 +125,8 @@ class WorkerNode:
             recheck=gather_recheck,
         )
         self.fanout = RoomFanout(publisher, self.registry, self.bus_call)
+        self.requests = Requests(procid=self.procid, publisher=publisher, bus_call=self.bus_call)
+        self._channels: dict[str, str] = {}  # procid -> channel of the live workers last seen
         self.departures = Departures(
             registry=self.registry,
             publisher=publisher,
@@ -158,7 +161,7 @@ class WorkerNode:
         self.subscriber.listen_groups(self._on_group_message)
         try:
             self.channel = await self.subscriber.new_channel("worker.")
-            self.gatherer.reply_to = self.channel
+            self.gatherer.reply_to = self.requests.reply_to = self.channel
             await self.subscriber.group_add(events.CLUSTER_GROUP)
             await self.directory.register(self._info())
         except BaseException:
@@ -180,6 +183,7 @@ class WorkerNode:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
+        await self.requests.close()
         try:
             await self.directory.unregister(self.procid)
         except Exception as exc:  # Redis away: the directory forgets us by NUMSUB anyway
@@ -264,7 +268,34 @@ class WorkerNode:
 
     def _saw_alive(self, alive: Sequence[WorkerInfo]) -> None:
         self.gatherer.remember_peers(alive)
+        self._channels = {w.procid: w.channel for w in alive}
         self.departures.saw_alive({w.procid for w in alive})
+
+    # ---- one worker's requests ----------------------------------------------------------
+
+    def channel_of(self, procid: str) -> str | None:
+        """The channel of the live worker `procid`, as the last directory scan saw it."""
+        return self._channels.get(procid)
+
+    async def ask_worker(self, procid: str, kind: str, args: dict[str, Any], within: float) -> Any:
+        """The answer of the live worker `procid` (rooms.cluster.requests); WorkerUnavailable
+        when it is not alive, or does not answer in time."""
+        channel = self._channels.get(procid)
+        if channel is None:  # started since the janitor's last scan, or gone
+            self._saw_alive((await self.directory.scan())[0])
+            channel = self._channels.get(procid)
+        if channel is None:
+            raise WorkerUnavailable(f"no live worker {procid}")
+        asking = asyncio.ensure_future(self.requests.ask(channel, kind, args, within))
+        try:
+            # a worker found dead meanwhile (SIGKILL: Redis may have taken the request for
+            # it) is not waited for until `within` runs out
+            while not (await asyncio.wait({asking}, timeout=self.janitor.interval))[0]:
+                if procid not in self._channels:
+                    raise WorkerUnavailable(f"worker {procid} is gone")
+            return asking.result()
+        finally:
+            asking.cancel()
 
     # ---- cluster queries ----------------------------------------------------------------
 
@@ -327,7 +358,10 @@ class WorkerNode:
         Everything else takes its turn in the inbox, in arrival order."""
         kind = message.get("type")
         if kind == events.REPLY:
-            self.gatherer.take_reply(message)
+            if not self.requests.take_reply(message):
+                self.gatherer.take_reply(message)
+        elif kind == events.REQUEST:
+            self.requests.take_request(message)
         elif kind == events.QUERY:
             if message["origin"] == self.procid:
                 return  # the asker answers itself without a round trip

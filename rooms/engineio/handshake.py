@@ -21,13 +21,15 @@ TRANSPORT_UNKNOWN = HandshakeError(0, "Transport unknown")
 BAD_REQUEST = HandshakeError(3, "Bad request")
 UNSUPPORTED_PROTOCOL_VERSION = HandshakeError(5, "Unsupported protocol version")
 
-TRANSPORTS = frozenset({"websocket"})  # the ones served here: no polling
+TRANSPORTS = frozenset({"polling", "websocket"})
 
 
-def refusal(query: dict[str, list[str]]) -> HandshakeError | None:
-    """Why a request with this query string opens no session, or None: EIO=4 over a
-    transport we serve. `query` is `urllib.parse.parse_qs`'s."""
-    if query.get("transport", [""])[0] not in TRANSPORTS:
+def refusal(
+    query: dict[str, list[str]], transports: frozenset[str] = TRANSPORTS
+) -> HandshakeError | None:
+    """Why a request with this query string opens no session, or None: EIO=4 over one of
+    `transports`. `query` is `urllib.parse.parse_qs`'s."""
+    if query.get("transport", [""])[0] not in transports:
         return TRANSPORT_UNKNOWN
     if query.get("EIO", [""])[0] != "4":
         return UNSUPPORTED_PROTOCOL_VERSION

@@ -27,6 +27,7 @@ from rooms.engineio.packets import Close, Control, Open, Ping, Pong
 class State(enum.Enum):
     OPENING = "opening"  # created; its OPEN packet has not gone out
     OPEN = "open"  # OPEN sent: messages flow both ways and the server pings
+    UPGRADING = "upgrading"  # long-polling, a WebSocket probe answered: polling is paused
     CLOSING = "closing"  # closed by either side; the transport has still to close its connection
     CLOSED = "closed"  # the connection is gone
 
@@ -35,22 +36,39 @@ class Trigger(enum.Enum):
     OPEN = "open"  # the transport sends the OPEN packet
     CLOSE = "close"  # ping timeout, the peer's CLOSE packet, or the server's own decision
     TRANSPORT_CLOSED = "transport closed"  # the connection ended, whoever ended it
+    PROBE = "probe"  # a WebSocket sent PING "probe" for a long-polling session
+    UPGRADE = "upgrade"  # that WebSocket sent UPGRADE: it carries the session from now on
+    PROBE_FAILED = "probe failed"  # that WebSocket went away before UPGRADE
 
 
-# Every state change there is. Polling and the upgrade to WebSocket would add their states
-# here (the spec's "Upgrade": an UPGRADING state entered on the probe, left on UPGRADE).
+# Every state change there is; the spec's "Upgrade" is OPEN -> UPGRADING -> OPEN, on the
+# WebSocket's transport from then on.
 TRANSITIONS: dict[State, dict[Trigger, State]] = {
     State.OPENING: {
         Trigger.OPEN: State.OPEN,
         Trigger.CLOSE: State.CLOSING,
         Trigger.TRANSPORT_CLOSED: State.CLOSED,
     },
-    State.OPEN: {Trigger.CLOSE: State.CLOSING, Trigger.TRANSPORT_CLOSED: State.CLOSED},
+    State.OPEN: {
+        Trigger.CLOSE: State.CLOSING,
+        Trigger.TRANSPORT_CLOSED: State.CLOSED,
+        Trigger.PROBE: State.UPGRADING,
+    },
+    State.UPGRADING: {
+        Trigger.UPGRADE: State.OPEN,
+        Trigger.PROBE_FAILED: State.OPEN,
+        Trigger.CLOSE: State.CLOSING,
+        Trigger.TRANSPORT_CLOSED: State.CLOSED,
+    },
     State.CLOSING: {Trigger.CLOSE: State.CLOSING, Trigger.TRANSPORT_CLOSED: State.CLOSED},
     State.CLOSED: {Trigger.CLOSE: State.CLOSED, Trigger.TRANSPORT_CLOSED: State.CLOSED},
 }
 
 OPEN = State.OPEN  # a module global: `State.OPEN` is a slower lookup, and this is read per frame
+LIVE = frozenset((State.OPEN, State.UPGRADING))  # messages flow and the heartbeat runs
+
+POLLING = "polling"
+WEBSOCKET = "websocket"
 
 # Why a session closed, in the words of the reference server (engine.io's `close` reasons).
 PING_TIMEOUT = "ping timeout"  # no PONG within pingTimeout of a PING
@@ -94,6 +112,7 @@ class Session:
         "ping_timeout",
         "max_payload",
         "upgrades",
+        "transport",
         "state",
         "ping_due_at",
         "pong_due_by",
@@ -108,8 +127,10 @@ class Session:
         ping_timeout_ms: int,
         max_payload: int,
         upgrades: tuple[str, ...] = (),
+        transport: str = WEBSOCKET,
     ) -> None:
         self.sid = sid
+        self.transport = transport
         self.ping_interval = ping_interval_ms
         self.ping_timeout = ping_timeout_ms
         self.max_payload = max_payload
@@ -128,7 +149,7 @@ class Session:
     @property
     def next_deadline(self) -> float | None:
         """When `tick` has something to do next, or None (nothing until another input)."""
-        if self.state is not OPEN:
+        if self.state not in LIVE:
             return None
         return self.pong_due_by if self.pong_due_by is not None else self.ping_due_at
 
@@ -143,7 +164,7 @@ class Session:
     def receive(self, packet: Control, now: float) -> tuple[Output, ...]:
         """A packet of Engine.IO's own from the peer; ignored unless the session is OPEN.
         Raises ProtocolError for one a client never sends (OPEN)."""
-        if self.state is not OPEN:
+        if self.state not in LIVE:
             return NOTHING
         match packet:
             case Pong():
@@ -162,7 +183,7 @@ class Session:
     def tick(self, now: float) -> tuple[Output, ...]:
         """What the clock makes due by `now`: a PING, or a close for the PONG that did not
         come within pingTimeout of it."""
-        if self.state is not OPEN:
+        if self.state not in LIVE:
             return NOTHING
         if self.pong_due_by is not None:
             if now < self.pong_due_by:
@@ -174,6 +195,26 @@ class Session:
         self.ping_due_at = None
         self.pong_due_by = now + self.ping_timeout / 1000
         return (SendPacket(Ping()),)
+
+    def probe(self, data: str) -> Pong:
+        """A WebSocket for this long-polling session sent PING `data` ("probe"): the PONG
+        to answer on it. Polling is paused (a pending GET gets NOOP) until `upgrade`.
+        ProtocolError when the session cannot be upgraded (not polling, or already
+        probed)."""
+        if self.transport != POLLING or self.state is not OPEN or data != "probe":
+            raise ProtocolError("no upgrade to probe for this session")
+        self._transition(Trigger.PROBE)
+        return Pong(data)
+
+    def upgrade(self) -> None:
+        """The probing WebSocket sent UPGRADE: the session is carried by it from now on."""
+        self._transition(Trigger.UPGRADE)
+        self.transport = WEBSOCKET
+
+    def probe_failed(self) -> None:
+        """The probing WebSocket went away before UPGRADE: polling goes on."""
+        if self.state is State.UPGRADING:
+            self._transition(Trigger.PROBE_FAILED)
 
     def close(self, reason: str = FORCED_CLOSE) -> None:
         """The session closes (the transport closes its connection); the first reason stands,

@@ -1,4 +1,4 @@
-"""Which ASGI app serves which HTTP path: the cluster endpoints, or Django."""
+"""Which ASGI app serves which HTTP path: the cluster endpoints, long-polling, or Django."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import re
 from typing import Any
 
 from rooms.http.views import (
-    EngineIOHttpRefusal,
     HealthView,
     MetricsView,
     RoomsView,
@@ -18,7 +17,6 @@ from rooms.http.views import (
 # (sent as %2F) stays one segment. /ui/users is the page of room "users", not a roster.
 _ROSTER_PATH = re.compile(rb"/(?!ui/users$)([^/]++)/users")
 _FIXED_VIEWS = {
-    "/socket.io/": EngineIOHttpRefusal,
     "/workers": WorkersView,
     "/rooms": RoomsView,
     "/healthz": HealthView,
@@ -32,10 +30,18 @@ def served_without_django(raw_path: bytes) -> bool:
     return raw_path in _FIXED_RAW_PATHS or _ROSTER_PATH.fullmatch(raw_path) is not None
 
 
+ENGINEIO_PATH = "/socket.io/"
+
+
 class HttpRouter:
-    def __init__(self, django_app: Any) -> None:
+    """`engineio` serves long-polling on ENGINEIO_PATH (rooms.http.polling, handed the
+    Socket.IO layer's session class by the ASGI application), through daphne's own HTTP
+    channel: a GET may be held for a ping interval."""
+
+    def __init__(self, django_app: Any, engineio: Any) -> None:
         self.roster = RoomUsersView.as_asgi()
         self.fixed = {path: view.as_asgi() for path, view in _FIXED_VIEWS.items()}
+        self.fixed[ENGINEIO_PATH] = engineio
         self.django_app = django_app
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:

@@ -45,7 +45,6 @@ from django.middleware.security import SecurityMiddleware
 from rooms.bus.directory import ClusterUnavailable
 from rooms.cluster.names import MAX_ROOM_LENGTH, InvalidRoom, validate_room
 from rooms.cluster.node import Rooms, Roster, RosterJson, WorkerNode
-from rooms.engineio import handshake
 from rooms.metrics.exposition import cluster_exposition
 from users.models import PlaygroundUser
 from users.services import user_names
@@ -336,15 +335,3 @@ class HealthView(JsonHttpHandler):
             checks["channel_layer"] = False
         healthy = all(checks.values())
         await self.respond(200 if healthy else 503, {"ok": healthy, **checks})
-
-
-class EngineIOHttpRefusal(JsonHttpHandler):
-    """Plain HTTP on /socket.io/ (long-polling): refused as the reference server does."""
-
-    allowed_methods = ("GET", "HEAD", "POST", "OPTIONS")
-
-    async def get(self) -> None:
-        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
-        # a query the WebSocket transport would serve, sent without the Upgrade: Bad request
-        error = handshake.refusal(query) or handshake.BAD_REQUEST
-        await self.respond(400, {"code": error.code, "message": error.message})

@@ -79,6 +79,14 @@ LIMIT_CLOSES = Counter(
     registry=REGISTRY,
 )
 
+POLLING_REQUESTS = Counter(
+    f"{PREFIX}_polling_requests",
+    "Long-polling GETs and POSTs for a session, by where they were served: here (the "
+    "session's worker) or forwarded (landed on this worker, sent to the session's).",
+    ["served"],
+    registry=REGISTRY,
+)
+
 ROSTER_OUTCOMES = ("complete", "partial", "declined")
 BUS_ROLES = ("publish", "subscribe")
 LIMIT_REASONS = (
@@ -94,6 +102,8 @@ LIMIT_REASONS = (
 )
 for _outcome in ROSTER_OUTCOMES:  # every series is there from the start, at 0
     ROSTER_REQUESTS.labels(_outcome)
+for _served in ("here", "forwarded"):
+    POLLING_REQUESTS.labels(_served)
 for _role in BUS_ROLES:
     BUS_RECONNECTS.labels(_role)
 for _reason in LIMIT_REASONS:

@@ -1,7 +1,8 @@
 """The Socket.IO endpoint: Engine.IO messages <-> Socket.IO packets <-> the worker node.
 
-Glue only: the Engine.IO session and its WebSocket transport are rooms.socketio.websocket's
-(which this consumer extends, filling in its hooks), the wire format rooms.socketio.codec,
+Glue only: the Engine.IO session and its transports are rooms.socketio.websocket's and
+rooms.socketio.polling's (which these classes extend, filling in the hooks of
+rooms.socketio.transport), the wire format rooms.socketio.codec,
 the bookkeeping the cluster node's (from the ASGI scope, rooms.runtime), the rules about
 users users.services. Errors become replies in one place (`protocol_error`). Every task it
 starts is cancelled in `_forget`.
@@ -26,6 +27,8 @@ from rooms.cluster.registry import LocalSocket
 from rooms.metrics.series import EVENTS_RECEIVED, LIMIT_CLOSES
 from rooms.socketio import codec
 from rooms.socketio.limits import ConnectionsPerAddress, TokenBucket
+from rooms.socketio.polling import PollingTransport
+from rooms.socketio.transport import Transport
 from rooms.socketio.websocket import WebSocketTransport
 from users import identity, ratelimit, services
 
@@ -60,7 +63,9 @@ def user_exists(id_user: object) -> str | None:
         return None
 
 
-class SocketIOConsumer(WebSocketTransport[codec.Packet]):
+class SocketIOSocket(Transport[codec.Packet]):
+    """The Socket.IO rules for one socket, over whichever Engine.IO transport carries it."""
+
     node: WorkerNode
     sid: str | None = None  # the Socket.IO socket id, once CONNECT succeeded
     id_user: str | None = None
@@ -394,3 +399,11 @@ class SocketIOConsumer(WebSocketTransport[codec.Packet]):
         sid, self.sid = self.sid, None
         if sid is not None:
             self.node.remove(sid)
+
+
+class SocketIOConsumer(SocketIOSocket, WebSocketTransport[codec.Packet]):
+    """A socket that opened over a WebSocket (`transports: ["websocket"]`)."""
+
+
+class SocketIOPolling(SocketIOSocket, PollingTransport[codec.Packet]):
+    """A socket that opened over long-polling (the official clients' default)."""

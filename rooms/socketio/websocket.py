@@ -2,9 +2,8 @@
 
 It feeds an Engine.IO session (rooms.engineio.session) the frames and the clock, and does
 what the session answers: the OPEN packet, PINGs, PONGs, closing on a ping timeout or the
-peer's CLOSE. Messages go to the layer above through hooks a subclass fills in, as Channels'
-consumers do (`admit`, `opened`, `decode_message`, `handle`, `protocol_error`, `farewell`,
-`session_closed`, `released`); that layer never sees the Engine.IO packets.
+peer's CLOSE. Messages go to the layer above through the hooks of rooms.socketio.transport;
+that layer never sees the Engine.IO packets.
 
 One WebSocket text frame is one Engine.IO packet, a binary frame one binary message
 (https://github.com/socketio/engine.io-protocol, "Transports", "Packet encoding").
@@ -17,10 +16,9 @@ budget. One task per connection keeps the session's time; none is started per fr
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
-from typing import Any, Generic, TypeAlias, TypeVar
+from typing import Any
 from urllib.parse import parse_qs
 
 from channels.exceptions import StopConsumer
@@ -33,11 +31,6 @@ from rooms.engineio.packets import MESSAGE
 from rooms.engineio.session import (
     FORCED_CLOSE,
     OPEN,
-    PING_TIMEOUT,
-    TRANSPORT_CLOSE,
-    CloseConnection,
-    Output,
-    SendPacket,
     Session,
 )
 from rooms.metrics.series import LIMIT_CLOSES
@@ -45,14 +38,11 @@ from rooms.server import backpressure, ws_frame_budget
 from rooms.server.ws_frames import FrameWriter, frame_writer
 from rooms.socketio.dispatch import DirectDispatch
 from rooms.socketio.limits import TokenBucket
+from rooms.socketio.transport import Frame, M, Transport
 
 logger = logging.getLogger(__name__)
 
-M = TypeVar("M")  # what the layer above makes of a message (for Socket.IO, a packet)
-
-Frame: TypeAlias = str | list[str | bytes]
-"""One message of the layer above on the wire: a text frame, or a text frame followed by
-binary frames (a Socket.IO binary event and its attachments)."""
+WEBSOCKET_ONLY = frozenset({"websocket"})
 
 
 def dropped(text: str) -> bool:
@@ -65,21 +55,15 @@ def new_sid() -> str:
     return secrets.token_urlsafe(15)
 
 
-class WebSocketTransport(DirectDispatch, AsyncWebsocketConsumer, Generic[M]):
-    """One WebSocket connection carrying one Engine.IO session; a subclass is the layer
-    above, filling in the hooks (every one has a default but `decode_message`)."""
+class WebSocketTransport(DirectDispatch, AsyncWebsocketConsumer, Transport[M]):
+    """One WebSocket connection carrying one Engine.IO session."""
 
-    session: Session | None = None  # from the handshake on
     write_frame: FrameWriter | None = None  # under daphne: text frames bypass the ASGI send
     # Under daphne: what the connection has queued to send, checked after every frame
     # against SOCKETIO_MAX_BUFFERED_BYTES (a client that does not read is cut off there).
     outgoing: backpressure.Outgoing | None = None
     max_buffered = 0
     frame_budget: TokenBucket | None = None  # None where the server counts every frame
-    # Frames the layer above holds back until `release_held` (for Socket.IO, those that
-    # arrive before its CONNECT reply has gone out); None while nothing is held.
-    held: list[Frame] | None = None
-    _timer: asyncio.Task[None] | None = None
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         """Whatever ends the instance, its session is closed and what it held released:
@@ -90,44 +74,11 @@ class WebSocketTransport(DirectDispatch, AsyncWebsocketConsumer, Generic[M]):
         finally:
             self._release()
 
-    # ---- hooks for the layer above ------------------------------------------------------
-
-    async def admit(self) -> bool:
-        """Whether to accept this handshake (it logs its own refusals)."""
-        return True
-
-    async def opened(self) -> None:
-        """The session is open: its OPEN packet went out, and no frame has come in."""
-
-    def decode_message(self, text_data: str | None, bytes_data: bytes | None) -> M | None:
-        """What a message frame (`4...` text, or binary) means, or None while it is
-        incomplete; raise ProtocolError for one that cannot be taken."""
-        raise NotImplementedError
-
-    async def handle(self, message: M) -> None:
-        """A message the peer sent."""
-
-    async def protocol_error(self, error: ProtocolError, text_data: str | None) -> None:
-        """A frame that could not be taken: the one place errors become replies. By
-        default the connection is closed, the peer told nothing."""
-        self.log.info("closing %s: %s", self._who(), error)
-        await self.close_session()
-
-    async def farewell(self, message: str) -> None:
-        """Last words to the peer before the server closes its connection."""
-
-    def session_closed(self) -> None:
-        """The session is closing or closed: drop what hangs on it (may run more than
-        once, awaits nothing)."""
-
-    def released(self) -> None:
-        """The connection is over: free what it held (may run more than once)."""
-
     # ---- the handshake and incoming frames ----------------------------------------------
 
     async def connect(self) -> None:
         self.query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
-        refusal = handshake.refusal(self.query)
+        refusal = handshake.refusal(self.query, WEBSOCKET_ONLY)
         if refusal is not None:
             logger.info("refusing /socket.io/ connection: %s", refusal.message)
             await self.close()
@@ -161,8 +112,7 @@ class WebSocketTransport(DirectDispatch, AsyncWebsocketConsumer, Generic[M]):
         self.max_buffered = settings.SOCKETIO_MAX_BUFFERED_BYTES
         loop = asyncio.get_running_loop()
         await self.send_text(packets.encode(session.open(loop.time())))
-        self._deadline_moved = asyncio.Event()
-        self._timer = asyncio.create_task(self._keep_time(session))
+        self.start_timer(session)
         await self.opened()
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
@@ -186,38 +136,6 @@ class WebSocketTransport(DirectDispatch, AsyncWebsocketConsumer, Generic[M]):
                 await self._control(session, packets.decode_control(text_data))
         except ProtocolError as exc:
             await self.protocol_error(exc, text_data)
-
-    async def _control(self, session: Session, packet: packets.Control) -> None:
-        """A packet of Engine.IO's own, for the session."""
-        deadline = session.next_deadline
-        outputs = session.receive(packet, asyncio.get_running_loop().time())
-        if session.next_deadline != deadline:  # a PONG: the next PING is due after it
-            self._deadline_moved.set()
-        if outputs:
-            await self._act(outputs)
-
-    async def _keep_time(self, session: Session) -> None:
-        """Tick the session at its next deadline, or as soon as a packet moved it; ends
-        once the session has nothing more due (it is closing)."""
-        loop = asyncio.get_running_loop()
-        moved = self._deadline_moved
-        while (deadline := session.next_deadline) is not None:
-            moved.clear()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout_at(deadline):
-                    await moved.wait()
-            await self._act(session.tick(loop.time()))
-
-    async def _act(self, outputs: tuple[Output, ...]) -> None:
-        for output in outputs:
-            if isinstance(output, SendPacket):
-                await self.send_text(packets.encode(output.packet))
-            elif isinstance(output, CloseConnection):
-                if output.reason != TRANSPORT_CLOSE:  # the peer's own close needs no word
-                    self.log.info("closing %s: %s", self._who(), output.reason)
-                if output.reason == PING_TIMEOUT:
-                    LIMIT_CLOSES.labels("ping_timeout").inc()
-                await self.close_session(output.reason)
 
     async def _over_budget(self, unit: str) -> None:
         """More frames than SOCKETIO_FRAME_RATE allows, or more bytes than
@@ -247,16 +165,6 @@ class WebSocketTransport(DirectDispatch, AsyncWebsocketConsumer, Generic[M]):
 
     # ---- outgoing frames ----------------------------------------------------------------
 
-    def hold(self) -> None:
-        """Hold every frame `deliver` is given until `release_held`."""
-        self.held = []
-
-    async def release_held(self) -> None:
-        """Send the frames held, in order, before any later one."""
-        while self.held:
-            await self.send_frame(self.held.pop(0))
-        self.held = None
-
     def deliver_now(self, frame: Frame) -> bool:
         """The frame written at once, unless frames are held or it must take the ASGI path
         (then `deliver` does it)."""
@@ -267,12 +175,6 @@ class WebSocketTransport(DirectDispatch, AsyncWebsocketConsumer, Generic[M]):
                 self.cut_off()
             return True
         return False
-
-    async def deliver(self, frame: Frame) -> None:
-        if self.held is not None:
-            self.held.append(frame)
-            return
-        await self.send_frame(frame)
 
     async def send_frame(self, frame: Frame) -> None:
         if isinstance(frame, str):
@@ -308,7 +210,7 @@ class WebSocketTransport(DirectDispatch, AsyncWebsocketConsumer, Generic[M]):
         packet)."""
         if self.session is not None:
             self.session.close(reason)
-        self._stop_timer()
+        self.stop_timer()
         self.session_closed()
         await self.close()
 
@@ -327,7 +229,7 @@ class WebSocketTransport(DirectDispatch, AsyncWebsocketConsumer, Generic[M]):
         if self.session is not None:
             self.session.close(reason)
         self.write_frame = dropped  # frames still handed to this connection go nowhere
-        self._stop_timer()
+        self.stop_timer()
         self.session_closed()
 
     def _release(self) -> None:
@@ -335,14 +237,5 @@ class WebSocketTransport(DirectDispatch, AsyncWebsocketConsumer, Generic[M]):
         self.released()
         if self.session is not None:
             self.session.transport_closed()
-        self._stop_timer()
+        self.stop_timer()
         self.session_closed()
-
-    def _stop_timer(self) -> None:
-        timer, self._timer = self._timer, None
-        if timer is not None and timer is not asyncio.current_task():
-            timer.cancel()
-
-    def _who(self) -> str:
-        """The id this connection's log records name."""
-        return self.log_fields["socket"]

@@ -183,6 +183,7 @@ class Cluster:
     prefix: str = field(default_factory=lambda: f"t{uuid.uuid4().hex[:8]}")
     process: subprocess.Popen[bytes] | None = None
     new_session: bool = False
+    application: str = ""  # runcluster's --application; the project's when empty
     starts: ClassVar[int] = 0
     """Clusters started in this process (tests/conftest.py asks which test started one)."""
 
@@ -257,7 +258,8 @@ class Cluster:
         self.log = open(self.log_path, "wb")  # noqa: SIM115
         self.process = subprocess.Popen(
             [sys.executable, "manage.py", "runcluster", "--workers", str(self.workers),
-             "--port", str(self.port)],
+             "--port", str(self.port),
+             *(["--application", self.application] if self.application else [])],
             cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
             start_new_session=self.new_session,
         )  # fmt: skip

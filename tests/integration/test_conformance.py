@@ -289,8 +289,9 @@ async def test_event_with_ack_is_acknowledged(shared_cluster: Cluster) -> None:
 @pytest.mark.parametrize(
     ("query", "method", "body"),
     [
-        ("EIO=4&transport=polling", "GET", {"code": 0, "message": "Transport unknown"}),
-        ("EIO=4&transport=polling", "POST", {"code": 0, "message": "Transport unknown"}),
+        ("EIO=4&transport=polling", "POST", {"code": 2, "message": "Bad handshake method"}),
+        ("EIO=4&transport=polling", "PUT", {"code": 2, "message": "Bad handshake method"}),
+        ("EIO=4&transport=websocket", "GET", {"code": 3, "message": "Bad request"}),
         ("EIO=4", "GET", {"code": 0, "message": "Transport unknown"}),
         ("EIO=4&transport=abc", "GET", {"code": 0, "message": "Transport unknown"}),
         (
@@ -309,7 +310,8 @@ async def test_event_with_ack_is_acknowledged(shared_cluster: Cluster) -> None:
 def test_plain_http_is_refused(
     shared_cluster: Cluster, query: str, method: str, body: dict
 ) -> None:
-    """Plain HTTP on /socket.io/ (long-polling, or an old client) gets 400 with the reference
+    """HTTP on /socket.io/ that opens no long-polling session (another method, an unknown
+    transport, WebSocket without the Upgrade, an old client) gets 400 with the reference
     server's JSON error."""
     status, headers, got = http(f"{shared_cluster.url}/socket.io/?{query}", method)
     assert (status, got) == (400, body)

@@ -450,7 +450,6 @@ def test_kept_alive_connections_go_on_after_a_body(dev: Cluster) -> None:
         ("/workers", "GET, HEAD"),
         ("/healthz", "GET, HEAD"),
         ("/lobby/users", "GET, HEAD"),
-        ("/socket.io/?EIO=4&transport=polling", "GET, HEAD, POST, OPTIONS"),
     ],
 )
 def test_a_method_an_endpoint_does_not_serve_is_405_json_with_allow(

@@ -90,12 +90,17 @@ def test_handshake_fails_with_an_invalid_eio_query_parameter(query: dict[str, li
 def test_handshake_fails_with_an_invalid_transport_query_parameter(
     query: dict[str, list[str]],
 ) -> None:
-    """No transport, an unknown one, or polling (not served): Transport unknown."""
-    assert handshake.refusal(query) == handshake.HandshakeError(0, "Transport unknown")
+    """No transport, an unknown one, or polling where only WebSocket is served (a
+    WebSocket handshake): Transport unknown."""
+    websocket_only = frozenset({"websocket"})
+    assert handshake.refusal(query, websocket_only) == handshake.HandshakeError(
+        0, "Transport unknown"
+    )
 
 
-def test_handshake_of_eio_4_over_websocket_is_served() -> None:
-    assert handshake.refusal({"EIO": ["4"], "transport": ["websocket"], "id_user": ["1"]}) is None
+def test_handshake_of_eio_4_over_either_transport_is_served() -> None:
+    for transport in ("websocket", "polling"):
+        assert handshake.refusal({"EIO": ["4"], "transport": [transport], "id_user": ["1"]}) is None
 
 
 # ---- conformance suite: message ---------------------------------------------------------
@@ -255,8 +260,51 @@ def test_nothing_is_due_before_the_open_packet() -> None:
     assert session.receive(Ping(), T0) == ()
 
 
-def test_every_state_says_where_every_trigger_leads_but_opening() -> None:
-    """The transition table is total but for OPEN, which only an OPENING session takes."""
-    for state in State:
-        expected = set(Trigger) if state is State.OPENING else set(Trigger) - {Trigger.OPEN}
-        assert set(TRANSITIONS[state]) == expected, state
+def test_every_state_says_where_a_close_leads_and_only_polling_upgrades() -> None:
+    """Every state takes CLOSE and TRANSPORT_CLOSED; OPEN is only an OPENING session's, a
+    probe only an OPEN one's, UPGRADE and a failed probe only an UPGRADING one's."""
+    closes = {Trigger.CLOSE, Trigger.TRANSPORT_CLOSED}
+    assert set(TRANSITIONS[State.OPENING]) == closes | {Trigger.OPEN}
+    assert set(TRANSITIONS[State.OPEN]) == closes | {Trigger.PROBE}
+    assert set(TRANSITIONS[State.UPGRADING]) == closes | {Trigger.UPGRADE, Trigger.PROBE_FAILED}
+    assert set(TRANSITIONS[State.CLOSING]) == set(TRANSITIONS[State.CLOSED]) == closes
+
+
+def polling() -> Session:
+    session = Session(
+        "s",
+        ping_interval_ms=PING_INTERVAL,
+        ping_timeout_ms=PING_TIMEOUT_MS,
+        max_payload=1_000_000,
+        upgrades=("websocket",),
+        transport="polling",
+    )
+    session.open(T0)
+    return session
+
+
+def test_a_polling_session_upgrades_after_its_probe_and_keeps_its_heartbeat() -> None:
+    """PING "probe" on the WebSocket is answered with PONG "probe" and pauses polling;
+    UPGRADE moves the session to the WebSocket; the heartbeat runs all along."""
+    session = polling()
+    assert session.probe("probe") == Pong("probe")
+    assert session.state is State.UPGRADING and session.transport == "polling"
+    pinged(session, T0 + 0.3)
+    assert session.receive(Pong(), T0 + 0.35) == ()
+    session.upgrade()
+    assert (session.state, session.transport) == (State.OPEN, "websocket")
+    with pytest.raises(ProtocolError):
+        session.probe("probe")  # a second WebSocket for the same sid
+
+
+def test_a_failed_probe_leaves_the_session_polling_and_a_websocket_one_has_none() -> None:
+    session = polling()
+    session.probe("probe")
+    session.probe_failed()
+    assert (session.state, session.transport) == (State.OPEN, "polling")
+    with pytest.raises(ProtocolError):
+        session.probe("other data")
+    with pytest.raises(ProtocolError):
+        opened().probe("probe")
+    with pytest.raises(InvalidTransition):
+        opened().upgrade()

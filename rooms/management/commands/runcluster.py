@@ -38,6 +38,11 @@ class Command(BaseCommand):
         parser.add_argument(
             "--access-log", action="store_true", help="log every request and WebSocket event"
         )
+        parser.add_argument(
+            "--application",
+            default=ClusterConfig.application,
+            help="the ASGI application the workers serve (module:attribute)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         config = ClusterConfig(
@@ -47,6 +52,7 @@ class Command(BaseCommand):
             websocket_max_message_size=settings.SOCKETIO_MAX_PAYLOAD,
             proxy_headers=options["proxy_headers"],
             access_log=options["access_log"],
+            application=options["application"],
         )
         try:
             # bound first: a port in use is reported before an embedded Redis is started
