@@ -13,7 +13,8 @@ const [
 const listenMs = 1000 * Number(env.LISTEN_SECONDS ?? 2);
 
 const socket = io(url, {
-  transports: ["websocket"], // the server speaks WebSocket only
+  // the client's defaults: long-polling, then the upgrade to WebSocket (any worker serves
+  // both); transports: ["websocket"] saves the first round trip where WebSockets pass
   auth: { id_user: idUser, room },
   reconnection: false,
 });

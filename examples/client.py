@@ -28,7 +28,9 @@ async def connect_error(data: object) -> None:  # e.g. {"message": "Unknown id_u
 
 async def main() -> int:
     try:
-        await sio.connect(URL, transports=["websocket"], auth={"id_user": ID_USER, "room": ROOM})
+        # the defaults: long-polling, then the upgrade to WebSocket (any worker serves both);
+        # transports=["websocket"] saves the first round trip where WebSockets pass
+        await sio.connect(URL, auth={"id_user": ID_USER, "room": ROOM})
     except socketio.exceptions.ConnectionError:
         return 1
     print("join ack", json.dumps(await sio.call("join", "Physics")), flush=True)

@@ -127,6 +127,8 @@ class WorkerNode:
         self.fanout = RoomFanout(publisher, self.registry, self.bus_call)
         self.requests = Requests(procid=self.procid, publisher=publisher, bus_call=self.bus_call)
         self._channels: dict[str, str] = {}  # procid -> channel of the live workers last seen
+        # told the procid of every worker announced down (what hangs on it is let go)
+        self.worker_down_listeners: list[Callable[[str], None]] = []
         self.departures = Departures(
             registry=self.registry,
             publisher=publisher,
@@ -437,6 +439,8 @@ class WorkerNode:
         KNOWN_USERS.forget(message["id_user"])
 
     async def _announce_worker_down(self, message: dict[str, Any]) -> None:
+        for listener in self.worker_down_listeners:
+            listener(message["procid"])
         await self.fanout.to_all(self.encode_event("worker-down", {"procid": message["procid"]}))
 
     async def _publish_worker_down(self, procid: str) -> None:

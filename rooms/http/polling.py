@@ -9,7 +9,8 @@ A sid that does not verify, or names a worker that is gone, is 400 "Session ID u
 and the client opens a new session.
 
 Requests go through the same Host check and HTTPS settings as every endpoint
-(rooms.http.views.JsonHttpHandler); a POST body over maxPayload is 413.
+(rooms.http.views.JsonHttpHandler) and the Origin check of a WebSocket handshake
+(rooms.socketio.origin); a POST body over maxPayload is 413.
 """
 
 from __future__ import annotations
@@ -27,8 +28,10 @@ from rooms.cluster.requests import WorkerUnavailable
 from rooms.engineio import handshake, sids
 from rooms.http.views import JsonHttpHandler
 from rooms.metrics.series import POLLING_REQUESTS
+from rooms.socketio.origin import origin_allowed
 from rooms.socketio.polling import (
     BAD_REQUEST,
+    FORBIDDEN,
     SESSION_ID_UNKNOWN,
     SESSIONS,
     PollingTransport,
@@ -90,6 +93,10 @@ class EngineIOHttp(JsonHttpHandler):
             refusal = handshake.BAD_REQUEST  # transport=websocket without the Upgrade
         if refusal is not None:
             await self.answer(error(400, refusal.code, refusal.message))
+            return
+        origin = dict(self.scope.get("headers", ())).get(b"origin")
+        if not origin_allowed(origin, self.request):  # as for a WebSocket handshake
+            await self.answer(FORBIDDEN)
             return
         method, sid = self.scope["method"], query.get("sid", [""])[0]
         if not sid:

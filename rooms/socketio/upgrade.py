@@ -46,6 +46,7 @@ class UpgradeConsumer(DirectDispatch, AsyncWebsocketConsumer):
 
     transport: PollingTransport[Any] | None = None  # the session, when it is this worker's
     relay = ""  # the relay id, when the session is another worker's
+    owner = ""  # that worker's procid
     owner_channel = ""
     outgoing: backpressure.Outgoing | None = None
 
@@ -63,9 +64,10 @@ class UpgradeConsumer(DirectDispatch, AsyncWebsocketConsumer):
                 return
             self.transport = transport
         elif owner is not None:
-            self.relay = secrets.token_hex(8)
+            self.relay, self.owner = secrets.token_hex(8), owner
             RELAYS[self.relay] = self
             args = {"sid": sid, "channel": node.channel, "relay": self.relay}
+            args["procid"] = node.procid
             try:
                 attached = await node.ask_worker(owner, UPGRADE, args, within=5.0)
                 self.owner_channel = node.channel_of(owner) or ""
@@ -133,13 +135,15 @@ class UpgradeConsumer(DirectDispatch, AsyncWebsocketConsumer):
 class RelayedWebSocket:
     """The Sink, on the session's worker, of a WebSocket another worker relays."""
 
-    def __init__(self, node: WorkerNode, channel: str, relay: str) -> None:
-        self.node, self.channel, self.relay = node, channel, relay
+    def __init__(self, node: WorkerNode, sid: str, args: dict[str, Any]) -> None:
+        self.node, self.sid = node, sid
+        self.procid, self.channel, self.relay = args["procid"], args["channel"], args["relay"]
 
     async def write(self, item: payload.Item) -> None:
         await self.node.requests.tell(self.channel, RELAY_OUT, {"relay": self.relay, "item": item})
 
     def end(self) -> None:
+        RELAYED.pop(self.relay, None)
         asyncio.ensure_future(
             self.node.requests.tell(self.channel, RELAY_CLOSE, {"relay": self.relay})
         )
@@ -154,7 +158,7 @@ def serve_upgrades(node: WorkerNode) -> None:
 
     async def upgrade(args: dict[str, Any]) -> bool:
         transport = SESSIONS.get(args["sid"])
-        websocket = RelayedWebSocket(node, args["channel"], args["relay"])
+        websocket = RelayedWebSocket(node, args["sid"], args)
         if transport is None or not transport.attach(websocket):
             return False
         RELAYED[args["relay"]] = websocket
@@ -180,6 +184,19 @@ def serve_upgrades(node: WorkerNode) -> None:
         if consumer is not None:
             consumer.end()
 
+    def worker_down(procid: str) -> None:
+        """A relay's other end died: its WebSockets close here (the clients reconnect at
+        once, not after their ping timeout), its sessions close there (no ghost in rosters)."""
+        for consumer in [c for c in RELAYS.values() if c.owner == procid]:
+            consumer.end()
+        for relay, websocket in list(RELAYED.items()):
+            if websocket.procid == procid:
+                del RELAYED[relay]
+                transport = SESSIONS.get(websocket.sid)
+                if transport is not None:
+                    transport.detach(websocket)
+
+    node.worker_down_listeners.append(worker_down)
     node.requests.serve(UPGRADE, upgrade)
     for kind, listener in (
         (RELAY_IN, relay_in),

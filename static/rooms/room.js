@@ -407,8 +407,8 @@
   }
   const socket = io(
     config.token
-      ? { transports: ['websocket'], auth: signedAuth }
-      : { transports: ['websocket'], query: { id_user: config.id_user, room: config.room } },
+      ? { auth: signedAuth }
+      : { query: { id_user: config.id_user, room: config.room } },
   );
 
   function showSocket() {

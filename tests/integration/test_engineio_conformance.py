@@ -443,3 +443,13 @@ def test_a_session_whose_worker_is_gone_is_unknown(cluster: Cluster) -> None:
     assert (status, json.loads(content)) == (400, {"code": 1, "message": "Session ID unknown"})
     assert time.monotonic() - started < 3
     cluster.wait_for_workers(2)
+
+
+async def test_a_page_of_another_site_opens_no_session(
+    cluster: Cluster, http: aiohttp.ClientSession
+) -> None:
+    """Long-polling is checked as a WebSocket handshake is: a browser's Origin must be the
+    server's own (or trusted); clients that send none are served."""
+    for origin, status in (("http://evil.example", 403), (cluster.url, 200)):
+        async with http.get(url(cluster), headers={"Origin": origin}) as response:
+            assert response.status == status, origin
