@@ -9,22 +9,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
+import aiohttp
 import socketio
 
 # the contract's events, and "news", which tests send from Django code (emit_to_room)
 EVENTS = ("handshake", "socket-connected", "socket-disconnected", "identity-change",
           "worker-down", "error", "news")  # fmt: skip
 
+# What the tests connect with unless they ask otherwise; `transports=None` leaves the choice
+# to python-socketio: HTTP long-polling first, then the upgrade to WebSocket.
+WEBSOCKET_ONLY = ("websocket",)
+
 
 class Client:
     """One socket: `events` keeps (name, payload) in arrival order."""
 
-    def __init__(self) -> None:
+    def __init__(self, http_session: aiohttp.ClientSession | None = None) -> None:
+        """`http_session`: the aiohttp session python-engineio sends its requests with (the
+        caller closes it); by default one of its own, which reuses its connections."""
         # No reconnection: a dropped connection must show up as a failure, not be healed.
-        self.sio = socketio.AsyncClient(reconnection=False)
+        self.sio = socketio.AsyncClient(reconnection=False, http_session=http_session)
         self.events: list[tuple[str, Any]] = []
         self.arrived = asyncio.Event()
         self.connect_errors: list[Any] = []
@@ -43,14 +50,32 @@ class Client:
     def _on_connect_error(self, *args: Any) -> None:
         self.connect_errors.append(args[0] if len(args) == 1 else args)
 
-    async def open(self, url: str, auth: dict[str, Any] | None = None) -> Client:
-        """Connect to exactly this URL (query included), as an application would."""
-        await self.sio.connect(url, transports=["websocket"], auth=auth, wait_timeout=5)
+    async def open(
+        self,
+        url: str,
+        auth: dict[str, Any] | None = None,
+        transports: Sequence[str] | None = WEBSOCKET_ONLY,
+    ) -> Client:
+        """Connect to exactly this URL (query included), as an application would, over
+        `transports` (None: python-socketio's defaults)."""
+        await self.sio.connect(
+            url,
+            transports=None if transports is None else list(transports),
+            auth=auth,
+            wait_timeout=5,
+        )
         return self
 
-    async def connect(self, base_url: str, id_user: str, room: str | None = None) -> Client:
+    async def connect(
+        self,
+        base_url: str,
+        id_user: str,
+        room: str | None = None,
+        transports: Sequence[str] | None = WEBSOCKET_ONLY,
+    ) -> Client:
         """Connect with id_user (and room) in the query; return once the handshake arrived."""
-        await self.open(base_url + f"?id_user={id_user}" + (f"&room={room}" if room else ""))
+        query = f"?id_user={id_user}" + (f"&room={room}" if room else "")
+        await self.open(base_url + query, transports=transports)
         await self.wait_for("handshake")
         return self
 

@@ -9,16 +9,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import shutil
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 import socketio
 
-from tests.integration.recording import Client
+from tests.integration.recording import WEBSOCKET_ONLY, Client
 from tests.integration.servers import ROOT, Cluster
 from tests.integration.wire import roster, rosters_empty
 
@@ -127,12 +128,14 @@ async def test_python_socketio_refused_user_sees_our_message(
 # ---- socket.io-client (Node) ----------------------------------------------------------
 
 
-async def run_node(*args: str) -> asyncio.subprocess.Process:
-    """js/scenario.js in its own process; it prints JSON lines on stdout."""
+async def run_node(*args: str, transports: str = "websocket") -> asyncio.subprocess.Process:
+    """js/scenario.js in its own process; it prints JSON lines on stdout. `transports` is
+    its SCENARIO_TRANSPORTS: websocket, polling, or default (the client's own defaults)."""
     assert NODE is not None
     return await asyncio.create_subprocess_exec(
         NODE, str(SCENARIO_JS), *args,
         cwd=ROOT,  # resolves require('socket.io-client') from ROOT/node_modules
+        env={**os.environ, "SCENARIO_TRANSPORTS": transports},
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
@@ -176,13 +179,17 @@ async def test_node_socketio_client_full_scenario(shared_cluster: Cluster) -> No
 
 @contextlib.asynccontextmanager
 async def python_beside_node(
-    cluster: Cluster, mode: str, room: str
+    cluster: Cluster,
+    mode: str,
+    room: str,
+    transports: str = "websocket",
+    py_transports: Sequence[str] | None = WEBSOCKET_ONLY,
 ) -> AsyncIterator[tuple[Client, asyncio.subprocess.Process, dict[str, Any]]]:
-    """A python-socketio client (user 3) in `room`, then js/scenario.js in `mode` (user 4)
-    once it printed that it is ready: (the client, the script, its ready line). Both are
-    gone afterwards, and the room empty."""
-    py = await Client().open(f"{cluster.url}?id_user=3&room={room}")
-    process = await run_node(mode, cluster.url, room)
+    """A python-socketio client (user 3, over `py_transports`) in `room`, then
+    js/scenario.js in `mode` (user 4, over `transports`) once it printed that it is ready:
+    (the client, the script, its ready line). Both are gone afterwards, and the room empty."""
+    py = await Client().open(f"{cluster.url}?id_user=3&room={room}", transports=py_transports)
+    process = await run_node(mode, cluster.url, room, transports=transports)
     try:
         assert process.stdout is not None
         ready = json.loads(await asyncio.wait_for(process.stdout.readline(), 15))

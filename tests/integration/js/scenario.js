@@ -11,9 +11,22 @@
 //       answers with its own, and leaves
 //   node tests/integration/js/scenario.js binary <server url> <room>
 //       as mixed, its identity-change holding a Buffer (a binary event with an attachment)
+//
+// SCENARIO_TRANSPORTS picks the clients' transports: `websocket` (when unset) gives
+// `transports: ['websocket']`, `polling` gives `transports: ['polling']`, and `default` leaves
+// the option out, as most applications do: HTTP long-polling first, then the upgrade to
+// WebSocket. With `default`, every client waits for its upgrade right after its connect, so
+// what follows travels over the WebSocket of a session that was opened by polling.
 const { io } = require('socket.io-client');
 
 const [mode, url, room] = process.argv.slice(2);
+const TRANSPORTS = process.env.SCENARIO_TRANSPORTS || 'websocket';
+const TRANSPORT_OPTIONS = {
+  websocket: { transports: ['websocket'] },
+  polling: { transports: ['polling'] },
+  default: {},
+}[TRANSPORTS];
+const UPGRADES = TRANSPORTS === 'default';
 const STEP_MS = 5000;
 const QUIET_MS = 300; // how long to keep listening for duplicates that must not come
 
@@ -23,11 +36,12 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 function client(options) {
   // forceNew: one Engine.IO connection per client, as separate browsers would have.
   // No reconnection: a dropped connection must show up as a failure.
-  return io(url, { transports: ['websocket'], forceNew: true, reconnection: false, ...options });
+  return io(url, { ...TRANSPORT_OPTIONS, forceNew: true, reconnection: false, ...options });
 }
 
 // Records into `seen` what a socket receives from the moment it is created (handshake comes
-// right after the connect).
+// right after the connect), the Engine.IO upgrades it goes through (the name of each
+// transport upgraded to) and the reason of each disconnect.
 function observe(socket, seen = {}) {
   Object.assign(seen, {
     id: null,
@@ -36,12 +50,48 @@ function observe(socket, seen = {}) {
     disconnected: [],
     identity: [],
     joinAck: null,
+    upgrades: [],
+    idAfterUpgrade: null, // socket.id once both the connect and the upgrade happened
+    transport: null, // the Engine.IO transport's name just before the client disconnects
+    disconnectReasons: [],
   });
   socket.on('handshake', (data) => { seen.handshake = data; });
   socket.on('socket-connected', (id) => seen.connected.push(id));
   socket.on('socket-disconnected', (id) => seen.disconnected.push(id));
   socket.on('identity-change', (data) => seen.identity.push(data));
+  socket.on('disconnect', (reason) => seen.disconnectReasons.push(reason));
+  // io() with autoConnect creates the Manager's Engine.IO socket at once, before any I/O
+  socket.io.engine.on('upgrade', (transport) => seen.upgrades.push(transport.name));
   return seen;
+}
+
+// With default transports, waits until the engine upgraded from polling to WebSocket.
+async function upgraded(what, socket, seen) {
+  if (!UPGRADES) return;
+  await until(`${what} to upgrade`, () => seen.upgrades.length > 0);
+  seen.idAfterUpgrade = socket.id;
+}
+
+// The client's own disconnect, after noting which transport carried the session at the end.
+// Resolves once the server has the goodbye: over polling the Socket.IO DISCONNECT and the
+// Engine.IO CLOSE travel in POSTs, which an exit right after would cut short, and the server
+// would then keep the socket until pingInterval + pingTimeout.
+function leave(socket, seen) {
+  const engine = socket.io.engine;
+  seen.transport = engine.transport.name;
+  const closed = new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('the disconnect was not sent')), STEP_MS);
+    const done = () => { clearTimeout(timer); resolve(); };
+    // The engine closes once the DISCONNECT's request is answered; over polling its CLOSE
+    // then goes out in one more POST, whose answer the transport reports as drain.
+    engine.once('close', () => {
+      if (engine.transport.name !== 'polling') return done();
+      engine.transport.once('drain', done);
+      engine.transport.once('error', done);
+    });
+  });
+  socket.disconnect();
+  return closed;
 }
 
 async function until(what, predicate, ms = STEP_MS) {
@@ -75,12 +125,14 @@ async function scenario(out) {
   await connected(a);
   out.a.id = a.id;
   await until('handshake of a', () => out.a.handshake);
+  await upgraded('a', a, out.a);
 
   const b = client({ auth: { id_user: '2', room } });
   out.b = observe(b);
   await connected(b);
   out.b.id = b.id;
   await until('handshake of b', () => out.b.handshake);
+  await upgraded('b', b, out.b);
   await until('a to see b', () => out.a.connected.length > 0);
 
   out.b.joinAck = await b.timeout(STEP_MS).emitWithAck('join', other);
@@ -93,10 +145,10 @@ async function scenario(out) {
   await until('a to get identity-change', () => out.a.identity.length > 0);
   await sleep(QUIET_MS);
 
-  b.disconnect();
+  await leave(b, out.b);
   await until('a to see b leave', () => out.a.disconnected.length > 0);
   await sleep(QUIET_MS);
-  a.disconnect();
+  await leave(a, out.a);
 
   const c = client({ query: { id_user: '999', room } });
   const err = await refusal(c);
@@ -111,11 +163,12 @@ async function mixed(out, extra = { id_user: '9' }) {
   await connected(n);
   out.id = n.id;
   await until('handshake', () => out.handshake);
+  await upgraded('the client', n, out);
   print({ ready: true, id: n.id });
   await until('identity-change from the Python client', () => out.identity.length > 0);
   n.emit('identity-change', { name: 'from-node', ...extra });
   await sleep(QUIET_MS);
-  n.disconnect();
+  await leave(n, out);
 }
 
 async function main() {
@@ -125,6 +178,7 @@ async function main() {
     process.exit(2);
   }, 25000);
   try {
+    if (TRANSPORT_OPTIONS === undefined) throw new Error(`unknown transports ${TRANSPORTS}`);
     if (mode === 'scenario') await scenario(out);
     else if (mode === 'mixed') await mixed(out);
     else if (mode === 'binary') await mixed(out, { avatar: Buffer.from([0, 1, 2, 255]) });
