@@ -180,18 +180,16 @@ class PollingTransport(Transport[M]):
                 return BAD_REQUEST
             for item in items:
                 if session.state not in LIVE:
-                    break
+                    break  # closed by the client (CLOSE, DISCONNECT): the rest is moot
                 if not await self.take(item):
                     return BAD_REQUEST
-            if session.state not in LIVE and session.close_reason != TRANSPORT_CLOSE:
-                return BAD_REQUEST  # closed for what this POST carried
             return Reply(200, "ok")
         finally:
             self.posting = False
 
     async def take(self, item: payload.Item) -> bool:
         """One packet from the client (over POST, or the upgrading WebSocket); False when
-        it closed the session for a limit."""
+        it was refused and the session closed for it (a limit, a malformed packet)."""
         session = self.session
         assert session is not None
         if not self.packet_budget.take():
@@ -211,6 +209,7 @@ class PollingTransport(Transport[M]):
                 await self._control(session, packets.decode_control(text))
         except ProtocolError as exc:
             await self.protocol_error(exc, text)
+            return session.state in LIVE  # a refused payload the client was told of
         return True
 
     async def _over_budget(self, unit: str) -> None:

@@ -293,7 +293,7 @@ async def test_unknown_sid_is_refused(cluster: Cluster, method: str, body: bytes
 async def test_forged_sid_is_refused_and_harms_no_session(cluster: Cluster) -> None:
     """A sid one character off a real one (a client picking the worker it names, or guessing
     a neighbour's) gets 400 for GET and POST, and the real session goes on: its CONNECT is
-    answered in its next GET."""
+    answered in its next GET, and its DISCONNECT ends it."""
     sid = (await polling_open(cluster))["sid"]
     forged = polling_url(cluster, sid=forge(sid))
     for method, body in (("GET", None), ("POST", b"40")):
@@ -305,7 +305,9 @@ async def test_forged_sid_is_refused_and_harms_no_session(cluster: Cluster) -> N
     status, text = await request(real)
     assert status == 200, text
     assert text.startswith('40{"sid":'), text
-    assert await request(real, "POST", b"1") == (200, "ok")  # Engine.IO CLOSE
+    # the client's Socket.IO DISCONNECT is no error: ok, and the session is gone
+    assert await request(real, "POST", b"41") == (200, "ok")
+    assert (await request(real))[0] == 400
 
 
 @pytest.mark.parametrize(
