@@ -4,7 +4,7 @@ PY      := $(VENV)/bin/python
 PORT    ?= 8000
 WORKERS ?= 4
 
-.PHONY: setup run test check format bench bench-layers soak faults clean FORCE
+.PHONY: setup run test check format bench bench-layers bench-polling soak faults clean FORCE
 
 ## setup: create .venv (runtime and development requirements) and node_modules (idempotent)
 setup: $(VENV)/.installed-dev node_modules/.installed
@@ -61,13 +61,18 @@ check: setup
 	$(PY) -m pytest tests/unit -q
 
 ## bench: our 4-worker cluster and the socket.io reference side by side, then our cluster on
-## each channel layer (about 16 minutes; BENCH_LAYERS=0 leaves the layers out)
+## each channel layer, then long-polling clients (about 20 minutes; BENCH_LAYERS=0 and
+## BENCH_POLLING=0 leave those out)
 bench: setup
 	bash bench/run.sh
 
 ## bench-layers: our cluster on the bus's layer and on channels_redis's two (about 6 minutes)
 bench-layers: setup
 	bash bench/layers.sh
+
+## bench-polling: long-polling clients beside WebSocket ones, ours and the reference's (about 4 minutes)
+bench-polling: setup
+	bash bench/polling.sh
 
 ## soak: 2000 churning sockets over 4 workers for about 5 minutes (DURATION=60 shortens it)
 soak: setup

@@ -5,7 +5,8 @@
 #   ROUNDS=1 bash bench/run.sh        # one round (about 4 minutes)
 #
 # Then, unless BENCH_LAYERS=0, our cluster on each channel layer it runs on, side by side
-# (bench/layers.sh, about 6 minutes more).
+# (bench/layers.sh, about 6 minutes more), and unless BENCH_POLLING=0, long-polling clients
+# beside WebSocket ones (bench/polling.sh, about 4 minutes more).
 #
 # Copies shared/anchors/node-reference to .tmp/node-reference and runs `npm ci` there,
 # makes sure a local Redis answers, starts both clusters on free ports of 127.0.0.1 (same
@@ -151,6 +152,9 @@ US_DROPPED="$(grep -c 'bus write' "$WORK/ours.log")"
 rc=$?
 if [ "${BENCH_LAYERS:-1}" = 1 ]; then
   bash "$ROOT/bench/layers.sh" || rc=$?
+fi
+if [ "${BENCH_POLLING:-1}" = 1 ]; then
+  bash "$ROOT/bench/polling.sh" || rc=$?
 fi
 if [ "${KEEP_WORK:-1}" = 1 ]; then
   # keep the raw outputs of the last 5 runs only
