@@ -153,8 +153,8 @@ class PollingTransport(Transport[M]):
                         await self.wakeup.wait()
                 except TimeoutError:
                     break
-            if session.state not in LIVE:
-                return Reply(200, self.goodbye)
+            if session.state not in LIVE:  # what was queued (why it closed), then goodbye
+                return Reply(200, payload.encode([*self._take(), self.goodbye]))
             if session.state is State.UPGRADING or session.transport != POLLING:
                 return Reply(200, NOOP)  # releases the client's GET for the upgrade (spec)
             return Reply(200, payload.encode(self._take()) or NOOP)

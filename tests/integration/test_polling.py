@@ -330,3 +330,16 @@ async def test_post_over_max_payload_is_refused(cluster: Cluster) -> None:
     body = b"4" + b"x" * opened["maxPayload"]  # one MESSAGE packet, one byte over
     status, text = await request(polling_url(cluster, sid=opened["sid"]), "POST", body)
     assert status == 413, text[:200]
+
+
+async def test_a_flood_of_packets_over_polling_closes_its_session(cluster: Cluster) -> None:
+    """SOCKETIO_FRAME_RATE (50 a second, bursts of 100) counts long-polling packets as it
+    counts WebSocket frames: a POST of 200 packets is 400 and the session is closed (its
+    next GET is 400)."""
+    sid = (await polling_open(cluster))["sid"]
+    url = polling_url(cluster, sid=sid)
+    assert await request(url, "POST", b"40") == (200, "ok")
+    assert (await request(url))[1].startswith("40")  # CONNECT's reply, then the handshake
+    flood = "\x1e".join(['42["join","flood"]'] * 200).encode()
+    assert (await request(url, "POST", flood))[0] == 400
+    assert (await request(url))[0] == 400
