@@ -137,7 +137,8 @@ class EngineIOHttp(JsonHttpHandler):
                 return await transport.post(body)
             return await self.held_get(transport)
         POLLING_REQUESTS.labels("forwarded").inc()
-        within = settings.SOCKETIO_PING_INTERVAL_MS / 1000 + FORWARD_MARGIN_S
+        held = (settings.SOCKETIO_PING_INTERVAL_MS + settings.SOCKETIO_PING_TIMEOUT_MS) / 1000
+        within = held + FORWARD_MARGIN_S  # PollingTransport.longest_hold, and a margin
         try:
             args = {"sid": sid, "method": method, "body": body}
             status, text, content_type = await node.ask_worker(owner, FORWARDED, args, within)

@@ -145,7 +145,9 @@ class PollingTransport(Transport[M]):
             return BAD_REQUEST
         self.getting = True
         try:
-            hold_until = asyncio.get_running_loop().time() + session.ping_interval / 1000
+            # a PING comes within pingInterval, or the session closes within pingTimeout of
+            # one unanswered: the bound is a safety net, never what ends a GET on time
+            hold_until = asyncio.get_running_loop().time() + self.longest_hold()
             while not self.queue and session.state is State.OPEN and session.transport == POLLING:
                 self.wakeup.clear()
                 try:
@@ -160,6 +162,12 @@ class PollingTransport(Transport[M]):
             return Reply(200, payload.encode(self._take()) or NOOP)
         finally:
             self.getting = False
+
+    def longest_hold(self) -> float:
+        """Seconds a GET may be held at most (rooms.http.polling waits a little longer)."""
+        session = self.session
+        assert session is not None
+        return (session.ping_interval + session.ping_timeout) / 1000
 
     async def post(self, body: str) -> Reply:
         """The client's packets, taken in order as WebSocket frames would be."""

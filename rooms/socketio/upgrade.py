@@ -21,6 +21,7 @@ from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
+from rooms.bus.directory import ClusterUnavailable
 from rooms.cluster.node import WorkerNode
 from rooms.cluster.requests import WorkerUnavailable
 from rooms.engineio import payload, sids
@@ -54,7 +55,12 @@ class UpgradeConsumer(DirectDispatch, AsyncWebsocketConsumer):
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         sid = query.get("sid", [""])[0]
         owner = sids.owner_of(sid, sid_key(settings.SECRET_KEY))
-        node: WorkerNode = await self.scope["cluster"].node()
+        try:
+            node: WorkerNode = await self.scope["cluster"].node()
+        except ClusterUnavailable as exc:
+            logger.warning("refusing an upgrade: %s", exc)
+            await self.close()
+            return
         self.sid, self.node = sid, node
         self.queue: asyncio.Queue[payload.Item | None] = asyncio.Queue()
         if owner == node.procid:
