@@ -61,10 +61,18 @@ class RawWebSocket:
     @classmethod
     def open(cls, cluster: Cluster) -> RawWebSocket:
         sock = socket.create_connection(("127.0.0.1", cluster.port), timeout=10)
+        ws = cls.upgrade(sock, cluster.port, "/socket.io/?EIO=4&transport=websocket")
+        ws.wait_for_text(lambda text: text.startswith("0{"))
+        return ws
+
+    @classmethod
+    def upgrade(cls, sock: socket.socket, port: int, target: str) -> RawWebSocket:
+        """The WebSocket handshake for `target` on a connection that may have served HTTP
+        requests before (RFC 6455 section 4.1)."""
         key = base64.b64encode(os.urandom(16)).decode()
         sock.sendall(
-            f"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\n"
-            f"Host: 127.0.0.1:{cluster.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"GET {target} HTTP/1.1\r\n"
+            f"Host: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
             f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
         )
         data = b""
@@ -74,9 +82,7 @@ class RawWebSocket:
             data += chunk
         head, _, rest = data.partition(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 101"), head
-        ws = cls(sock, rest)
-        ws.wait_for_text(lambda text: text.startswith("0{"))
-        return ws
+        return cls(sock, rest)
 
     def _read_available(self, timeout: float = 0) -> None:
         while not self.closed and select.select([self.sock], [], [], timeout)[0]:

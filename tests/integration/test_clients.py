@@ -162,8 +162,16 @@ async def test_node_socketio_client_full_scenario(shared_cluster: Cluster) -> No
     room = new_room("node")
     process = await run_node("scenario", shared_cluster.url, room)
     (result,) = await node_lines(process)
+    await check_scenario(shared_cluster, result)
+    await rosters_empty(shared_cluster, [room, room + "-other"])
+
+
+async def check_scenario(cluster: Cluster, result: dict[str, Any]) -> None:
+    """What js/scenario.js's "scenario" mode must have seen: both handshakes name live
+    workers, each socket saw the other arrive under the id it shows, join acks, stamped
+    identity-changes, b's departure, and our message for an unknown id_user."""
     assert result["error"] is None, result
-    procids = await live_procids(shared_cluster)
+    procids = await live_procids(cluster)
     a, b = result["a"], result["b"]
     assert {a["handshake"]["procid"], b["handshake"]["procid"]} <= procids
     assert a["id"] != b["id"]
@@ -174,7 +182,6 @@ async def test_node_socketio_client_full_scenario(shared_cluster: Cluster) -> No
     assert a["identity"] == [{"name": "Maria", "id_user": "2"}]
     assert a["disconnected"] == [b["id"]]
     assert result["refused"] == {"message": "Unknown id_user: 999", "connected": False}
-    await rosters_empty(shared_cluster, [room, room + "-other"])
 
 
 @contextlib.asynccontextmanager

@@ -12,7 +12,6 @@ pingInterval 300 ms, pingTimeout 200 ms.
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import os
 import signal
@@ -378,22 +377,8 @@ class Connection:
 
     def upgrade(self, sid: str) -> RawWebSocket:
         """This connection becomes a WebSocket for `sid` (an Upgrade on a kept-alive one)."""
-        key = base64.b64encode(os.urandom(16)).decode()
-        sock = self.http.sock
-        sock.sendall(
-            f"GET /engine.io/?EIO=4&transport=websocket&sid={sid} HTTP/1.1\r\n"
-            f"Host: 127.0.0.1:{self.cluster.port}\r\nUpgrade: websocket\r\n"
-            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-            "Sec-WebSocket-Version: 13\r\n\r\n".encode()
-        )
-        data = b""
-        while b"\r\n\r\n" not in data:
-            chunk = sock.recv(4096)
-            assert chunk, data
-            data += chunk
-        head, _, rest = data.partition(b"\r\n\r\n")
-        assert head.startswith(b"HTTP/1.1 101"), head
-        return RawWebSocket(sock, rest)
+        target = f"/engine.io/?EIO=4&transport=websocket&sid={sid}"
+        return RawWebSocket.upgrade(self.http.sock, self.cluster.port, target)
 
 
 def on_each_worker(cluster: Cluster) -> tuple[Connection, Connection, str]:

@@ -25,6 +25,7 @@ from tests.integration.conftest import module_cluster
 from tests.integration.recording import Client, close_all
 from tests.integration.servers import Cluster, RedisServer
 from tests.integration.test_clients import (
+    check_scenario,
     live_procids,
     needs_node,
     new_room,
@@ -77,18 +78,8 @@ async def test_node_client_scenario(
     room = new_room(f"node-{transports}")
     process = await run_node("scenario", cluster.url, room, transports=transports)
     (result,) = await node_lines(process)
-    assert result["error"] is None, result
-    procids = await live_procids(cluster)
+    await check_scenario(cluster, result)
     a, b = result["a"], result["b"]
-    assert {a["handshake"]["procid"], b["handshake"]["procid"]} <= procids
-    assert a["id"] != b["id"]
-    assert a["connected"] == [b["id"]]
-    assert b["connected"] == [a["id"]]
-    assert a["joinAck"] == b["joinAck"] == {"ok": True}
-    assert b["identity"] == [{"name": "Johnny", "id_user": "1"}]
-    assert a["identity"] == [{"name": "Maria", "id_user": "2"}]
-    assert a["disconnected"] == [b["id"]]
-    assert result["refused"] == {"message": "Unknown id_user: 999", "connected": False}
     for socket in (a, b):
         assert socket["upgrades"] == upgrades, socket
         assert socket["transport"] == final, socket
