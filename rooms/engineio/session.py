@@ -192,8 +192,10 @@ class Session:
             return (CloseConnection(PING_TIMEOUT),)
         if self.ping_due_at is None or now < self.ping_due_at:
             return NOTHING
+        # from when the PING was due, not when this tick came: a late tick (a busy loop)
+        # does not give the peer longer than pingInterval + pingTimeout
+        self.pong_due_by = self.ping_due_at + self.ping_timeout / 1000
         self.ping_due_at = None
-        self.pong_due_by = now + self.ping_timeout / 1000
         return (SendPacket(Ping()),)
 
     def probe(self, data: str) -> Pong:

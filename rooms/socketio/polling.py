@@ -137,6 +137,8 @@ class PollingTransport(Transport[M]):
         a second GET at once closes the session."""
         session = self.session
         assert session is not None
+        if not await self._on_time(session):
+            return SESSION_ID_UNKNOWN
         if session.transport != POLLING:
             return BAD_REQUEST  # upgraded: requests of the old transport are refused
         if self.getting:
@@ -163,6 +165,13 @@ class PollingTransport(Transport[M]):
         finally:
             self.getting = False
 
+    async def _on_time(self, session: Session) -> bool:
+        """Whether the session is still live once what was due by now is done: a request
+        that comes after the PONG's deadline finds the session closed (as it would be had
+        the session's timer run first), not a PING it was too late to answer."""
+        await self._act(session.tick(asyncio.get_running_loop().time()))
+        return session.state in LIVE
+
     def longest_hold(self) -> float:
         """Seconds a GET may be held at most (rooms.http.polling waits a little longer)."""
         session = self.session
@@ -173,6 +182,8 @@ class PollingTransport(Transport[M]):
         """The client's packets, taken in order as WebSocket frames would be."""
         session = self.session
         assert session is not None
+        if not await self._on_time(session):
+            return SESSION_ID_UNKNOWN
         if session.transport != POLLING:
             return BAD_REQUEST  # upgraded: requests of the old transport are refused
         if self.posting:

@@ -308,3 +308,13 @@ def test_a_failed_probe_leaves_the_session_polling_and_a_websocket_one_has_none(
         opened().probe("probe")
     with pytest.raises(InvalidTransition):
         opened().upgrade()
+
+
+def test_a_late_tick_does_not_give_the_peer_longer_to_answer() -> None:
+    """On a busy loop the timer may run after the PING was due: the PONG is still due
+    pingTimeout after the PING was due, so a client silent for pingInterval + pingTimeout
+    is closed then, however late the ticks came."""
+    session = opened()
+    pinged(session, T0 + 0.3 + 0.15)  # the PING was due at T0 + 0.3
+    assert session.next_deadline == pytest.approx(T0 + 0.5)
+    assert session.tick(T0 + 0.5) == (CloseConnection(PING_TIMEOUT),)
