@@ -359,14 +359,15 @@ def pid_of_owner(sid: str) -> int:
 class Connection:
     """One kept-alive HTTP/1.1 connection (so one worker), for polling and then an upgrade."""
 
-    def __init__(self, cluster: Cluster) -> None:
-        self.cluster = cluster
+    def __init__(self, cluster: Cluster, path: str = "/engine.io/", query: str = "") -> None:
+        self.cluster, self.path, self.query = cluster, path, query
         self.http = HTTPConnection("127.0.0.1", cluster.port, timeout=10)
         self.http.connect()
 
     def request(self, query: str, body: str | None = None) -> tuple[int, str]:
         method = "GET" if body is None else "POST"
-        self.http.request(method, f"/engine.io/?EIO=4&transport=polling{query}", body=body)
+        target = f"{self.path}?EIO=4&transport=polling{self.query}{query}"
+        self.http.request(method, target, body=body)
         response = self.http.getresponse()
         return response.status, response.read().decode()
 
@@ -381,7 +382,7 @@ class Connection:
         key = base64.b64encode(os.urandom(16)).decode()
         sock = self.http.sock
         sock.sendall(
-            f"GET /engine.io/?EIO=4&transport=websocket&sid={sid} HTTP/1.1\r\n"
+            f"GET {self.path}?EIO=4&transport=websocket&sid={sid} HTTP/1.1\r\n"
             f"Host: 127.0.0.1:{self.cluster.port}\r\nUpgrade: websocket\r\n"
             f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
             "Sec-WebSocket-Version: 13\r\n\r\n".encode()
@@ -396,15 +397,17 @@ class Connection:
         return RawWebSocket(sock, rest)
 
 
-def on_each_worker(cluster: Cluster) -> tuple[Connection, Connection, str]:
-    """A connection to the worker holding a fresh session, one to the other worker, and the
+def on_each_worker(
+    cluster: Cluster, path: str = "/engine.io/", query: str = ""
+) -> tuple[Connection, Connection, str]:
+    """A connection to the worker holding a fresh session, one to another worker, and the
     session's sid."""
-    home = Connection(cluster)
+    home = Connection(cluster, path, query)
     sid = home.handshake()
     owner = pid_of_owner(sid)
     os.kill(owner, signal.SIGSTOP)
     try:
-        away = Connection(cluster)
+        away = Connection(cluster, path, query)
         assert pid_of_owner(away.handshake()) != owner
     finally:
         os.kill(owner, signal.SIGCONT)
