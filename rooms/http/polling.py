@@ -31,6 +31,7 @@ from rooms.http.views import JsonHttpHandler
 from rooms.metrics.series import POLLING_REQUESTS
 from rooms.socketio.origin import origin_allowed
 from rooms.socketio.polling import (
+    ARRIVING,
     BAD_REQUEST,
     FORBIDDEN,
     SESSION_ID_UNKNOWN,
@@ -39,6 +40,7 @@ from rooms.socketio.polling import (
     Reply,
     error,
     moved_to,
+    session_here,
     sid_key,
 )
 
@@ -59,7 +61,7 @@ def serving_forwarded(node: WorkerNode) -> Callable[[dict[str, Any]], Awaitable[
         """A GET or POST another worker forwarded for a session of this one (or that this
         one handed over to a third at an upgrade: forwarded on there)."""
         sid, method, body = args["sid"], args["method"], args["body"]
-        if sid not in SESSIONS and (taker := moved_to(sid)) is not None:
+        if sid not in SESSIONS and sid not in ARRIVING and (taker := moved_to(sid)) is not None:
             reply = await forward(node, taker, sid, method, body)
             return [reply.status, reply.body, reply.content_type]
         return await serve_here(args)
@@ -82,7 +84,7 @@ async def forward(node: WorkerNode, procid: str, sid: str, method: str, body: st
 
 async def serve_here(args: dict[str, Any]) -> list[Any]:
     """A GET or POST another worker forwarded for a session of this one."""
-    transport = SESSIONS.get(args["sid"])
+    transport = await session_here(args["sid"])
     if transport is None:
         reply = SESSION_ID_UNKNOWN
     elif args["method"] == "GET":
@@ -159,7 +161,7 @@ class EngineIOHttp(JsonHttpHandler):
             return SESSION_ID_UNKNOWN
         node = await self.node()
         # here: its own worker's session, or one handed over to this worker at an upgrade
-        transport = SESSIONS.get(sid)
+        transport = await session_here(sid)
         if transport is not None:
             POLLING_REQUESTS.labels("here").inc()
             if method == "POST":

@@ -92,6 +92,20 @@ MOVED: dict[str, tuple[str, float]] = {}
 sid -> (the procid holding it now, until when its requests are forwarded there)."""
 
 
+ARRIVING: dict[str, asyncio.Future[None]] = {}
+"""Sessions being handed over to this worker (rooms.socketio.upgrade), by sid: done once
+in SESSIONS, or failed."""
+
+
+async def session_here(sid: str, within: float = 10.0) -> PollingTransport[Any] | None:
+    """This worker's session `sid`; one being handed over to it is waited for (its old
+    worker may forward a request the moment it let go of it)."""
+    arriving = ARRIVING.get(sid)
+    if sid not in SESSIONS and arriving is not None:
+        await asyncio.wait({arriving}, timeout=within)
+    return SESSIONS.get(sid)
+
+
 def moved_to(sid: str) -> str | None:
     """The worker a session of this one was handed to, for pingInterval + pingTimeout."""
     moved = MOVED.get(sid)

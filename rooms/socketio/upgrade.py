@@ -34,7 +34,7 @@ from rooms.engineio.errors import ProtocolError
 from rooms.engineio.session import TRANSPORT_CLOSE
 from rooms.server import backpressure
 from rooms.socketio.dispatch import DirectDispatch
-from rooms.socketio.polling import SESSIONS, PollingTransport, sid_key
+from rooms.socketio.polling import ARRIVING, SESSIONS, PollingTransport, sid_key
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +75,7 @@ class Arrival:
         self.items: list[payload.Item] | None = None
         self.served: list[str] = []
         self.finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        ARRIVING[sid] = self.finished
 
     def shipped(self, items: list[payload.Item], served: list[str]) -> None:
         self.items, self.served = items, served
@@ -85,6 +86,7 @@ class Arrival:
         if self.finished.done() or self.items is None or transport is None:
             return
         ARRIVALS.pop(self.sid, None)
+        ARRIVING.pop(self.sid, None)
         try:
             pong = transport.took_over(self.items, self.served)
         except ProtocolError as exc:  # closed meanwhile
@@ -95,6 +97,7 @@ class Arrival:
 
     def fail(self, reason: str) -> None:
         ARRIVALS.pop(self.sid, None)
+        ARRIVING.pop(self.sid, None)
         if not self.finished.done():
             self.finished.set_exception(HandoverFailed(reason))
 
@@ -337,7 +340,16 @@ def serve_upgrades(node: WorkerNode, *, hand_over: bool) -> None:
             if not await node.requests.tell(channel, HANDOVER_QUEUE, message):
                 logger.info("handover of %s: its taker %s is gone", sid, procid)
 
+        async def watch() -> None:
+            """A taker that never completes (gone, or its marks lost): the session ends
+            here, its rooms told, rather than be left in between."""
+            await asyncio.sleep(HANDOVER_WITHIN)
+            if not transport.moved and transport.moving_to is not None:
+                logger.info("handover of %s to %s not done in time: closing it", sid, procid)
+                await transport.close_session()
+
         transport.move_aborted = aborted
+        _spawn(watch())
         id_socket = state.get("id_socket")
         if id_socket is not None:
             node.move_out(id_socket, procid, lambda: _spawn(ship()))
@@ -361,6 +373,8 @@ def serve_upgrades(node: WorkerNode, *, hand_over: bool) -> None:
         A session being handed over from it is closed here."""
         for arrival in [a for a in ARRIVALS.values() if a.owner == procid]:
             arrival.fail(f"worker {procid} is down")
+        for moving in [t for t in SESSIONS.values() if t.moving_to == procid and not t.moved]:
+            _spawn(moving.close_session())  # handed to a worker that died meanwhile
         for consumer in [c for c in RELAYS.values() if c.owner == procid]:
             consumer.end()
         for relay, websocket in list(RELAYED.items()):
