@@ -382,7 +382,7 @@ async def test_an_upgrade_on_another_worker_hands_the_socket_over(cluster: Clust
     emits into its room: it receives every event exactly once, in order, across the
     upgrade; it keeps its id, the roster names its new worker, the room hears no
     socket-connected or socket-disconnected for it, and it still sends to the room."""
-    room = new_room("handover")
+    room, other = new_room("handover"), new_room("handover-other")
     watcher, sender = Client(), Client()
     try:
         await watcher.connect(cluster.url, "2", room)
@@ -395,6 +395,12 @@ async def test_an_upgrade_on_another_worker_hands_the_socket_over(cluster: Clust
         assert status == 200 and body.startswith("40"), body
         id_socket = json.loads(body.split("\x1e")[0][2:])["sid"]
         await watcher.wait_for("socket-connected", lambda arrived: arrived == id_socket)
+        # both in a second room: each event reaches the socket through two rooms, whose
+        # streams are cut apart, and still arrives once (rooms.cluster.fanout's event ids)
+        assert await sender.call("join", other) == {"ok": True}
+        join = "420" + json.dumps(["join", other])
+        assert home.request(f"&sid={sid}", join) == (200, "ok")
+        assert home.request(f"&sid={sid}") == (200, '430[{"ok":true}]')
         flowing = types.SimpleNamespace(texts=[], upgraded=False)
 
         async def send_numbers() -> int:
@@ -415,10 +421,10 @@ async def test_an_upgrade_on_another_worker_hands_the_socket_over(cluster: Clust
         await asyncio.to_thread(ws.wait_for_text, lambda t: f'"n":{last}' in t.replace(" ", ""))
         assert identity_numbers(flowing.texts + ws.texts) == list(range(last + 1))
 
-        entries = await roster(cluster, room)
-        moved = [e for e in entries if e["id_socket"] == id_socket]
-        assert len(moved) == 1, entries
-        assert moved[0]["procid"].split("-")[1] != sid.split(".")[1].split("-")[1], entries
+        for entries in (await roster(cluster, room), await roster(cluster, other)):
+            moved = [e for e in entries if e["id_socket"] == id_socket]
+            assert len(moved) == 1, entries  # listed once: by its new worker, not the old
+            assert moved[0]["procid"].split("-")[1] != sid.split(".")[1].split("-")[1], entries
         await asyncio.sleep(0.3)
         assert watcher.payloads("socket-connected").count(id_socket) == 1  # its CONNECT's
         assert id_socket not in watcher.payloads("socket-disconnected")
@@ -432,4 +438,4 @@ async def test_an_upgrade_on_another_worker_hands_the_socket_over(cluster: Clust
         await watcher.wait_for("socket-disconnected", lambda gone: gone == id_socket)
     finally:
         await close_all([watcher, sender])
-    await rosters_empty(cluster, [room])
+    await rosters_empty(cluster, [room, other])
