@@ -5,8 +5,9 @@ session's next PING); a POST brings the client's packets. One GET and one POST a
 session: a second one at once closes the session (400), as the spec's "HTTP long-polling"
 says (https://github.com/socketio/engine.io-protocol). A session is this worker's: requests
 that land on another worker are forwarded here (rooms.http.polling), and a WebSocket that
-upgrades it carries its packets from then on (rooms.socketio.upgrade), on this worker or
-through the bus.
+upgrades it carries its packets from then on (rooms.socketio.upgrade): on this worker, or on
+another one that the session is handed over to first (`hand_over`, `ship`; there `arrive`,
+`took_over`), or, on a channel layer other than the bus's, through the bus.
 
 Every limit of the WebSocket transport holds: messages and characters per second, maxPayload
 per packet and per POST, and what may wait for a client that does not poll (past
