@@ -275,14 +275,16 @@ class WorkerNode:
         """A socket moving here from another worker: each of its rooms is subscribed, the
         socket registered in none of them, then a mark published to each room's group; the
         socket joins a room when its mark comes through (the worker it leaves takes it out
-        of the room at the same mark), and `done` once it is in all of them."""
+        of the room at the same mark), and `done` once it is in all of them. Raises when a
+        room cannot be subscribed (the caller closes the socket: `remove` undoes this)."""
         for room in rooms:
             self._arriving[room] = self._arriving.get(room, 0) + 1
         self.registry.add(sock)
         if rooms:
             self.moving_in[sock.id_socket] = Move(set(rooms), self.procid, done)
-        for room in rooms:
-            await self.bus_call(self.subscriber.group_add, room_group(room))
+        for room in rooms:  # raises if it cannot: a room whose mark is missed is lost
+            async with asyncio.timeout(self.send_timeout):
+                await self.subscriber.group_add(room_group(room))
         for room in rooms:
             mark = events.handover_mark(sock.id_socket, room, self.procid)
             await self.bus_call(self.publisher.group_send, room_group(room), mark)

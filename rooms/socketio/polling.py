@@ -389,8 +389,8 @@ class PollingTransport(Transport[M]):
         session = self.session
         if session is None or session.transport != POLLING or session.state is not State.OPEN:
             return False
-        if self.probing is not None:
-            return False
+        if self.probing is not None or self.moving_to is not None:
+            return False  # probed by another, or being handed over to another worker
         self.probing = websocket
         return True
 

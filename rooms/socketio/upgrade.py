@@ -189,19 +189,21 @@ class UpgradeConsumer(DirectDispatch, AsyncWebsocketConsumer):
         try:
             state = await node.ask_worker(owner, HANDOVER, args, within=5.0)
         except WorkerUnavailable as exc:
-            ARRIVALS.pop(sid, None)
             logger.info("no handover of %s: %s", sid, exc)
+            arrival.fail(str(exc))
+            arrival.finished.exception()  # retrieved: nobody else awaits it
             return False
         transport = self.transport = self.new_session(self.scope, self.query, sid)
         try:
-            await transport.arrive(state, self)
-            arrival.transport = transport
-            arrival.finish()
             async with asyncio.timeout(HANDOVER_WITHIN):
+                await transport.arrive(state, self)
+                arrival.transport = transport
+                arrival.finish()
                 await arrival.finished
-        except (TimeoutError, HandoverFailed) as exc:
+        except Exception as exc:  # timed out, HandoverFailed, the bus away
             logger.info("handover of %s failed: %r", sid, exc)
             arrival.fail(repr(exc))
+            arrival.finished.exception()  # retrieved: nobody else awaits it
             await transport.close_session(TRANSPORT_CLOSE)  # closes this WebSocket too
         return True
 
