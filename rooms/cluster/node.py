@@ -476,6 +476,8 @@ class WorkerNode:
             self._on_message(message)
             return
         room = self.registry.room_of_group(group)
+        if room is None:  # a room whose mark is awaited: decided when the inbox gets to it
+            room = next((r for r in self._arriving if room_group(r) == group), None)
         if room is None:
             return  # the room's last socket here left meanwhile
         event, args = message.get("event"), message.get("args", [])

@@ -135,3 +135,25 @@ async def test_a_socket_closed_while_moving_in_leaves_no_room_kept() -> None:
     assert new.departures.keep("r1")
     new.remove("s")
     assert not new.departures.keep("r1") and not new.moving_in
+
+
+async def test_an_emit_from_django_after_the_mark_reaches_the_socket_moving_in() -> None:
+    """A Channels group_send to a room arriving before the inbox took the room's mark is
+    kept for the inbox, which hands it to the socket once the mark put it in the room."""
+    new, bus = make_node("new")
+    got: list[tuple[Any, str | None]] = []
+
+    async def new_event(frame: Any, event: str | None) -> None:
+        got.append((frame, event))
+
+    async def never(frame: Any) -> None:
+        raise AssertionError(frame)
+
+    sock = LocalSocket("s", "1", deliver=never, deliver_event=new_event)
+    await new.move_in(sock, ["r1"], lambda: None)
+    group, mark = bus.published[0]
+    new._on_group_message(group, mark)
+    new._on_group_message(group, events.socketio_emit("notice", "hello"))
+    while not new._inbox.empty():
+        await feed(new, new._inbox.get_nowait())
+    assert got == [(str(("notice", "hello")), None)]
