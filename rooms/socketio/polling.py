@@ -209,6 +209,8 @@ class PollingTransport(Transport[M]):
             "ping_interval": session.ping_interval,
             "ping_timeout": session.ping_timeout,
             "max_payload": session.max_payload,
+            # the client expects a PING within pingInterval of the last one, whoever sends it
+            "ping_in": session.next_ping_in_ms(asyncio.get_running_loop().time()),
             **self.handover_state(),
         }
         self.moving_to = procid
@@ -246,7 +248,7 @@ class PollingTransport(Transport[M]):
             transport=POLLING,
         )
         self._set_up(session)
-        session.open(asyncio.get_running_loop().time())
+        session.open(asyncio.get_running_loop().time(), state["ping_in"])
         self.start_timer(session)
         self.arrived = True
         self.probing = websocket
