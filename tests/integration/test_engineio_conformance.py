@@ -436,6 +436,29 @@ def test_a_session_is_served_through_the_worker_that_does_not_hold_it(cluster: C
     ws.close()
 
 
+def test_an_upgrade_on_the_other_worker_during_one_on_its_own_is_closed(
+    cluster: Cluster,
+) -> None:
+    """A session being upgraded where it lives is not handed to another worker: a second
+    WebSocket there is refused the session (and the relay too) and closed; the first one
+    upgrades."""
+    home, away, sid = on_each_worker(cluster)
+    first = home.upgrade(sid)
+    first.send(client_frame(OPCODE_TEXT, b"2probe", fin=True))
+    first.wait_for_text(lambda text: text == "3probe")
+    second = away.upgrade(sid)
+    second.send(client_frame(OPCODE_TEXT, b"2probe", fin=True))
+    deadline = time.monotonic() + 3
+    while not second.closed and second.close_code is None and time.monotonic() < deadline:
+        second._read_available(0.05)
+    assert second.closed or second.close_code is not None
+    assert "3probe" not in second.texts
+    first.send(client_frame(OPCODE_TEXT, b"5", fin=True))
+    first.send(client_frame(OPCODE_TEXT, b"4still here", fin=True))
+    first.wait_for_text(lambda text: text == "4still here")
+    first.close()
+
+
 def test_a_session_whose_worker_is_gone_is_unknown(cluster: Cluster) -> None:
     """A request for a session of a worker that died is 400 "Session ID unknown" at once
     (the client opens another session), never a wait or a 500."""
