@@ -202,14 +202,20 @@ class SocketIOSocket(Transport[codec.Packet]):
         rooms = sorted(sock.rooms) if sock is not None else []
         if self.sid is not None:
             self.handed_rooms = set(rooms)
-        return {"id_socket": self.sid, "id_user": self.id_user, "rooms": rooms}
+        return {
+            "id_socket": self.sid,
+            "id_user": self.id_user,
+            "rooms": rooms,
+            "address": self.address,
+        }
 
     async def take_over(self, state: dict[str, Any]) -> None:
         """The socket rebuilt here with its id, user and rooms; no room hears of it. Room
         events reach it from each room's mark on (WorkerNode.move_in), held until the old
         worker's queue came."""
         self.node = await self.scope["cluster"].node()
-        address = scope_address(self.scope)  # the same client, counted here from now on
+        # the same client, counted here from now on
+        address = state.get("address") or scope_address(self.scope)
         limit = settings.SOCKETIO_MAX_CONNECTIONS_PER_ADDRESS
         self.address = address if OPEN_CONNECTIONS.admit(address, limit) else None
         await self.opened()
