@@ -234,11 +234,12 @@ class WorkerNode:
         self.registry.add(sock)
         series.CONNECTS.inc()
 
-    def remove(self, id_socket: str) -> list[str]:
+    def remove(self, id_socket: str, announce: list[str] | None = None) -> list[str]:
         """Forget a socket at once; its rooms hear `socket-disconnected` and the rooms it
         was this worker's last socket in are unsubscribed soon after, by the departures
         task (rooms.cluster.departures): nothing here waits on Redis. Returns the rooms it
-        was in."""
+        was in. `announce`: the rooms to tell instead (a socket whose move here failed is
+        told of in the rooms its old worker gave up, whatever their marks did here)."""
         self.moving_out.pop(id_socket, None)
         self._end_move_in(id_socket)
         sock = self.registry.remove(id_socket)
@@ -247,7 +248,8 @@ class WorkerNode:
         series.DISCONNECTS.inc()
         rooms = sorted(sock.rooms)
         self.departures.rooms_emptied(r for r in rooms if not self.registry.has_room(r))
-        self.departures.announce(rooms, self.encode_event("socket-disconnected", id_socket))
+        told = rooms if announce is None else sorted(announce)
+        self.departures.announce(told, self.encode_event("socket-disconnected", id_socket))
         return rooms
 
     # ---- a socket handed over to another worker (rooms.socketio.upgrade) -----------------

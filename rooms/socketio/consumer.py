@@ -82,6 +82,8 @@ class SocketIOSocket(Transport[codec.Packet]):
     # on the worker it moves to: the room events for it until the old worker's queue came,
     # with the ids of multi-room events (rooms.cluster.fanout)
     arriving: list[tuple[codec.Frame, str | None]]
+    # the rooms to tell of its departure instead of those it is in here (a failed handover)
+    depart_rooms: list[str] | None = None
 
     async def admit(self) -> bool:
         try:
@@ -240,6 +242,11 @@ class SocketIOSocket(Transport[codec.Packet]):
             self.handed_rooms = None
 
         await self.node.move_in(sock, rooms, in_all_rooms)
+
+    def handover_failed(self, left: list[str] | None) -> None:
+        """The old worker told its rooms of the departure but those it had given up: this
+        worker tells those, whichever of their marks it saw."""
+        self.depart_rooms = left
 
     async def _arriving_event(self, frame: codec.Frame, event: str | None) -> None:
         self.arriving.append((frame, event))
@@ -493,7 +500,7 @@ class SocketIOSocket(Transport[codec.Packet]):
         self._tasks = []
         sid, self.sid = self.sid, None
         if sid is not None:
-            self.node.remove(sid)
+            self.node.remove(sid, announce=self.depart_rooms)
 
 
 class SocketIOConsumer(SocketIOSocket, WebSocketTransport[codec.Packet]):

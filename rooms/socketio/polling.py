@@ -199,6 +199,10 @@ class PollingTransport(Transport[M]):
     def moved_away(self) -> None:
         """Hook: the layer above lets go of a session another worker holds now."""
 
+    def handover_failed(self, left: list[str] | None) -> None:
+        """Hook: the handover to this worker failed, and the session is closed next;
+        `left`: the rooms the old worker had given the socket up in, when it said."""
+
     def hand_over(self, procid: str) -> dict[str, Any]:
         """The session goes to worker `procid`: its state, and from now on a GET answers
         NOOP, and what is delivered queues up for that worker (POSTs are still taken)."""

@@ -74,6 +74,7 @@ class Arrival:
         self.transport: PollingTransport[Any] | None = None
         self.items: list[payload.Item] | None = None
         self.served: list[str] = []
+        self.left: list[str] | None = None  # rooms its old worker gave up, if it failed
         self.finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         ARRIVING[sid] = self.finished
 
@@ -95,7 +96,9 @@ class Arrival:
         self.websocket.queue.put_nowait(pong)
         self.finished.set_result(None)
 
-    def fail(self, reason: str) -> None:
+    def fail(self, reason: str, left: list[str] | None = None) -> None:
+        if left is not None and not self.finished.done():
+            self.left = left
         ARRIVALS.pop(self.sid, None)
         ARRIVING.pop(self.sid, None)
         if not self.finished.done():
@@ -204,6 +207,7 @@ class UpgradeConsumer(DirectDispatch, AsyncWebsocketConsumer):
             logger.info("handover of %s failed: %r", sid, exc)
             arrival.fail(repr(exc))
             arrival.finished.exception()  # retrieved: nobody else awaits it
+            transport.handover_failed(arrival.left)
             await transport.close_session(TRANSPORT_CLOSE)  # closes this WebSocket too
         return True
 
@@ -332,7 +336,13 @@ def serve_upgrades(node: WorkerNode, *, hand_over: bool) -> None:
         state = transport.hand_over(procid)
 
         def aborted() -> None:
-            _spawn(node.requests.tell(channel, HANDOVER_ABORT, {"sid": sid}))
+            """The session closes here before it was shipped: the taker tells the rooms
+            this worker gave the socket up in, this worker those it still holds it in."""
+            id_socket = state.get("id_socket")
+            sock = node.registry.get(id_socket) if id_socket else None
+            left = sorted(set(state.get("rooms", ())) - (sock.rooms if sock else set()))
+            message = {"sid": sid, "left": left}
+            _spawn(node.requests.tell(channel, HANDOVER_ABORT, message))
 
         async def ship() -> None:
             items = await transport.ship()
@@ -367,7 +377,7 @@ def serve_upgrades(node: WorkerNode, *, hand_over: bool) -> None:
     def handover_abort(args: dict[str, Any]) -> None:
         arrival = ARRIVALS.get(args["sid"])
         if arrival is not None:
-            arrival.fail("the session closed on its worker")
+            arrival.fail("the session closed on its worker", list(args.get("left", ())))
 
     def worker_down(procid: str) -> None:
         """A relay's other end died: its WebSockets close here (the clients reconnect at

@@ -157,3 +157,17 @@ async def test_an_emit_from_django_after_the_mark_reaches_the_socket_moving_in()
     while not new._inbox.empty():
         await feed(new, new._inbox.get_nowait())
     assert got == [(str(("notice", "hello")), None)]
+
+
+async def test_a_failed_move_in_tells_the_rooms_its_old_worker_gave_up() -> None:
+    """A socket whose handover failed is announced gone in the rooms named, not in those
+    it happened to be in here (its old worker tells the others)."""
+    new, bus = make_node("new")
+
+    async def deliver(frame: Any) -> None:
+        pass
+
+    await new.move_in(LocalSocket("s", "1", deliver=deliver), ["r1", "r2"], lambda: None)
+    await feed(new, bus.published[0][1])  # r1's mark came through here
+    assert new.remove("s", announce=["r2"]) == ["r1"]
+    assert new.departures.queued == 1  # one room told: r2
