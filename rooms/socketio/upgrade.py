@@ -47,7 +47,7 @@ RELAY_CLOSE = "eio.relay-close"  # {relay}: the session is over, close the WebSo
 # the handover of a session to the worker its upgrading WebSocket landed on
 HANDOVER = "eio.handover"  # request {sid, procid, channel}: the session's state, or refused
 HANDOVER_QUEUE = "eio.handover-queue"  # {sid, items, served}: its queue, to the taker
-HANDOVER_ABORT = "eio.handover-abort"  # {sid}: the session closed before it was handed over
+HANDOVER_ABORT = "eio.handover-abort"  # {sid, left}: it closed there first; rooms given up
 HANDOVER_WITHIN = 10.0  # seconds the taker waits for the whole handover
 
 HANDS_OVER = False
