@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import types
 import urllib.error
 import urllib.parse
@@ -369,6 +370,7 @@ def poll_then_upgrade(home: Connection, away: Connection, sid: str, flowing: Any
         status, body = home.request(f"&sid={sid}")
         assert status == 200, body
         flowing.texts.extend(body.split("\x1e"))
+    time.sleep(0.3)  # events queue up on the session's worker, shipped at the handover
     ws = away.upgrade(sid)
     ws.send(client_frame(OPCODE_TEXT, b"2probe", fin=True))
     ws.wait_for_text(lambda text: text == "3probe")
