@@ -389,14 +389,19 @@ class PollingTransport(Transport[M]):
 
     # ---- the upgrade to WebSocket -------------------------------------------------------
 
-    def attach(self, websocket: Sink) -> bool:
-        """A WebSocket for this session, before its probe; False when the session cannot be
-        upgraded (upgraded already, probed by another, or closing)."""
+    def upgradable(self) -> bool:
+        """Whether a WebSocket may probe this session now (not upgraded already, probed by
+        another, being handed over to another worker, or closing)."""
         session = self.session
         if session is None or session.transport != POLLING or session.state is not State.OPEN:
             return False
-        if self.probing is not None or self.moving_to is not None:
-            return False  # probed by another, or being handed over to another worker
+        return self.probing is None and self.moving_to is None
+
+    def attach(self, websocket: Sink) -> bool:
+        """A WebSocket for this session, before its probe; False when it is not
+        `upgradable`."""
+        if not self.upgradable():
+            return False
         self.probing = websocket
         return True
 

@@ -45,6 +45,7 @@ RELAY_GONE = "eio.relay-gone"  # {sid, relay}: the relayed WebSocket closed
 RELAY_OUT = "eio.relay-out"  # {relay, item}: a packet for the client
 RELAY_CLOSE = "eio.relay-close"  # {relay}: the session is over, close the WebSocket
 # the handover of a session to the worker its upgrading WebSocket landed on
+UPGRADABLE = "eio.upgradable"  # request {sid}: whether a WebSocket may probe the session
 HANDOVER = "eio.handover"  # request {sid, procid, channel}: the session's state, or refused
 HANDOVER_QUEUE = "eio.handover-queue"  # {sid, items, served}: its queue, to the taker
 HANDOVER_ABORT = "eio.handover-abort"  # {sid, left}: it closed there first; rooms given up
@@ -152,7 +153,17 @@ class UpgradeConsumer(DirectDispatch, AsyncWebsocketConsumer):
                 return
             self.transport = transport
         elif owner is not None and HANDS_OVER and self.new_session is not None:
-            self.handing = owner  # asked at the probe
+            # a session that cannot be upgraded is refused at the handshake, as on its own
+            # worker (a browser sees the close event); the handover is asked at the probe
+            try:
+                upgradable = await node.ask_worker(owner, UPGRADABLE, {"sid": sid}, within=5.0)
+            except WorkerUnavailable as exc:
+                logger.info("no upgrade for %s: %s", sid, exc)
+                upgradable = False
+            if not upgradable:
+                await self.close()
+                return
+            self.handing = owner
         elif owner is not None:
             if not await self._relay(owner):
                 await self.close()
@@ -323,6 +334,10 @@ def serve_upgrades(node: WorkerNode, *, hand_over: bool) -> None:
         if consumer is not None:
             consumer.end()
 
+    async def upgradable(args: dict[str, Any]) -> bool:
+        transport = SESSIONS.get(args["sid"])
+        return transport is not None and transport.upgradable()
+
     async def handover(args: dict[str, Any]) -> dict[str, Any]:
         """A session of this worker goes to the worker its WebSocket landed on: its state
         now; its queue once each of its rooms' marks came through (WorkerNode.move_out)."""
@@ -398,6 +413,7 @@ def serve_upgrades(node: WorkerNode, *, hand_over: bool) -> None:
 
     node.worker_down_listeners.append(worker_down)
     node.requests.serve(UPGRADE, upgrade)
+    node.requests.serve(UPGRADABLE, upgradable)
     node.requests.serve(HANDOVER, handover)
     for kind, listener in (
         (HANDOVER_QUEUE, handover_queue),

@@ -379,6 +379,12 @@ class Connection:
 
     def upgrade(self, sid: str) -> RawWebSocket:
         """This connection becomes a WebSocket for `sid` (an Upgrade on a kept-alive one)."""
+        head, rest = self.upgrade_answer(sid)
+        assert head.startswith(b"HTTP/1.1 101"), head
+        return RawWebSocket(self.http.sock, rest)
+
+    def upgrade_answer(self, sid: str) -> tuple[bytes, bytes]:
+        """The head of the answer to a WebSocket handshake for `sid`, and what followed it."""
         key = base64.b64encode(os.urandom(16)).decode()
         sock = self.http.sock
         sock.sendall(
@@ -393,8 +399,7 @@ class Connection:
             assert chunk, data
             data += chunk
         head, _, rest = data.partition(b"\r\n\r\n")
-        assert head.startswith(b"HTTP/1.1 101"), head
-        return RawWebSocket(sock, rest)
+        return head, rest
 
 
 def on_each_worker(
@@ -440,19 +445,14 @@ def test_an_upgrade_on_the_other_worker_during_one_on_its_own_is_closed(
     cluster: Cluster,
 ) -> None:
     """A session being upgraded where it lives is not handed to another worker: a second
-    WebSocket there is refused the session (and the relay too) and closed; the first one
-    upgrades."""
+    WebSocket there is refused at its handshake, as on the session's own worker; the first
+    one upgrades."""
     home, away, sid = on_each_worker(cluster)
     first = home.upgrade(sid)
     first.send(client_frame(OPCODE_TEXT, b"2probe", fin=True))
     first.wait_for_text(lambda text: text == "3probe")
-    second = away.upgrade(sid)
-    second.send(client_frame(OPCODE_TEXT, b"2probe", fin=True))
-    deadline = time.monotonic() + 3
-    while not second.closed and second.close_code is None and time.monotonic() < deadline:
-        second._read_available(0.05)
-    assert second.closed or second.close_code is not None
-    assert "3probe" not in second.texts
+    head, _rest = away.upgrade_answer(sid)
+    assert head.startswith(b"HTTP/1.1 403"), head
     first.send(client_frame(OPCODE_TEXT, b"5", fin=True))
     first.send(client_frame(OPCODE_TEXT, b"4still here", fin=True))
     first.wait_for_text(lambda text: text == "4still here")
