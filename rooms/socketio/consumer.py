@@ -36,7 +36,6 @@ logger = logging.getLogger(__name__)
 
 
 GONE = {"ok": False, "error": "socket is disconnecting"}
-MOVING = {"ok": False, "error": "socket is upgrading: try again"}
 OPEN_CONNECTIONS = ConnectionsPerAddress()  # this worker's, by client address
 
 
@@ -76,9 +75,9 @@ class SocketIOSocket(Transport[codec.Packet]):
     attachments: list[bytes]
     binary_size = 0
     address: str | None = None  # counted in OPEN_CONNECTIONS while this connection is open
-    # while the socket moves to another worker (rooms.socketio.upgrade): the rooms it is in,
-    # some on each worker until the move is done; joins and leaves wait for the end of it
-    handed_rooms: set[str] | None = None
+    # on the worker a socket moves to at an upgrade (rooms.socketio.upgrade): set once it is
+    # in all its rooms there (what the client sent meanwhile is taken then)
+    cut_over: asyncio.Event
     # on the worker it moves to: the room events for it until the old worker's queue came,
     # with the ids of multi-room events (rooms.cluster.fanout)
     arriving: list[tuple[codec.Frame, str | None]]
@@ -202,8 +201,6 @@ class SocketIOSocket(Transport[codec.Packet]):
     def handover_state(self) -> dict[str, Any]:
         sock = self._local_socket()
         rooms = sorted(sock.rooms) if sock is not None else []
-        if self.sid is not None:
-            self.handed_rooms = set(rooms)
         return {
             "id_socket": self.sid,
             "id_user": self.id_user,
@@ -221,13 +218,14 @@ class SocketIOSocket(Transport[codec.Packet]):
         limit = settings.SOCKETIO_MAX_CONNECTIONS_PER_ADDRESS
         self.address = address if OPEN_CONNECTIONS.admit(address, limit) else None
         await self.opened()
+        self.cut_over = asyncio.Event()  # set once the socket is in all its rooms here
         if state.get("id_socket") is None:  # upgrading before its CONNECT
+            self.cut_over.set()
             return
         self._tasks[0].cancel()  # no CONNECT is expected
         self.sid, self.id_user = state["id_socket"], state["id_user"]
         self.log_fields["socket"] = self.sid
         rooms = list(state["rooms"])
-        self.handed_rooms = set(rooms)
         self.hold()
         self.arriving = []
         sock = LocalSocket(
@@ -239,9 +237,14 @@ class SocketIOSocket(Transport[codec.Packet]):
         )
 
         def in_all_rooms() -> None:
-            self.handed_rooms = None
+            self.cut_over.set()
 
         await self.node.move_in(sock, rooms, in_all_rooms)
+
+    async def settled(self) -> None:
+        """What the client sent while its socket moved is taken once the socket is in all
+        its rooms here (a join or an identity-change then sees them all)."""
+        await asyncio.wait_for(self.cut_over.wait(), settings.SOCKETIO_PING_TIMEOUT_MS / 1000)
 
     def handover_failed(self, left: list[str] | None) -> None:
         """The old worker told its rooms of the departure but those it had given up: this
@@ -300,9 +303,6 @@ class SocketIOSocket(Transport[codec.Packet]):
             return
         if self.sid is not None:
             raise codec.ProtocolError("CONNECT on an already connected namespace")
-        if self.moving_to is not None:  # a POST racing the handover of an upgrade
-            await self._refuse_connect("upgrading: try again")
-            return
         auth = packet.auth or {}
         raw_user = auth.get("id_user", self._query("id_user"))
         raw_room = auth.get("room", self._query("room"))
@@ -403,8 +403,6 @@ class SocketIOSocket(Transport[codec.Packet]):
             room = validate_room(raw_room)
         except InvalidRoom as exc:
             return {"ok": False, "error": str(exc)}
-        if self.handed_rooms is not None:  # a POST racing the handover of an upgrade
-            return MOVING
         return await (self._join(room) if action == "join" else self._leave(room))
 
     async def _identity_change(self, payload: object) -> dict[str, Any]:
@@ -417,7 +415,7 @@ class SocketIOSocket(Transport[codec.Packet]):
         sock = self._local_socket()
         if sock is None:
             return GONE
-        rooms = sock.rooms if self.handed_rooms is None else self.handed_rooms
+        rooms = sock.rooms
         if rooms:
             frame = codec.encode_event_frame("identity-change", body)
             size = codec.frame_size(frame)  # what Redis carries per room

@@ -139,6 +139,8 @@ class PollingTransport(Transport[M]):
         self.moving_to: str | None = None
         self.move_aborted: Callable[[], None] | None = None
         self.moved = False
+        # what the client sent while the session was moving: taken by the worker taking it
+        self.deferred: list[payload.Item] = []
         self.arrived = False  # handed over to this worker by another
 
     # ---- the handshake -------------------------------------------------------------------
@@ -277,8 +279,24 @@ class PollingTransport(Transport[M]):
                 self._put(part)
         for item in here:
             self._put(item)
-        SESSIONS[session.sid] = self
         return packets.encode(session.probe("probe"))
+
+    async def land(self, deferred: list[payload.Item]) -> None:
+        """The end of a handover here: once the layer above is settled, what the client
+        sent while the session was moving is taken, in order, before any later request
+        (those wait for the session to be in SESSIONS)."""
+        session = self.session
+        assert session is not None
+        await self.settled()
+        for item in deferred:
+            if session.state not in LIVE or not await self.take(item):
+                return
+        if session.state in LIVE:
+            SESSIONS[session.sid] = self
+
+    async def settled(self) -> None:
+        """Hook: until the layer above takes what the client sent (a socket's rooms are
+        all cut over to this worker)."""
 
     # ---- GET and POST --------------------------------------------------------------------
 
@@ -379,6 +397,9 @@ class PollingTransport(Transport[M]):
         if not self.byte_budget.take(len(item)):
             await self._over_budget("byte")
             return False
+        if self.moving_to is not None:  # the worker taking the session takes it
+            self.deferred.append(item)
+            return True
         text = item if isinstance(item, str) else None
         try:
             if text is None or text[:1] == MESSAGE:

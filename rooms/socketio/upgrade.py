@@ -75,12 +75,15 @@ class Arrival:
         self.transport: PollingTransport[Any] | None = None
         self.items: list[payload.Item] | None = None
         self.served: list[str] = []
+        self.deferred: list[payload.Item] = []
         self.left: list[str] | None = None  # rooms its old worker gave up, if it failed
         self.finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         ARRIVING[sid] = self.finished
 
-    def shipped(self, items: list[payload.Item], served: list[str]) -> None:
-        self.items, self.served = items, served
+    def shipped(
+        self, items: list[payload.Item], served: list[str], deferred: list[payload.Item]
+    ) -> None:
+        self.items, self.served, self.deferred = items, served, deferred
         self.finish()
 
     def finish(self) -> None:
@@ -88,14 +91,28 @@ class Arrival:
         if self.finished.done() or self.items is None or transport is None:
             return
         ARRIVALS.pop(self.sid, None)
-        ARRIVING.pop(self.sid, None)
         try:
             pong = transport.took_over(self.items, self.served)
         except ProtocolError as exc:  # closed meanwhile
             self.fail(str(exc))
             return
+        _spawn(self._land(transport, pong))
+
+    async def _land(self, transport: PollingTransport[Any], pong: payload.Item) -> None:
+        """What the client sent while the session moved is taken here, then the probe is
+        answered and requests waiting for the session are let in."""
+        try:
+            await transport.land(self.deferred)
+        except TimeoutError:  # its rooms' marks never all came through
+            self.fail("the socket's rooms were not all cut over in time")
+            return
+        ARRIVING.pop(self.sid, None)
+        if transport.closing:
+            self.fail("the session closed while it landed")
+            return
         self.websocket.queue.put_nowait(pong)
-        self.finished.set_result(None)
+        if not self.finished.done():
+            self.finished.set_result(None)
 
     def fail(self, reason: str, left: list[str] | None = None) -> None:
         if left is not None and not self.finished.done():
@@ -364,6 +381,7 @@ def serve_upgrades(node: WorkerNode, *, hand_over: bool) -> None:
             id_socket = state.get("id_socket")
             served = node.fanout.served_to(id_socket) if id_socket else []
             message = {"sid": sid, "items": items, "served": served}
+            message["deferred"] = transport.deferred
             if not await node.requests.tell(channel, HANDOVER_QUEUE, message):
                 logger.info("handover of %s: its taker %s is gone", sid, procid)
 
@@ -387,7 +405,7 @@ def serve_upgrades(node: WorkerNode, *, hand_over: bool) -> None:
     def handover_queue(args: dict[str, Any]) -> None:
         arrival = ARRIVALS.get(args["sid"])
         if arrival is not None:
-            arrival.shipped(list(args["items"]), list(args["served"]))
+            arrival.shipped(list(args["items"]), list(args["served"]), list(args["deferred"]))
 
     def handover_abort(args: dict[str, Any]) -> None:
         arrival = ARRIVALS.get(args["sid"])
