@@ -12,6 +12,7 @@ from rooms.cluster import events
 from rooms.cluster.membership import LocalDirectory
 from rooms.cluster.node import WorkerNode
 from rooms.cluster.registry import LocalSocket
+from rooms.socketio.polling import SESSIONS, PollingTransport, Reply
 
 
 class Recorder(LocalBus):
@@ -171,3 +172,37 @@ async def test_a_failed_move_in_tells_the_rooms_its_old_worker_gave_up() -> None
     await feed(new, bus.published[0][1])  # r1's mark came through here
     assert new.remove("s", announce=["r2"]) == ["r1"]
     assert new.departures.queued == 1  # one room told: r2
+
+
+class Recording(PollingTransport[str]):
+    """A long-polling session whose layer above records the messages it takes."""
+
+    def decode_message(self, text_data: str | None, bytes_data: bytes | None) -> str:
+        return text_data or ""
+
+    async def handle(self, message: str) -> None:
+        self.handled.append(message)
+
+
+async def test_what_a_post_carries_while_its_session_moves_is_taken_by_the_taker() -> None:
+    """A CONNECT or a join POSTed while the session moves to another worker is answered
+    ok and kept, not refused (socket.io-client sends its CONNECT while its upgrade's probe
+    runs); the worker taking the session takes it, in order, before letting later requests
+    in."""
+    moving = Recording({"type": "http"}, {}, "moving-sid")
+    moving.handled = []
+    assert (await moving.start()).status == 200
+    moving.hand_over("w9-1-abcd")
+    assert await moving.post('40{"room":"r"}\x1e420["join","r"]') == Reply(200, "ok")
+    assert moving.handled == []
+    assert moving.deferred == ['40{"room":"r"}', '420["join","r"]']
+
+    taker = Recording({"type": "http"}, {}, "taken-sid")
+    taker.handled = []
+    await taker.start()
+    SESSIONS.pop("taken-sid")  # as rebuilt by a handover: not yet serving requests
+    await taker.land(moving.deferred)
+    assert taker.handled == moving.deferred
+    assert SESSIONS["taken-sid"] is taker
+    for transport in (moving, taker):
+        await transport.close_session()
