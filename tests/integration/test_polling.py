@@ -434,4 +434,3 @@ async def test_an_upgrade_on_another_worker_hands_the_socket_over(cluster: Clust
     finally:
         await close_all([watcher, sender])
     await rosters_empty(cluster, [room, other])
-
