@@ -177,7 +177,7 @@ class PollingTransport(Transport[M]):
     # ---- the handover to another worker (rooms.socketio.upgrade) --------------------------
 
     def handover_refusal(self) -> str | None:
-        """Why this session cannot be handed to another worker now, or None."""
+        """Why this session cannot be handed to another worker at this point, or None."""
         session = self.session
         if session is None or session.state is not State.OPEN or session.transport != POLLING:
             return "not an open long-polling session"
@@ -305,14 +305,9 @@ class PollingTransport(Transport[M]):
         a second GET at once closes the session."""
         session = self.session
         assert session is not None
-        if not await self._on_time(session):
-            return SESSION_ID_UNKNOWN
-        if session.transport != POLLING:
-            return BAD_REQUEST  # upgraded: requests of the old transport are refused
-        if self.getting:
-            self.log.info("closing %s: two GETs at once", self._who())
-            await self.close_session("two GETs at once")
-            return BAD_REQUEST
+        refusal = await self._refusal(session, "GET", self.getting)
+        if refusal is not None:
+            return refusal
         if self.moving_to is not None:
             return Reply(200, NOOP)  # handed to another worker, which answers from now on
         self.getting = True
@@ -344,6 +339,20 @@ class PollingTransport(Transport[M]):
         finally:
             self.getting = False
 
+    async def _refusal(self, session: Session, method: str, busy: bool) -> Reply | None:
+        """Why a GET or POST is not served, or None: its session is over, upgraded (the old
+        transport's requests are refused), or one of the same method is under way (the
+        spec's "HTTP long-polling": the session is closed)."""
+        if not await self._on_time(session):
+            return SESSION_ID_UNKNOWN
+        if session.transport != POLLING:
+            return BAD_REQUEST
+        if busy:
+            self.log.info("closing %s: two %ss at once", self._who(), method)
+            await self.close_session(f"two {method}s at once")
+            return BAD_REQUEST
+        return None
+
     async def _on_time(self, session: Session) -> bool:
         """Whether the session is still live once what was due by now is done: a request
         that comes after the PONG's deadline finds the session closed (as it would be had
@@ -362,14 +371,9 @@ class PollingTransport(Transport[M]):
         """The client's packets, taken in order as WebSocket frames would be."""
         session = self.session
         assert session is not None
-        if not await self._on_time(session):
-            return SESSION_ID_UNKNOWN
-        if session.transport != POLLING:
-            return BAD_REQUEST  # upgraded: requests of the old transport are refused
-        if self.posting:
-            self.log.info("closing %s: two POSTs at once", self._who())
-            await self.close_session("two POSTs at once")
-            return BAD_REQUEST
+        refusal = await self._refusal(session, "POST", self.posting)
+        if refusal is not None:
+            return refusal
         self.posting = True
         try:
             try:
@@ -423,7 +427,7 @@ class PollingTransport(Transport[M]):
     # ---- the upgrade to WebSocket -------------------------------------------------------
 
     def upgradable(self) -> bool:
-        """Whether a WebSocket may probe this session now (not upgraded already, probed by
+        """Whether a WebSocket may probe this session (not upgraded already, probed by
         another, being handed over to another worker, or closing)."""
         session = self.session
         if session is None or session.transport != POLLING or session.state is not State.OPEN:
