@@ -205,7 +205,8 @@ async def test_message_polling_closes_the_session_upon_duplicate_poll_requests(
     sid = await polling_session(http, cluster)
 
     async def second() -> tuple[int, str]:
-        await asyncio.sleep(0.005)
+        # after the first is held, wherever it was forwarded (the suite waits 5 ms)
+        await asyncio.sleep(0.2)
         return await fetch(http, session_url(cluster, sid) + "&t=burst")
 
     first, duplicate = await asyncio.gather(fetch(http, session_url(cluster, sid)), second())
@@ -286,12 +287,18 @@ async def test_heartbeat_websocket_closes_the_session_upon_ping_timeout(
 async def test_close_polling_forcefully_closes_the_session(
     cluster: Cluster, http: aiohttp.ClientSession
 ) -> None:
+    """A CLOSE POSTed while a GET is held ends the session: the GET gets NOOP. The suite
+    sends both at once and counts on the GET arriving first; here the POST waits a moment,
+    so that a GET forwarded to the other worker is held there before the CLOSE (else it
+    finds the session gone: 400, which is right for a GET that comes after the close)."""
     sid = await polling_session(http, cluster)
-    poll, _ = await asyncio.gather(
-        fetch(http, session_url(cluster, sid)),
-        fetch(http, session_url(cluster, sid), "POST", "1"),
-    )
-    assert poll == (200, "6")
+
+    async def close_soon() -> tuple[int, str]:
+        await asyncio.sleep(0.2)
+        return await fetch(http, session_url(cluster, sid), "POST", "1")
+
+    poll, closed = await asyncio.gather(fetch(http, session_url(cluster, sid)), close_soon())
+    assert (poll, closed) == ((200, "6"), (200, "ok"))
     assert (await fetch(http, session_url(cluster, sid)))[0] == 400
 
 
