@@ -233,13 +233,22 @@ async def test_binary_identity_change_between_python_and_node_clients(
     bytes, socket.io-client: a Buffer, each sent as a binary event with an attachment); the
     other receives it as binary data, stamped with the sender's id_user, through the bus."""
     async with python_beside_node(shared_cluster, "binary", new_room("binary")) as (py, node, _):
-        await py.sio.emit("identity-change", {"name": "from-python", "avatar": b"\x00\x01\xfe\xff"})
-        assert await py.next("identity-change") == {
-            "name": "from-node",
-            "avatar": b"\x00\x01\x02\xff",
-            "id_user": "4",
-        }
-        (result,) = await node_lines(node)
-        assert result["error"] is None, result
-        buffer = {"type": "Buffer", "data": [0, 1, 254, 255]}  # a Buffer's JSON form
-        assert result["identity"] == [{"name": "from-python", "avatar": buffer, "id_user": "3"}]
+        await exchange_binary(py, node)
+
+
+async def exchange_binary(py: Client, node: asyncio.subprocess.Process) -> dict[str, Any]:
+    """The python client (user 3) and js/scenario.js's "binary" mode (user 4) exchange an
+    identity-change holding bytes and a Buffer, each stamped with its sender's id_user;
+    the script's result."""
+    result: dict[str, Any]
+    await py.sio.emit("identity-change", {"name": "from-python", "avatar": b"\x00\x01\xfe\xff"})
+    assert await py.next("identity-change") == {
+        "name": "from-node",
+        "avatar": b"\x00\x01\x02\xff",
+        "id_user": "4",
+    }
+    [result] = await node_lines(node)
+    assert result["error"] is None, result
+    buffer = {"type": "Buffer", "data": [0, 1, 254, 255]}  # a Buffer's JSON form
+    assert result["identity"] == [{"name": "from-python", "avatar": buffer, "id_user": "3"}]
+    return result

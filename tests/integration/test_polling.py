@@ -29,6 +29,7 @@ from tests.integration.recording import Client, close_all
 from tests.integration.servers import Cluster, RedisServer
 from tests.integration.test_clients import (
     check_scenario,
+    exchange_binary,
     live_procids,
     needs_node,
     new_room,
@@ -108,16 +109,7 @@ async def test_binary_identity_change_between_polling_node_and_default_python(
     ) as (py, node, ready):
         assert py.sio.transport() == "websocket"
         assert stamped(await roster(cluster, room)) == sorted([(py.sid, "3"), (ready["id"], "4")])
-        await py.sio.emit("identity-change", {"name": "from-python", "avatar": b"\x00\x01\xfe\xff"})
-        assert await py.next("identity-change") == {
-            "name": "from-node",
-            "avatar": b"\x00\x01\x02\xff",
-            "id_user": "4",
-        }
-        (result,) = await node_lines(node)
-        assert result["error"] is None, result
-        buffer = {"type": "Buffer", "data": [0, 1, 254, 255]}  # a Buffer's JSON form
-        assert result["identity"] == [{"name": "from-python", "avatar": buffer, "id_user": "3"}]
+        result = await exchange_binary(py, node)
         assert (result["upgrades"], result["transport"]) == ([], "polling")
         assert py.connect_errors == []
 
