@@ -41,7 +41,7 @@ async def refuse_websocket(scope: Any, receive: Any, send: Any) -> None:
 
 
 socketio_websocket = SocketIOConsumer.as_asgi()
-upgrade_websocket = UpgradeConsumer.as_asgi(new_session=SocketIOPolling)
+upgrade_websocket = UpgradeConsumer.as_asgi()
 
 
 async def engineio_websocket(scope: Any, receive: Any, send: Any) -> None:

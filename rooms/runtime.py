@@ -91,10 +91,8 @@ def build_node() -> WorkerNode:
     node = _new_node()
     log_filters.set_procid(node.procid)  # every log line of this process names it
     # long-polling requests for this worker's sessions that landed on another worker
-    node.requests.serve(polling.FORWARDED, polling.serving_forwarded(node))
-    # WebSockets upgrading sessions across workers: a handover where the bus orders each
-    # room's messages alike for every member, else a relay
-    upgrade.serve_upgrades(node, hand_over=on_the_bus())
+    node.requests.serve(polling.FORWARDED, polling.serve_forwarded)
+    upgrade.serve_upgrades(node)  # WebSockets upgrading sessions across workers
     return node
 
 

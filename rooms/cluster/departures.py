@@ -28,7 +28,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from rooms.bus.publisher import Publisher
@@ -77,8 +77,6 @@ class Departures:
         self.settle = settle
         self.max_queued = max_queued
         self._unsubscribe: dict[str, None] = {}  # rooms emptied here, in order
-        # rooms kept subscribed with no socket in them (sockets moving in: WorkerNode.move_in)
-        self.keep: Callable[[str], bool] = lambda _room: False
         self._announcements: deque[Departure] = deque()
         self._queued = 0  # room messages in _announcements
         self._wake = asyncio.Event()
@@ -164,11 +162,7 @@ class Departures:
                 return
 
     async def _unsubscribe_emptied(self) -> None:
-        groups = [
-            room_group(r)
-            for r in self._unsubscribe
-            if not self.registry.has_room(r) and not self.keep(r)
-        ]
+        groups = [room_group(r) for r in self._unsubscribe if not self.registry.has_room(r)]
         self._unsubscribe.clear()
         if not groups:
             return

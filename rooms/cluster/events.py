@@ -22,9 +22,6 @@ ROOM_EMIT = "room.emit"  # {room, frame, except, [event]}: a frame for a room's 
 USER_RENAMED = "user.renamed"  # {id_user, event}: each worker tells that user's rooms
 USER_DELETED = "user.deleted"  # a user is gone: CONNECTs as that user are refused
 WORKER_DOWN = "worker.down"  # a worker was found dead: each worker tells all its sockets
-# {id_socket, room, to}: from here on, the room's events for that socket are worker `to`'s
-# (a socket handed over to another worker at a WebSocket upgrade, rooms.cluster.node.move_in)
-HANDOVER_MARK = "socket.handover-mark"
 SOCKETIO_EMIT = "socketio.emit"  # {event, args}: sent by Django code to a room's group
 QUERY = "cluster.query"  # {kind, args, request, reply_to, origin}: a scatter-gather question
 REPLY = "cluster.reply"  # {request, procid, payload | declined}: one worker's answer to it
@@ -101,10 +98,3 @@ def user_deleted(id_user: str) -> dict[str, Any]:
 
 def worker_down(procid: str) -> dict[str, Any]:
     return {"type": WORKER_DOWN, "procid": procid}
-
-
-def handover_mark(id_socket: str, room: str, to: str) -> dict[str, Any]:
-    """The cut in a room's stream of events where a socket moves to worker `to`: every
-    member of the room's group sees the room's messages in one order (Redis pub/sub), so
-    the worker it leaves delivers those before the mark and the worker `to` those after."""
-    return {"type": HANDOVER_MARK, "id_socket": id_socket, "room": room, "to": to}

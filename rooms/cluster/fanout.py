@@ -84,26 +84,9 @@ class RoomFanout:
                 served.add(sock.id_socket)
                 self._remembered += 1
             delivered += 1
-            if sock.deliver_event is not None:
-                await sock.deliver_event(frame, message.get("event"))
-            elif not sock.deliver_now(frame):
+            if not sock.deliver_now(frame):
                 await deliver(sock, frame)
         EVENTS_DELIVERED.inc(delivered)
-        self._forget_oldest()
-
-    def served_to(self, id_socket: str) -> list[str]:
-        """The recent multi-room events this worker delivered to `id_socket`."""
-        return [event for event, served in self._served.items() if id_socket in served]
-
-    def mark_served(self, id_socket: str, events: list[str]) -> None:
-        """Events another worker delivered to `id_socket` before it moved here: their other
-        copies are not delivered to it again."""
-        for event in events:
-            served = self._served_set(event)
-            assert served is not None
-            if id_socket not in served:
-                served.add(id_socket)
-                self._remembered += 1
         self._forget_oldest()
 
     def _served_set(self, event: str | None) -> set[str] | None:

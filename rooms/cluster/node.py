@@ -85,16 +85,6 @@ class RosterJson:
     responded: int
 
 
-@dataclass
-class Move:
-    """A socket handed from one worker to another, until the mark of each of its rooms has
-    come through (events.handover_mark)."""
-
-    rooms: set[str]  # rooms whose mark has not been seen here yet
-    to: str  # the procid of the worker taking the socket
-    done: Callable[[], None]  # called once every mark was seen
-
-
 def no_process_stats() -> dict[str, Any]:
     return {}
 
@@ -158,13 +148,8 @@ class WorkerNode:
         self._answering: set[asyncio.Task[None]] = set()
         self._declined_kinds: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
-        self.moving_out: dict[str, Move] = {}  # id_socket -> its move to another worker
-        self.moving_in: dict[str, Move] = {}  # id_socket -> its move here
-        self._arriving: dict[str, int] = {}  # room -> sockets moving in awaiting its mark
-        self.departures.keep = self._arriving.__contains__
         self._handlers: dict[str, Callable[[dict[str, Any]], Awaitable[None]]] = {
             events.ROOM_EMIT: self.fanout.deliver,
-            events.HANDOVER_MARK: self._handover_mark,
             events.USER_RENAMED: self._forward_rename,
             events.USER_DELETED: self._forget_user,
             events.WORKER_DOWN: self._announce_worker_down,
@@ -234,96 +219,19 @@ class WorkerNode:
         self.registry.add(sock)
         series.CONNECTS.inc()
 
-    def remove(self, id_socket: str, announce: list[str] | None = None) -> list[str]:
+    def remove(self, id_socket: str) -> list[str]:
         """Forget a socket at once; its rooms hear `socket-disconnected` and the rooms it
         was this worker's last socket in are unsubscribed soon after, by the departures
         task (rooms.cluster.departures): nothing here waits on Redis. Returns the rooms it
-        was in. `announce`: the rooms to tell instead (a socket whose move here failed is
-        told of in the rooms its old worker gave up, whatever their marks did here)."""
-        self.moving_out.pop(id_socket, None)
-        self._end_move_in(id_socket)
+        was in."""
         sock = self.registry.remove(id_socket)
         if sock is None:
             return []
         series.DISCONNECTS.inc()
         rooms = sorted(sock.rooms)
         self.departures.rooms_emptied(r for r in rooms if not self.registry.has_room(r))
-        told = rooms if announce is None else sorted(announce)
-        self.departures.announce(told, self.encode_event("socket-disconnected", id_socket))
+        self.departures.announce(rooms, self.encode_event("socket-disconnected", id_socket))
         return rooms
-
-    # ---- a socket handed over to another worker (rooms.socketio.upgrade) -----------------
-
-    def move_out(self, id_socket: str, to: str, done: Callable[[], None]) -> None:
-        """The socket moves to worker `to`: it stays here, in each of its rooms until that
-        room's mark comes through, then leaves it silently; `done` once all have. The
-        socket is still this worker's until `forget_moved`."""
-        sock = self.registry.get(id_socket)
-        rooms = set() if sock is None else set(sock.rooms)
-        if not rooms:
-            asyncio.get_running_loop().call_soon(done)
-            return
-        self.moving_out[id_socket] = Move(rooms, to, done)
-
-    def forget_moved(self, id_socket: str) -> None:
-        """A socket that moved to another worker: forgotten with no word to its rooms (it
-        is in them there)."""
-        self.moving_out.pop(id_socket, None)
-        sock = self.registry.remove(id_socket)
-        if sock is not None:
-            self.departures.rooms_emptied(r for r in sock.rooms if not self.registry.has_room(r))
-
-    async def move_in(self, sock: LocalSocket, rooms: list[str], done: Callable[[], None]) -> None:
-        """A socket moving here from another worker: each of its rooms is subscribed, the
-        socket registered in none of them, then a mark published to each room's group; the
-        socket joins a room when its mark comes through (the worker it leaves takes it out
-        of the room at the same mark), and `done` once it is in all of them. Raises when a
-        room cannot be subscribed (the caller closes the socket: `remove` undoes this)."""
-        for room in rooms:
-            self._arriving[room] = self._arriving.get(room, 0) + 1
-        self.registry.add(sock)
-        if rooms:
-            self.moving_in[sock.id_socket] = Move(set(rooms), self.procid, done)
-        for room in rooms:  # raises if it cannot: a room whose mark is missed is lost
-            async with asyncio.timeout(self.send_timeout):
-                await self.subscriber.group_add(room_group(room))
-        for room in rooms:
-            mark = events.handover_mark(sock.id_socket, room, self.procid)
-            await self.bus_call(self.publisher.group_send, room_group(room), mark)
-        if not rooms:
-            done()
-
-    def _end_move_in(self, id_socket: str) -> None:
-        move = self.moving_in.pop(id_socket, None)
-        if move is None:
-            return
-        for room in move.rooms:
-            self._arriving[room] -= 1
-            if not self._arriving[room]:
-                del self._arriving[room]
-                if not self.registry.has_room(room):
-                    self.departures.rooms_emptied([room])
-
-    async def _handover_mark(self, message: dict[str, Any]) -> None:
-        id_socket, room, to = message["id_socket"], message["room"], message["to"]
-        move = self.moving_out.get(id_socket)
-        if move is not None and move.to == to and room in move.rooms:
-            if self.registry.get(id_socket) is not None:
-                self.leave(id_socket, room)
-            move.rooms.discard(room)
-            if not move.rooms:
-                del self.moving_out[id_socket]
-                move.done()
-        move = self.moving_in.get(id_socket)
-        if move is not None and to == self.procid and room in move.rooms:
-            self.registry.join(id_socket, room)  # its group is subscribed already
-            move.rooms.discard(room)
-            self._arriving[room] -= 1
-            if not self._arriving[room]:
-                del self._arriving[room]
-            if not move.rooms:
-                del self.moving_in[id_socket]
-                move.done()
 
     async def join(self, id_socket: str, room: str) -> None:
         if self.registry.join(id_socket, room):
@@ -478,8 +386,6 @@ class WorkerNode:
             self._on_message(message)
             return
         room = self.registry.room_of_group(group)
-        if room is None:  # a room whose mark is awaited: decided when the inbox gets to it
-            room = next((r for r in self._arriving if room_group(r) == group), None)
         if room is None:
             return  # the room's last socket here left meanwhile
         event, args = message.get("event"), message.get("args", [])

@@ -18,7 +18,6 @@ from rooms.cluster.names import is_hashed, room_group, room_of_plain_group
 
 Deliver = Callable[[Frame], Awaitable[None]]
 DeliverNow = Callable[[Frame], bool]
-DeliverEvent = Callable[[Frame, str | None], Awaitable[None]]
 
 
 def never_at_once(_frame: Frame) -> bool:
@@ -50,10 +49,6 @@ class LocalSocket:
     # writes the frame without awaiting anything where it can; False: use `deliver`.
     # A fan-out calls it once per socket, where three coroutines per frame were measurable.
     deliver_now: DeliverNow = never_at_once
-    # while the socket moves in from another worker: every room event for it, with the id
-    # of an event published to several rooms, so that what the other worker already
-    # delivered of it is not delivered twice (rooms.cluster.node.move_in)
-    deliver_event: DeliverEvent | None = None
 
 
 class Registry:

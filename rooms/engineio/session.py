@@ -146,12 +146,6 @@ class Session:
         except KeyError:
             raise InvalidTransition(f"{trigger.value} in state {self.state.value}") from None
 
-    def next_ping_in_ms(self, now: float) -> float:
-        """Milliseconds until the next PING is due: 0 while one waits for its PONG."""
-        if self.ping_due_at is None:
-            return 0.0
-        return max(0.0, (self.ping_due_at - now) * 1000)
-
     @property
     def next_deadline(self) -> float | None:
         """When `tick` has something to do next, or None (nothing until another input)."""
@@ -159,12 +153,10 @@ class Session:
             return None
         return self.pong_due_by if self.pong_due_by is not None else self.ping_due_at
 
-    def open(self, now: float, first_ping_in_ms: float | None = None) -> Open:
-        """The OPEN packet to send first; the first PING is due pingInterval later (or
-        `first_ping_in_ms`: a session taken over from another worker keeps its rhythm)."""
+    def open(self, now: float) -> Open:
+        """The OPEN packet to send first; the first PING is due pingInterval later."""
         self._transition(Trigger.OPEN)
-        first = self.ping_interval if first_ping_in_ms is None else first_ping_in_ms
-        self.ping_due_at = now + first / 1000
+        self.ping_due_at = now + self.ping_interval / 1000
         return Open(
             self.sid, self.ping_interval, self.ping_timeout, self.max_payload, self.upgrades
         )

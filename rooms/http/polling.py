@@ -17,21 +17,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs
 
 from asgiref.typing import ASGIReceiveCallable, ASGISendCallable
 from django.conf import settings
 
-from rooms.cluster.node import WorkerNode
 from rooms.cluster.requests import WorkerUnavailable
 from rooms.engineio import handshake, sids
 from rooms.http.views import JsonHttpHandler
 from rooms.metrics.series import POLLING_REQUESTS
 from rooms.socketio.origin import origin_allowed
 from rooms.socketio.polling import (
-    ARRIVING,
     BAD_REQUEST,
     FORBIDDEN,
     SESSION_ID_UNKNOWN,
@@ -39,8 +37,6 @@ from rooms.socketio.polling import (
     PollingTransport,
     Reply,
     error,
-    moved_to,
-    session_here,
     sid_key,
 )
 
@@ -54,37 +50,9 @@ CONTENT_TOO_LARGE = error(413, 3, "Bad request")
 FORWARD_MARGIN_S = 5.0  # beyond the longest a GET is held, for the bus and a busy worker
 
 
-def serving_forwarded(node: WorkerNode) -> Callable[[dict[str, Any]], Awaitable[list[Any]]]:
-    """The handler of requests other workers forward to this one."""
-
-    async def serve_forwarded(args: dict[str, Any]) -> list[Any]:
-        """A GET or POST another worker forwarded for a session of this one (or that this
-        one handed over to a third at an upgrade: forwarded on there)."""
-        sid, method, body = args["sid"], args["method"], args["body"]
-        if sid not in SESSIONS and sid not in ARRIVING and (taker := moved_to(sid)) is not None:
-            reply = await forward(node, taker, sid, method, body)
-            return [reply.status, reply.body, reply.content_type]
-        return await serve_here(args)
-
-    return serve_forwarded
-
-
-async def forward(node: WorkerNode, procid: str, sid: str, method: str, body: str) -> Reply:
-    """The request served by the worker `procid`, whose answer this is."""
-    held = (settings.SOCKETIO_PING_INTERVAL_MS + settings.SOCKETIO_PING_TIMEOUT_MS) / 1000
-    within = held + FORWARD_MARGIN_S  # PollingTransport.longest_hold, and a margin
-    try:
-        args = {"sid": sid, "method": method, "body": body}
-        status, text, content_type = await node.ask_worker(procid, FORWARDED, args, within)
-    except WorkerUnavailable as exc:
-        logger.info("long-polling request for %s: %s", sid, exc)
-        return SESSION_ID_UNKNOWN
-    return Reply(status, text, content_type)
-
-
-async def serve_here(args: dict[str, Any]) -> list[Any]:
+async def serve_forwarded(args: dict[str, Any]) -> list[Any]:
     """A GET or POST another worker forwarded for a session of this one."""
-    transport = await session_here(args["sid"])
+    transport = SESSIONS.get(args["sid"])
     if transport is None:
         reply = SESSION_ID_UNKNOWN
     elif args["method"] == "GET":
@@ -160,19 +128,24 @@ class EngineIOHttp(JsonHttpHandler):
         if owner is None:
             return SESSION_ID_UNKNOWN
         node = await self.node()
-        # here: its own worker's session, or one handed over to this worker at an upgrade
-        transport = await session_here(sid)
-        if transport is not None:
+        if owner == node.procid:
             POLLING_REQUESTS.labels("here").inc()
+            transport = SESSIONS.get(sid)
+            if transport is None:
+                return SESSION_ID_UNKNOWN
             if method == "POST":
                 return await transport.post(body)
             return await self.held_get(transport)
-        if owner == node.procid:
-            owner = moved_to(sid) or ""  # handed over to another worker at an upgrade
-            if not owner:
-                return SESSION_ID_UNKNOWN
         POLLING_REQUESTS.labels("forwarded").inc()
-        return await forward(node, owner, sid, method, body)
+        held = (settings.SOCKETIO_PING_INTERVAL_MS + settings.SOCKETIO_PING_TIMEOUT_MS) / 1000
+        within = held + FORWARD_MARGIN_S  # PollingTransport.longest_hold, and a margin
+        try:
+            args = {"sid": sid, "method": method, "body": body}
+            status, text, content_type = await node.ask_worker(owner, FORWARDED, args, within)
+        except WorkerUnavailable as exc:
+            logger.info("long-polling request for %s: %s", sid, exc)
+            return SESSION_ID_UNKNOWN
+        return Reply(status, text, content_type)
 
     async def held_get(self, transport: PollingTransport[Any]) -> Reply:
         """The session's GET, given up when the client goes away meanwhile (what it would

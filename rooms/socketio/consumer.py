@@ -75,14 +75,6 @@ class SocketIOSocket(Transport[codec.Packet]):
     attachments: list[bytes]
     binary_size = 0
     address: str | None = None  # counted in OPEN_CONNECTIONS while this connection is open
-    # on the worker a socket moves to at an upgrade (rooms.socketio.upgrade): set once it is
-    # in all its rooms there (what the client sent meanwhile is taken then)
-    cut_over: asyncio.Event
-    # on the worker it moves to: the room events for it until the old worker's queue came,
-    # with the ids of multi-room events (rooms.cluster.fanout)
-    arriving: list[tuple[codec.Frame, str | None]]
-    # the rooms to tell of its departure instead of those it is in here (a failed handover)
-    depart_rooms: list[str] | None = None
 
     async def admit(self) -> bool:
         try:
@@ -186,99 +178,6 @@ class SocketIOSocket(Transport[codec.Packet]):
         else:
             return False
         return True
-
-    # ---- the handover to another worker at an upgrade (rooms.socketio.upgrade) -----------
-
-    def layer_handover_refusal(self) -> str | None:
-        if self.binary_head is not None:
-            return "a binary packet is half received"
-        if self.held is not None:
-            return "its CONNECT is in flight"
-        if self.sid is not None and self._local_socket() is None:
-            return "the socket is closing"
-        return None
-
-    def handover_state(self) -> dict[str, Any]:
-        sock = self._local_socket()
-        rooms = sorted(sock.rooms) if sock is not None else []
-        return {
-            "id_socket": self.sid,
-            "id_user": self.id_user,
-            "rooms": rooms,
-            "address": self.address,
-        }
-
-    async def take_over(self, state: dict[str, Any]) -> None:
-        """The socket rebuilt here with its id, user and rooms; no room hears of it. Room
-        events reach it from each room's mark on (WorkerNode.move_in), held until the old
-        worker's queue came."""
-        self.node = await self.scope["cluster"].node()
-        # the same client, counted here from now on
-        address = state.get("address") or scope_address(self.scope)
-        limit = settings.SOCKETIO_MAX_CONNECTIONS_PER_ADDRESS
-        self.address = address if OPEN_CONNECTIONS.admit(address, limit) else None
-        await self.opened()
-        self.cut_over = asyncio.Event()  # set once the socket is in all its rooms here
-        if state.get("id_socket") is None:  # upgrading before its CONNECT
-            self.cut_over.set()
-            return
-        self._tasks[0].cancel()  # no CONNECT is expected
-        self.sid, self.id_user = state["id_socket"], state["id_user"]
-        self.log_fields["socket"] = self.sid
-        rooms = list(state["rooms"])
-        self.hold()
-        self.arriving = []
-        sock = LocalSocket(
-            id_socket=self.sid,
-            id_user=self.id_user,
-            deliver=self.deliver,
-            deliver_now=self.deliver_now,
-            deliver_event=self._arriving_event,
-        )
-
-        def in_all_rooms() -> None:
-            self.cut_over.set()
-
-        await self.node.move_in(sock, rooms, in_all_rooms)
-
-    async def settled(self) -> None:
-        """What the client sent while its socket moved is taken once the socket is in all
-        its rooms here (a join or an identity-change then sees them all)."""
-        await asyncio.wait_for(self.cut_over.wait(), settings.SOCKETIO_PING_TIMEOUT_MS / 1000)
-
-    def handover_failed(self, left: list[str] | None) -> None:
-        """The old worker told its rooms of the departure but those it had given up: this
-        worker tells those, whichever of their marks it saw."""
-        self.depart_rooms = left
-
-    async def _arriving_event(self, frame: codec.Frame, event: str | None) -> None:
-        self.arriving.append((frame, event))
-
-    def arrived_frames(self, served: list[str]) -> list[codec.Frame]:
-        sock = self._local_socket()
-        if sock is None:
-            return []
-        self.node.fanout.mark_served(sock.id_socket, served)
-        seen = set(served)
-        frames = [frame for frame, event in self.arriving if event is None or event not in seen]
-        frames.extend(self.held or ())
-        # the worker it is on changed: told as on a connect (the room page shows it)
-        frames.append(codec.encode_event("handshake", {"procid": self.node.procid}))
-        self.arriving, self.held, sock.deliver_event = [], None, None
-        return frames
-
-    def moved_away(self) -> None:
-        """Forgotten here with no word to the rooms: the socket is in them on its new
-        worker."""
-        current = asyncio.current_task()
-        for task in getattr(self, "_tasks", ()):
-            if task is not current:
-                task.cancel()
-        self._tasks = []
-        sid, self.sid = self.sid, None
-        if sid is not None:
-            self.node.forget_moved(sid)
-        self.released()
 
     # ---- packets ------------------------------------------------------------------------
 
@@ -415,15 +314,14 @@ class SocketIOSocket(Transport[codec.Packet]):
         sock = self._local_socket()
         if sock is None:
             return GONE
-        rooms = sock.rooms
-        if rooms:
+        if sock.rooms:
             frame = codec.encode_event_frame("identity-change", body)
             size = codec.frame_size(frame)  # what Redis carries per room
-            if not self.fanout_budget.take(size * len(rooms)):
+            if not self.fanout_budget.take(size * len(sock.rooms)):
                 message = "identity-change fan-out budget exceeded: event dropped"
                 await self._emit("error", {"message": message})
                 return {"ok": False, "error": message}
-            await self.node.emit_to_rooms(sorted(rooms), frame, except_socket=sock.id_socket)
+            await self.node.emit_to_rooms(sorted(sock.rooms), frame, except_socket=sock.id_socket)
         return {"ok": True}
 
     # ---- rooms --------------------------------------------------------------------------
@@ -500,7 +398,7 @@ class SocketIOSocket(Transport[codec.Packet]):
         self._tasks = []
         sid, self.sid = self.sid, None
         if sid is not None:
-            self.node.remove(sid, announce=self.depart_rooms)
+            self.node.remove(sid)
 
 
 class SocketIOConsumer(SocketIOSocket, WebSocketTransport[codec.Packet]):

@@ -5,9 +5,8 @@ session's next PING); a POST brings the client's packets. One GET and one POST a
 session: a second one at once closes the session (400), as the spec's "HTTP long-polling"
 says (https://github.com/socketio/engine.io-protocol). A session is this worker's: requests
 that land on another worker are forwarded here (rooms.http.polling), and a WebSocket that
-upgrades it carries its packets from then on (rooms.socketio.upgrade): on this worker, or on
-another one that the session is handed over to first (`hand_over`, `ship`; there `arrive`,
-`took_over`), or, on a channel layer other than the bus's, through the bus.
+upgrades it carries its packets from then on (rooms.socketio.upgrade), on this worker or
+through the bus.
 
 Every limit of the WebSocket transport holds: messages and characters per second, maxPayload
 per packet and per POST, and what may wait for a client that does not poll (past
@@ -20,7 +19,6 @@ import asyncio
 import functools
 import hashlib
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -88,37 +86,6 @@ def sid_key(secret: str) -> bytes:
 SESSIONS: dict[str, PollingTransport[Any]] = {}
 """This worker's long-polling sessions (upgraded ones included), by sid."""
 
-MOVED: dict[str, tuple[str, float]] = {}
-"""Sessions of this worker handed over to another at an upgrade (rooms.socketio.upgrade):
-sid -> (the procid holding it now, until when its requests are forwarded there)."""
-
-
-ARRIVING: dict[str, asyncio.Future[None]] = {}
-"""Sessions being handed over to this worker (rooms.socketio.upgrade), by sid: done once
-in SESSIONS, or failed."""
-
-
-async def session_here(sid: str, within: float = 10.0) -> PollingTransport[Any] | None:
-    """This worker's session `sid`; one being handed over to it is waited for (its old
-    worker may forward a request the moment it let go of it)."""
-    arriving = ARRIVING.get(sid)
-    if sid not in SESSIONS and arriving is not None:
-        await asyncio.wait({arriving}, timeout=within)
-    return SESSIONS.get(sid)
-
-
-def moved_to(sid: str) -> str | None:
-    """The worker a session of this one was handed to, for pingInterval + pingTimeout."""
-    moved = MOVED.get(sid)
-    if moved is None:
-        return None
-    now = asyncio.get_running_loop().time()
-    if moved[1] < now:
-        for stale in [s for s, (_procid, until) in MOVED.items() if until < now]:
-            del MOVED[stale]
-        return None
-    return moved[0]
-
 
 class PollingTransport(Transport[M]):
     """One Engine.IO session over long-polling; a subclass is the layer above."""
@@ -134,14 +101,6 @@ class PollingTransport(Transport[M]):
         self.sink: Sink | None = None  # the WebSocket that did: every packet goes there
         self.relayed = asyncio.Lock()  # relayed packets are taken one after another, in order
         self.relaying: set[asyncio.Task[None]] = set()
-        # the handover to another worker (rooms.socketio.upgrade): the procid it goes to,
-        # what to call if the session ends meanwhile, and whether it is gone there
-        self.moving_to: str | None = None
-        self.move_aborted: Callable[[], None] | None = None
-        self.moved = False
-        # what the client sent while the session was moving: taken by the worker taking it
-        self.deferred: list[payload.Item] = []
-        self.arrived = False  # handed over to this worker by another
 
     # ---- the handshake -------------------------------------------------------------------
 
@@ -157,14 +116,6 @@ class PollingTransport(Transport[M]):
             upgrades=(WEBSOCKET,),
             transport=POLLING,
         )
-        self._set_up(session)
-        SESSIONS[session.sid] = self
-        open_packet = packets.encode(session.open(asyncio.get_running_loop().time()))
-        self.start_timer(session)
-        await self.opened()
-        return Reply(200, payload.encode([open_packet, *self._take()]))
-
-    def _set_up(self, session: Session) -> None:
         self.session = session
         self.log_fields = {"socket": session.sid}
         self.log = logging.LoggerAdapter(logger, self.log_fields)
@@ -173,130 +124,11 @@ class PollingTransport(Transport[M]):
         self.byte_budget = TokenBucket(
             byte_rate, burst=max(settings.SOCKETIO_MAX_PAYLOAD, 2 * byte_rate)
         )
-
-    # ---- the handover to another worker (rooms.socketio.upgrade) --------------------------
-
-    def handover_refusal(self) -> str | None:
-        """Why this session cannot be handed to another worker at this point, or None."""
-        session = self.session
-        if session is None or session.state is not State.OPEN or session.transport != POLLING:
-            return "not an open long-polling session"
-        if self.probing is not None or self.moving_to is not None:
-            return "an upgrade is under way already"
-        if self.posting:
-            return "a POST is being taken"
-        return self.layer_handover_refusal()
-
-    def layer_handover_refusal(self) -> str | None:
-        """Hook: why the layer above cannot hand its state over now, or None."""
-        return None
-
-    def handover_state(self) -> dict[str, Any]:
-        """Hook: the layer above's state for the worker taking the session over."""
-        return {}
-
-    async def take_over(self, state: dict[str, Any]) -> None:
-        """Hook: the layer above rebuilt from `handover_state`, on the worker taking over."""
-
-    def moved_away(self) -> None:
-        """Hook: the layer above lets go of a session another worker holds now."""
-
-    def handover_failed(self, left: list[str] | None) -> None:
-        """Hook: the handover to this worker failed, and the session is closed next;
-        `left`: the rooms the old worker had given the socket up in, when it said."""
-
-    def hand_over(self, procid: str) -> dict[str, Any]:
-        """The session goes to worker `procid`: its state, and from now on a GET answers
-        NOOP, and what is delivered queues up for that worker (POSTs are still taken)."""
-        session = self.session
-        assert session is not None
-        state = {
-            "sid": session.sid,
-            "ping_interval": session.ping_interval,
-            "ping_timeout": session.ping_timeout,
-            "max_payload": session.max_payload,
-            # the client expects a PING within pingInterval of the last one, whoever sends it
-            "ping_in": session.next_ping_in_ms(asyncio.get_running_loop().time()),
-            **self.handover_state(),
-        }
-        self.moving_to = procid
-        self.stop_timer()  # the heartbeat is the taker's from now on
-        self.wakeup.set()  # a pending GET answers NOOP
-        return state
-
-    async def ship(self) -> list[payload.Item]:
-        """What is queued for the client, taken at the end of the handover (after any POST
-        being taken); the session is forgotten here, and its requests forwarded to the
-        worker that has it for pingInterval + pingTimeout."""
-        session = self.session
-        assert session is not None and self.moving_to is not None
-        for _ in range(1000):  # a POST taken meanwhile: its replies are queued too
-            if not self.posting:
-                break
-            await asyncio.sleep(0.01)
-        items = self._take()
-        self.moved = True
-        SESSIONS.pop(session.sid, None)
-        until = asyncio.get_running_loop().time() + self.longest_hold()
-        MOVED[session.sid] = (self.moving_to, until)
-        self.moved_away()
-        return items
-
-    async def arrive(self, state: dict[str, Any], websocket: Sink) -> None:
-        """The session rebuilt on the worker taking it over, with `websocket` probing it,
-        from the state `hand_over` gave; `took_over` completes it."""
-        session = Session(
-            state["sid"],
-            ping_interval_ms=state["ping_interval"],
-            ping_timeout_ms=state["ping_timeout"],
-            max_payload=state["max_payload"],
-            upgrades=(WEBSOCKET,),
-            transport=POLLING,
-        )
-        self._set_up(session)
-        session.open(asyncio.get_running_loop().time(), state["ping_in"])
+        SESSIONS[session.sid] = self
+        open_packet = packets.encode(session.open(asyncio.get_running_loop().time()))
         self.start_timer(session)
-        self.arrived = True
-        self.probing = websocket
-        await self.take_over(state)
-
-    def arrived_frames(self, served: list[str]) -> list[Frame]:
-        """Hook: what the layer above held back during the handover, to send after what the
-        old worker had queued; `served` are the multi-room events that worker delivered."""
-        return []
-
-    def took_over(self, items: list[payload.Item], served: list[str]) -> payload.Item:
-        """What the session's old worker had queued goes first, then what came here since;
-        the session answers its requests here from now on. Returns the PONG "probe" to
-        write (ProtocolError when the session closed meanwhile)."""
-        session = self.session
-        assert session is not None
-        here = self._take()  # a PING of this worker's heartbeat, if one was due
-        for item in items:
-            self._put(item)
-        for frame in self.arrived_frames(served):
-            for part in [frame] if isinstance(frame, str) else frame:
-                self._put(part)
-        for item in here:
-            self._put(item)
-        return packets.encode(session.probe("probe"))
-
-    async def land(self, deferred: list[payload.Item]) -> None:
-        """The end of a handover here: once the layer above is settled, what the client
-        sent while the session was moving is taken, in order, before any later request
-        (those wait for the session to be in SESSIONS)."""
-        session = self.session
-        assert session is not None
-        await self.settled()
-        for item in deferred:
-            if session.state not in LIVE or not await self.take(item):
-                return
-        if session.state in LIVE:
-            SESSIONS[session.sid] = self
-
-    async def settled(self) -> None:
-        """Hook: until the layer above takes what the client sent (a socket's rooms are
-        all cut over to this worker)."""
+        await self.opened()
+        return Reply(200, payload.encode([open_packet, *self._take()]))
 
     # ---- GET and POST --------------------------------------------------------------------
 
@@ -308,19 +140,12 @@ class PollingTransport(Transport[M]):
         refusal = await self._refusal(session, "GET", self.getting)
         if refusal is not None:
             return refusal
-        if self.moving_to is not None:
-            return Reply(200, NOOP)  # handed to another worker, which answers from now on
         self.getting = True
         try:
             # a PING comes within pingInterval, or the session closes within pingTimeout of
             # one unanswered: the bound is a safety net, never what ends a GET on time
             hold_until = asyncio.get_running_loop().time() + self.longest_hold()
-            while (
-                not self.queue
-                and session.state is State.OPEN
-                and session.transport == POLLING
-                and self.moving_to is None
-            ):
+            while not self.queue and session.state is State.OPEN and session.transport == POLLING:
                 self.wakeup.clear()
                 try:
                     async with asyncio.timeout_at(hold_until):
@@ -329,11 +154,7 @@ class PollingTransport(Transport[M]):
                     break
             if session.state not in LIVE:  # what was queued (why it closed), then goodbye
                 return Reply(200, payload.encode([*self._take(), self.goodbye]))
-            if (
-                session.state is State.UPGRADING
-                or session.transport != POLLING
-                or self.moving_to is not None
-            ):
+            if session.state is State.UPGRADING or session.transport != POLLING:
                 return Reply(200, NOOP)  # releases the client's GET for the upgrade (spec)
             return Reply(200, payload.encode(self._take()) or NOOP)
         finally:
@@ -357,8 +178,7 @@ class PollingTransport(Transport[M]):
         """Whether the session is still live once what was due by now is done: a request
         that comes after the PONG's deadline finds the session closed (as it would be had
         the session's timer run first), not a PING it was too late to answer."""
-        if self.moving_to is None:  # else the heartbeat is the taker's
-            await self._act(session.tick(asyncio.get_running_loop().time()))
+        await self._act(session.tick(asyncio.get_running_loop().time()))
         return session.state in LIVE
 
     def longest_hold(self) -> float:
@@ -401,9 +221,6 @@ class PollingTransport(Transport[M]):
         if not self.byte_budget.take(len(item)):
             await self._over_budget("byte")
             return False
-        if self.moving_to is not None:  # the worker taking the session takes it
-            self.deferred.append(item)
-            return True
         text = item if isinstance(item, str) else None
         try:
             if text is None or text[:1] == MESSAGE:
@@ -426,18 +243,13 @@ class PollingTransport(Transport[M]):
 
     # ---- the upgrade to WebSocket -------------------------------------------------------
 
-    def upgradable(self) -> bool:
-        """Whether a WebSocket may probe this session (not upgraded already, probed by
-        another, being handed over to another worker, or closing)."""
+    def attach(self, websocket: Sink) -> bool:
+        """A WebSocket for this session, before its probe; False when the session cannot be
+        upgraded (upgraded already, probed by another, or closing)."""
         session = self.session
         if session is None or session.transport != POLLING or session.state is not State.OPEN:
             return False
-        return self.probing is None and self.moving_to is None
-
-    def attach(self, websocket: Sink) -> bool:
-        """A WebSocket for this session, before its probe; False when it is not
-        `upgradable`."""
-        if not self.upgradable():
+        if self.probing is not None:
             return False
         self.probing = websocket
         return True
@@ -492,10 +304,6 @@ class PollingTransport(Transport[M]):
         if self.sink is websocket:
             self.sink = None
             self._closed(TRANSPORT_CLOSE)
-        elif self.arrived:
-            # handed over for this WebSocket, reached over polling only through the old
-            # worker's forwarding, which ends: closed, the client opens a new session
-            self._closed(TRANSPORT_CLOSE)
         else:
             session.probe_failed()
 
@@ -506,7 +314,7 @@ class PollingTransport(Transport[M]):
         return items
 
     def _put(self, item: payload.Item) -> None:
-        if self.session is None or self.session.state not in LIVE or self.moved:
+        if self.session is None or self.session.state not in LIVE:
             return
         self.queue.append(item)
         self.queued_bytes += len(item)
@@ -562,11 +370,8 @@ class PollingTransport(Transport[M]):
         """The session ends: a pending GET gets CLOSE (NOOP when the client closed it), the
         layer above forgets it, and its sid names nothing from now on."""
         session = self.session
-        if session is None or self.moved:
+        if session is None:
             return
-        if self.moving_to is not None and self.move_aborted is not None:
-            aborted, self.move_aborted = self.move_aborted, None
-            aborted()  # the worker taking it over is told
         if session.state in LIVE:
             session.close(reason)
         self.goodbye = NOOP if session.close_reason == TRANSPORT_CLOSE else CLOSE

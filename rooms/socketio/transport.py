@@ -47,8 +47,6 @@ class Transport(Generic[M]):
     # Frames the layer above holds back until `release_held` (for Socket.IO, those that
     # arrive before its CONNECT reply has gone out); None while nothing is held.
     held: list[Frame] | None = None
-    # the worker this session is being handed to at an upgrade (long-polling only)
-    moving_to: str | None = None
     _timer: asyncio.Task[None] | None = None
 
     # ---- hooks for the layer above ------------------------------------------------------

@@ -50,24 +50,6 @@ def client_frame(opcode: int, payload: bytes = b"", *, fin: bool) -> bytes:
     return head + b"\0\0\0\0" + payload
 
 
-def websocket_handshake(sock: socket.socket, port: int, target: str) -> tuple[bytes, bytes]:
-    """Send a WebSocket handshake for `target` (RFC 6455 section 4.1); the head of the answer,
-    and the bytes that came after it."""
-    key = base64.b64encode(os.urandom(16)).decode()
-    sock.sendall(
-        f"GET {target} HTTP/1.1\r\n"
-        f"Host: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
-    )
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(4096)
-        assert chunk, data
-        data += chunk
-    head, _, rest = data.partition(b"\r\n\r\n")
-    return head, rest
-
-
 @dataclass
 class RawWebSocket:
     sock: socket.socket
@@ -87,7 +69,18 @@ class RawWebSocket:
     def upgrade(cls, sock: socket.socket, port: int, target: str) -> RawWebSocket:
         """The WebSocket handshake for `target` on a connection that may have served HTTP
         requests before (RFC 6455 section 4.1)."""
-        head, rest = websocket_handshake(sock, port, target)
+        key = base64.b64encode(os.urandom(16)).decode()
+        sock.sendall(
+            f"GET {target} HTTP/1.1\r\n"
+            f"Host: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+        )
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(4096)
+            assert chunk, data
+            data += chunk
+        head, _, rest = data.partition(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 101"), head
         return cls(sock, rest)
 

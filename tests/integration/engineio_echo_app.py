@@ -42,7 +42,7 @@ class EchoPolling(Echo, PollingTransport[Item]):
 
 polling = EngineIOHttp.serving(EchoPolling)
 websocket = EchoWebSocket.as_asgi()
-upgrade = UpgradeConsumer.as_asgi(new_session=EchoPolling)
+upgrade = UpgradeConsumer.as_asgi()
 
 
 async def route(scope: dict[str, Any], receive: Any, send: Any) -> None:

@@ -22,12 +22,7 @@ from http.client import HTTPConnection
 import aiohttp
 import pytest
 
-from tests.hostile.test_fragments import (
-    OPCODE_TEXT,
-    RawWebSocket,
-    client_frame,
-    websocket_handshake,
-)
+from tests.hostile.test_fragments import OPCODE_TEXT, RawWebSocket, client_frame
 from tests.integration.servers import Cluster, RedisServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.daphne]
@@ -370,15 +365,14 @@ def pid_of_owner(sid: str) -> int:
 class Connection:
     """One kept-alive HTTP/1.1 connection (so one worker), for polling and then an upgrade."""
 
-    def __init__(self, cluster: Cluster, path: str = "/engine.io/", query: str = "") -> None:
-        self.cluster, self.path, self.query = cluster, path, query
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
         self.http = HTTPConnection("127.0.0.1", cluster.port, timeout=10)
         self.http.connect()
 
     def request(self, query: str, body: str | None = None) -> tuple[int, str]:
         method = "GET" if body is None else "POST"
-        target = f"{self.path}?EIO=4&transport=polling{self.query}{query}"
-        self.http.request(method, target, body=body)
+        self.http.request(method, f"/engine.io/?EIO=4&transport=polling{query}", body=body)
         response = self.http.getresponse()
         return response.status, response.read().decode()
 
@@ -390,27 +384,19 @@ class Connection:
 
     def upgrade(self, sid: str) -> RawWebSocket:
         """This connection becomes a WebSocket for `sid` (an Upgrade on a kept-alive one)."""
-        head, rest = self.upgrade_answer(sid)
-        assert head.startswith(b"HTTP/1.1 101"), head
-        return RawWebSocket(self.http.sock, rest)
-
-    def upgrade_answer(self, sid: str) -> tuple[bytes, bytes]:
-        """The head of the answer to a WebSocket handshake for `sid`, and what followed it."""
-        target = f"{self.path}?EIO=4&transport=websocket&sid={sid}"
-        return websocket_handshake(self.http.sock, self.cluster.port, target)
+        target = f"/engine.io/?EIO=4&transport=websocket&sid={sid}"
+        return RawWebSocket.upgrade(self.http.sock, self.cluster.port, target)
 
 
-def on_each_worker(
-    cluster: Cluster, path: str = "/engine.io/", query: str = ""
-) -> tuple[Connection, Connection, str]:
-    """A connection to the worker holding a fresh session, one to another worker, and the
+def on_each_worker(cluster: Cluster) -> tuple[Connection, Connection, str]:
+    """A connection to the worker holding a fresh session, one to the other worker, and the
     session's sid."""
-    home = Connection(cluster, path, query)
+    home = Connection(cluster)
     sid = home.handshake()
     owner = pid_of_owner(sid)
     os.kill(owner, signal.SIGSTOP)
     try:
-        away = Connection(cluster, path, query)
+        away = Connection(cluster)
         assert pid_of_owner(away.handshake()) != owner
     finally:
         os.kill(owner, signal.SIGCONT)
@@ -437,24 +423,6 @@ def test_a_session_is_served_through_the_worker_that_does_not_hold_it(cluster: C
     for connection in (home, Connection(cluster)):
         assert connection.request(f"&sid={sid}")[0] == 400
     ws.close()
-
-
-def test_an_upgrade_on_the_other_worker_during_one_on_its_own_is_closed(
-    cluster: Cluster,
-) -> None:
-    """A session being upgraded where it lives is not handed to another worker: a second
-    WebSocket there is refused at its handshake, as on the session's own worker; the first
-    one upgrades."""
-    home, away, sid = on_each_worker(cluster)
-    first = home.upgrade(sid)
-    first.send(client_frame(OPCODE_TEXT, b"2probe", fin=True))
-    first.wait_for_text(lambda text: text == "3probe")
-    head, _rest = away.upgrade_answer(sid)
-    assert head.startswith(b"HTTP/1.1 403"), head
-    first.send(client_frame(OPCODE_TEXT, b"5", fin=True))
-    first.send(client_frame(OPCODE_TEXT, b"4still here", fin=True))
-    first.wait_for_text(lambda text: text == "4still here")
-    first.close()
 
 
 def test_a_session_whose_worker_is_gone_is_unknown(cluster: Cluster) -> None:

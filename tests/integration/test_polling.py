@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
-import types
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -23,7 +21,6 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.hostile.test_fragments import OPCODE_TEXT, RawWebSocket, client_frame
 from tests.integration.conftest import module_cluster
 from tests.integration.recording import Client, close_all
 from tests.integration.servers import Cluster, RedisServer
@@ -38,7 +35,6 @@ from tests.integration.test_clients import (
     run_node,
 )
 from tests.integration.test_cluster import scrape
-from tests.integration.test_engineio_conformance import Connection, on_each_worker
 from tests.integration.wire import roster, rosters_empty
 
 pytestmark = [pytest.mark.integration, pytest.mark.daphne]
@@ -330,99 +326,3 @@ async def test_a_flood_of_packets_over_polling_closes_its_session(cluster: Clust
     flood = "\x1e".join(['42["join","flood"]'] * 200).encode()
     assert (await request(url, "POST", flood))[0] == 400
     assert (await request(url))[0] == 400
-
-
-# ---- the upgrade on another worker: a handover -------------------------------------------
-
-
-def identity_numbers(texts: list[str]) -> list[int]:
-    """The numbers of the identity-change events among Engine.IO packets, in order."""
-    numbers = []
-    for text in texts:
-        if text.startswith('42["identity-change"'):
-            body = json.loads(text[2:])[1]
-            if "n" in body:
-                numbers.append(body["n"])
-    return numbers
-
-
-def poll_then_upgrade(home: Connection, away: Connection, sid: str, flowing: Any) -> RawWebSocket:
-    """A polling client as socket.io-client is: a few GETs while events flow, then the
-    upgrade on the other connection (so the other worker), polling released by NOOP."""
-    for _ in range(3):
-        status, body = home.request(f"&sid={sid}")
-        assert status == 200, body
-        flowing.texts.extend(body.split("\x1e"))
-    time.sleep(0.3)  # events queue up on the session's worker, shipped at the handover
-    ws = away.upgrade(sid)
-    ws.send(client_frame(OPCODE_TEXT, b"2probe", fin=True))
-    ws.wait_for_text(lambda text: text == "3probe")
-    assert home.request(f"&sid={sid}") == (200, "6")  # forwarded to the new worker: upgrading
-    ws.send(client_frame(OPCODE_TEXT, b"5", fin=True))
-    return ws
-
-
-async def test_an_upgrade_on_another_worker_hands_the_socket_over(cluster: Cluster) -> None:
-    """A polling socket whose WebSocket lands on another worker moves there while a sender
-    emits into its room: it receives every event exactly once, in order, across the
-    upgrade; it keeps its id, the roster names its new worker, the room hears no
-    socket-connected or socket-disconnected for it, and it still sends to the room."""
-    room, other = new_room("handover"), new_room("handover-other")
-    watcher, sender = Client(), Client()
-    try:
-        await watcher.connect(cluster.url, "2", room)
-        await sender.connect(cluster.url, "2", room)
-        home, away, sid = await asyncio.to_thread(
-            on_each_worker, cluster, "/socket.io/", "&id_user=1"
-        )
-        assert home.request(f"&sid={sid}", "40" + json.dumps({"room": room})) == (200, "ok")
-        status, body = home.request(f"&sid={sid}")
-        assert status == 200 and body.startswith("40"), body
-        id_socket = json.loads(body.split("\x1e")[0][2:])["sid"]
-        await watcher.wait_for("socket-connected", lambda arrived: arrived == id_socket)
-        # both in a second room: each event reaches the socket through two rooms, whose
-        # streams are cut apart, and still arrives once (rooms.cluster.fanout's event ids)
-        assert await sender.call("join", other) == {"ok": True}
-        join = "420" + json.dumps(["join", other])
-        assert home.request(f"&sid={sid}", join) == (200, "ok")
-        assert home.request(f"&sid={sid}") == (200, '430[{"ok":true}]')
-        flowing = types.SimpleNamespace(texts=[], upgraded=False)
-
-        async def send_numbers() -> int:
-            n, after = 0, 0
-            while after < 10:
-                await sender.sio.emit("identity-change", {"n": n})
-                await asyncio.sleep(0.06)  # under SOCKETIO_IDENTITY_CHANGE_RATE
-                n += 1
-                after += flowing.upgraded
-            return n - 1
-
-        sending = asyncio.create_task(send_numbers())
-        try:
-            ws = await asyncio.to_thread(poll_then_upgrade, home, away, sid, flowing)
-        finally:
-            flowing.upgraded = True
-        last = await sending
-        await asyncio.to_thread(ws.wait_for_text, lambda t: f'"n":{last}' in t.replace(" ", ""))
-        assert identity_numbers(flowing.texts + ws.texts) == list(range(last + 1))
-
-        for entries in (await roster(cluster, room), await roster(cluster, other)):
-            moved = [e for e in entries if e["id_socket"] == id_socket]
-            assert len(moved) == 1, entries  # listed once: by its new worker, not the old
-            assert moved[0]["procid"].split("-")[1] != sid.split(".")[1].split("-")[1], entries
-        handshakes = [json.loads(t[2:])[1] for t in ws.texts if t.startswith('42["handshake"')]
-        assert handshakes == [{"procid": moved[0]["procid"]}]  # the socket is told its worker
-        await asyncio.sleep(0.3)
-        assert watcher.payloads("socket-connected").count(id_socket) == 1  # its CONNECT's
-        assert id_socket not in watcher.payloads("socket-disconnected")
-        frame = "42" + json.dumps(["identity-change", {"n": "after"}])
-        ws.send(client_frame(OPCODE_TEXT, frame.encode(), fin=True))
-        assert await watcher.wait_for("identity-change", lambda b: b.get("n") == "after") == {
-            "n": "after",
-            "id_user": "1",
-        }
-        ws.close()
-        await watcher.wait_for("socket-disconnected", lambda gone: gone == id_socket)
-    finally:
-        await close_all([watcher, sender])
-    await rosters_empty(cluster, [room, other])

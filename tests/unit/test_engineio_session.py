@@ -318,15 +318,3 @@ def test_a_late_tick_does_not_give_the_peer_longer_to_answer() -> None:
     pinged(session, T0 + 0.3 + 0.15)  # the PING was due at T0 + 0.3
     assert session.next_deadline == pytest.approx(T0 + 0.5)
     assert session.tick(T0 + 0.5) == (CloseConnection(PING_TIMEOUT),)
-
-
-def test_a_session_taken_over_keeps_its_ping_rhythm() -> None:
-    """Handed to another worker at an upgrade, a session pings when its old worker would
-    have (the client expects one within pingInterval); one waiting for a PONG pings at once."""
-    session = opened()
-    assert session.next_ping_in_ms(T0 + 0.1) == pytest.approx(PING_INTERVAL - 100)
-    pinged(session, T0 + PING_INTERVAL / 1000)
-    assert session.next_ping_in_ms(T0 + 0.4) == 0.0
-    taken = Session("x", ping_interval_ms=PING_INTERVAL, ping_timeout_ms=200, max_payload=10)
-    taken.open(T0, first_ping_in_ms=50)
-    assert taken.next_deadline == pytest.approx(T0 + 0.05)
